@@ -1,0 +1,34 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Each sets itself up on a fresh clone.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean setup
+
+setup: $(STAMP) node_modules/.package-lock.json
+
+# The virtual environment is rebuilt only when the dependency declarations change.
+$(STAMP): pyproject.toml requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# Azurite comes from package-lock.json, exactly.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+demo: setup
+	$(PY) -m pipelines.demo
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf .local reports bench/out
