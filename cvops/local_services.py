@@ -1,0 +1,230 @@
+"""Start and stop the two local stand-ins for Azure: Azurite (Blob Storage) and the local Custom Vision service.
+
+Why here and not in the tests: the demo, the benchmarks, `cvops function run-local` and the test fixtures all need the same
+thing (free loopback port, wait until it answers, stop it for sure, also on failure), and one implementation keeps them honest.
+Both run as real child processes speaking real HTTP; nothing is faked in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from cvops.errors import CvopsError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Azurite's well-known development account. It is public (documented by Microsoft), not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+# A well-formed ARM id for the local prediction "resource": publish needs one, and the local service checks its shape.
+LOCAL_PREDICTION_RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cvops-local/providers/"
+    "Microsoft.CognitiveServices/accounts/cvops-local-prediction"
+)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until(ready, *, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CvopsError(f"{what} exited with code {proc.returncode} before it was ready",
+                             hint=f"see its log: {log}\n{_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise CvopsError(f"{what} did not answer within {timeout:.0f} s", hint=f"see its log: {log}\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a child and its own children: SIGTERM to its process group, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+@dataclass
+class Azurite:
+    """A running Azurite blob service on a loopback port."""
+
+    port: int
+    process: subprocess.Popen
+    location: Path | None
+    log: Path
+
+    @property
+    def blob_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={self.blob_endpoint};")
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def azurite_binary() -> Path:
+    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        raise CvopsError(f"Azurite is not installed ({binary} is missing)",
+                         hint="run 'npm ci' in the repository root (make demo / make test do it)")
+    return binary
+
+
+def start_azurite(*, port: int | None = None, location: Path | None = None, log_dir: Path | None = None,
+                  timeout: float = 30.0) -> Azurite:
+    """Start Azurite's blob service. `location=None` keeps its data in memory (tests); a folder persists it (demo)."""
+    port = port or free_port()
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="cvops-azurite-log-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"azurite-{port}.log"
+    cmd = [str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+           "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
+    if location is None:
+        cmd.append("--inMemoryPersistence")
+    else:
+        location.mkdir(parents=True, exist_ok=True)
+        cmd += ["--location", str(location)]
+    if shutil.which("node") is None:
+        raise CvopsError("Node.js is not on PATH; Azurite needs it", hint="install Node.js 20 (https://nodejs.org)")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    azurite = Azurite(port=port, process=proc, location=location, log=log)
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        _wait_until(ready, timeout=timeout, what=f"Azurite on port {port}", proc=proc, log=log)
+    except BaseException:
+        azurite.stop()
+        raise
+    return azurite
+
+
+@dataclass
+class LocalCustomVision:
+    """A running local Custom Vision service (`python -m emulator`) on a loopback port."""
+
+    port: int
+    process: subprocess.Popen
+    log: Path
+    training_key: str
+    prediction_key: str
+    flags: dict = field(default_factory=dict)
+    prediction_resource_id: str = LOCAL_PREDICTION_RESOURCE_ID
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_local_custom_vision(*, port: int | None = None, data_dir: Path | None = None,
+                              training_key: str | None = None, prediction_key: str | None = None,
+                              latency_ms: int | None = None, prediction_tps: float | None = None,
+                              training_tps: float | None = None, fault_rate: float | None = None,
+                              extra_args: list[str] | None = None, log_dir: Path | None = None,
+                              timeout: float = 60.0) -> LocalCustomVision:
+    """Start the local Custom Vision service. `data_dir=None` keeps everything in memory."""
+    from emulator import DEFAULT_PREDICTION_KEY, DEFAULT_TRAINING_KEY
+
+    port = port or free_port()
+    training_key = training_key or DEFAULT_TRAINING_KEY
+    prediction_key = prediction_key or DEFAULT_PREDICTION_KEY
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="cvops-cv-log-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"custom-vision-{port}.log"
+    cmd = [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port),
+           "--training-key", training_key, "--prediction-key", prediction_key]
+    cmd += ["--data-dir", str(data_dir)] if data_dir is not None else ["--in-memory"]
+    flags = {"latency-ms": latency_ms, "prediction-tps": prediction_tps, "training-tps": training_tps,
+             "fault-rate": fault_rate}
+    for name, value in flags.items():
+        if value is not None:
+            cmd += [f"--{name}", str(value)]
+    cmd += extra_args or []
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=REPO_ROOT, start_new_session=True)
+    service = LocalCustomVision(port=port, process=proc, log=log, training_key=training_key,
+                                prediction_key=prediction_key, flags={k: v for k, v in flags.items() if v is not None})
+
+    def ready() -> bool:
+        # Any HTTP answer means the server is up; the domains call is cheap and needs only the training key.
+        try:
+            requests.get(f"{service.endpoint}/customvision/v3.3/training/domains",
+                         headers={"Training-Key": training_key}, timeout=0.5)
+            return True
+        except requests.RequestException:
+            return False
+
+    try:
+        _wait_until(ready, timeout=timeout, what=f"the local Custom Vision service on port {port}", proc=proc, log=log)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+@contextlib.contextmanager
+def running_azurite(**kwargs) -> Iterator[Azurite]:
+    """Azurite for the length of a `with` block; stopped on the way out, also on failure."""
+    azurite = start_azurite(**kwargs)
+    try:
+        yield azurite
+    finally:
+        azurite.stop()
+
+
+@contextlib.contextmanager
+def running_local_custom_vision(**kwargs) -> Iterator[LocalCustomVision]:
+    """The local Custom Vision service for the length of a `with` block; stopped on the way out, also on failure."""
+    service = start_local_custom_vision(**kwargs)
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -1,0 +1,74 @@
+"""The Function App's settings: one catalogue, read by the code, set by infra/ and documented in the README.
+
+Why one catalogue: a setting the Bicep forgets, or a name the code reads that nobody sets, fails only in Azure and only at
+run time. `SETTINGS` is the single list; `tests/test_infra_settings.py` checks the Bicep against it, and
+`local.settings.example.json` is generated from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cvops.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One app setting: its name, whether the app refuses to start without it, its default, and what it is for."""
+
+    name: str
+    doc: str
+    default: str | None = None
+    required: bool = False
+    secret: bool = False
+
+
+# The storage connection used by the triggers and outputs. In Azure it is identity-based: `CVOPS_STORAGE__blobServiceUri`,
+# `CVOPS_STORAGE__queueServiceUri`, `CVOPS_STORAGE__credential` and `CVOPS_STORAGE__clientId`; locally it is a connection string
+# in `CVOPS_STORAGE` itself. The binding decorators take the prefix as `connection=STORAGE_CONNECTION`.
+STORAGE_CONNECTION = "CVOPS_STORAGE"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("VISION_PREDICTION_ENDPOINT", "Custom Vision prediction endpoint, e.g. https://<name>.cognitiveservices.azure.com/",
+            required=True),
+    Setting("VISION_PREDICTION_KEY", "Prediction key; empty means keyless access through the managed identity.", secret=True),
+    Setting("VISION_PROJECT_ID", "Id of the Custom Vision project whose published iteration classifies images.", required=True),
+    Setting("VISION_PUBLISH_NAME", "Publish name of the iteration to use (cvops publish --name).", required=True),
+    Setting("VISION_MODERATION_ENDPOINT", "Computer Vision 3.2 endpoint for adult/racy/gore scores; empty: no moderation.",
+            ),
+    Setting("VISION_MODERATION_KEY", "Computer Vision key; empty means keyless access (managed identity).", secret=True),
+    Setting("CVOPS_INCOMING_CONTAINER", "Container whose new blobs are classified.", default="incoming"),
+    Setting("CVOPS_CLASSIFIED_CONTAINER", "Accepted images, copied under <tag>/.", default="classified"),
+    Setting("CVOPS_REVIEW_CONTAINER", "Images a person must look at.", default="review"),
+    Setting("CVOPS_REJECTED_CONTAINER", "Images refused by policy (e.g. moderation).", default="rejected"),
+    Setting("CVOPS_QUARANTINE_CONTAINER", "Images that are not usable (corrupt, unsupported, too large to fix).",
+            default="quarantine"),
+    Setting("CVOPS_RESULTS_CONTAINER", "Result records: one JSON per decision and date-partitioned JSON Lines.",
+            default="results"),
+    Setting("CVOPS_BACKLOG_QUEUE", "Storage queue that fans a backlog of existing blobs out to the same handler.",
+            default="cvops-backlog"),
+    Setting("CVOPS_POLICY", "Routing policy: inline JSON, or a path to a YAML/JSON file relative to the app root.",
+            default="policy.yaml"),
+    Setting("CVOPS_STORE_PREDICTIONS", "true: classify_image (stored in the project); false: classify_image_with_no_store.",
+            default="false"),
+    Setting("CVOPS_MOVE_SOURCE", "true: delete the incoming blob after its copy is verified.", default="false"),
+    Setting("CVOPS_PREDICTION_TPS", "Client-side pacing of prediction calls per second and instance (S0 allows 10/20).",
+            default="10"),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def read(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of a catalogued setting, its default when unset, or a ConfigurationError naming it when required."""
+    setting = BY_NAME[name]
+    env = os.environ if environ is None else environ
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if setting.required:
+        raise ConfigurationError(f"app setting {name} is not set: {setting.doc}",
+                                 hint=f"set {name} in the Function App's settings (local: local.settings.json)")
+    return setting.default or ""
