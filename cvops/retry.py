@@ -1,0 +1,516 @@
+"""Retry and pacing for every service call cvops makes.
+
+Why the project owns this instead of the SDKs: msrest (under the Custom Vision and Computer Vision SDKs) raises a 429 at
+once without retrying, and with urllib3 2.x it never retries a POST on 5xx either (its method allow-list is set under
+a name urllib3 2 ignores). Classify and upload calls are POSTs, and 429 is the normal answer when a run goes faster
+than the pricing tier allows (F0: 2 predictions/s, S0: 10-20/s). So clients are built with the SDK retries off
+(:mod:`cvops.clients`) and every call goes through :func:`call`, which
+
+* paces calls with a shared :class:`Pacer` so a run stays inside the tier instead of bouncing off 429s,
+* waits what the service asks on 429 (``Retry-After``, or the seconds named in the message) and makes the whole pacer
+  hold off, so concurrent workers do not keep hammering,
+* backs off exponentially with full jitter on 5xx, 408 and connection failures,
+* never repeats blindly a non-idempotent request that may already have been applied,
+* and turns what is left into a :mod:`cvops.errors` error that names the call and what to do.
+
+The loop itself is tenacity's: it already gives wait-before-stop ordering (so the time budget can account for the
+upcoming sleep), injectable sleep, and before-sleep hooks; this module only supplies the policy.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from msrest.exceptions import ClientRequestError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from cvops.errors import ConfigurationError, CvopsError, ServiceError, ThrottledError, TransientServiceError
+
+__all__ = ["Pacer", "RetryPolicy", "call", "classify", "retry_after_seconds"]
+
+T = TypeVar("T")
+Kind = Literal["throttled", "transient", "permanent"]
+
+
+class Pacer:
+    """Thread-safe client-side rate limiter: at most ``calls_per_second`` on average, ``burst`` at once.
+
+    It is a token bucket written as GCRA (one "theoretical arrival time" instead of a token count): each
+    :meth:`wait` reserves the next free slot under a lock and sleeps outside it, so threads sharing one pacer get
+    distinct slots and the lock is never held while sleeping. :meth:`penalize` is for 429s: it pushes every slot
+    past the service's ``Retry-After``, including those already handed to sleeping threads (they re-check on waking).
+    ``clock`` and ``sleep`` are injectable so tests run on a fake clock.
+    """
+
+    def __init__(
+        self,
+        calls_per_second: float,
+        *,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+    ):
+        if not isinstance(calls_per_second, int | float) or not math.isfinite(calls_per_second) or calls_per_second <= 0:
+            raise ConfigurationError(
+                f"Pacer calls_per_second must be a positive number, got {calls_per_second!r}",
+                setting="calls_per_second",
+                hint="Use the pricing tier's limit, e.g. 2 for F0 predictions or 10 for S0.",
+            )
+        if not isinstance(burst, int) or burst < 1:
+            raise ConfigurationError(
+                f"Pacer burst must be an integer of at least 1, got {burst!r}",
+                setting="burst",
+                hint="Use 1 unless the service is known to accept short bursts.",
+            )
+        self.calls_per_second = float(calls_per_second)
+        self.burst = burst
+        self._interval = 1.0 / self.calls_per_second
+        self._tolerance = (burst - 1) * self._interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tat = -math.inf  # theoretical arrival time of the next call at the steady rate
+        self._blocked_until = -math.inf
+
+    def _reserve(self) -> tuple[float, float]:
+        """Take the next slot; return (now, the time the caller may send)."""
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat, now)
+            send_at = max(now, tat - self._tolerance, self._blocked_until)
+            self._tat = max(tat, send_at) + self._interval
+            return now, send_at
+
+    def wait(self) -> float:
+        """Block until the next call may go; return the seconds waited."""
+        started = self._clock()
+        while True:
+            now, send_at = self._reserve()
+            if send_at > now:
+                self._sleep(send_at - now)
+            with self._lock:
+                if self._clock() >= self._blocked_until:
+                    break
+            # A 429 came in while we slept: our slot is void, queue again behind the penalty.
+        return max(0.0, self._clock() - started)
+
+    def penalize(self, seconds: float) -> None:
+        """After a 429: nobody sends for ``seconds``, and no burst right after either."""
+        if not seconds > 0:
+            return
+        with self._lock:
+            until = self._clock() + seconds
+            self._blocked_until = max(self._blocked_until, until)
+            self._tat = max(self._tat, until + self._tolerance)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard :func:`call` tries: attempts in all (first included), backoff base and cap, and a wall-clock budget.
+
+    The defaults ride out a few seconds of throttling or a service restart yet give up within two minutes, well
+    inside a Functions timeout (5 min on Consumption), so the host can still record the failure.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_total: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}",
+                                     setting="max_attempts")
+        for name in ("base_delay", "max_delay", "max_total"):
+            if not getattr(self, name) >= 0:
+                raise ConfigurationError(f"RetryPolicy.{name} must be zero or more, got {getattr(self, name)}",
+                                         setting=name)
+
+
+# --- reading exceptions -------------------------------------------------------------------------------------------
+
+_RETRY_AFTER_TEXT = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)\s*(milliseconds?|ms|seconds?|secs?|s)\b", re.I)
+_MSREST_STATUS_TEXT = re.compile(r"too many (\d{3}) error responses")
+_POOL_TEXT = re.compile(r"(http|https)ConnectionPool\(host='([^']+)', port=(\d+)\)", re.I)
+_SECRET_QUERY = re.compile(r"((?:sig|se|st|skoid|sktid|code|subscription-key)=)[^&\s'\"]+", re.I)
+_PERMANENT_REQUEST_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.URLRequired,
+    requests.exceptions.InvalidHeader,
+)
+_KEY_HEADERS = {
+    "training-key": "Custom Vision training key",
+    "prediction-key": "Custom Vision prediction key",
+    "ocp-apim-subscription-key": "Computer Vision key",
+    "authorization": "credential",
+}
+
+
+def _response(exc: BaseException) -> Any:
+    return getattr(exc, "response", None)
+
+
+def _headers(exc: BaseException) -> dict[str, str]:
+    """The response headers, lower-cased (requests and azure-core both have case-insensitive mappings, but not dicts)."""
+    raw = getattr(_response(exc), "headers", None)
+    if not raw:
+        return {}
+    try:
+        return {str(k).lower(): str(v) for k, v in raw.items()}
+    except AttributeError:
+        return {}
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """What msrest wrapped (it keeps it in ``inner_exception``) or what the exception was raised from."""
+    inner = getattr(exc, "inner_exception", None)
+    if isinstance(inner, BaseException):
+        return inner
+    return exc.__cause__
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status the service answered with, if it answered."""
+    response = _response(exc)
+    for value in (getattr(response, "status_code", None), getattr(response, "status", None),
+                  getattr(exc, "status_code", None)):
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value
+    if isinstance(exc, ClientRequestError):
+        # msrest with retries=0 but the default status_forcelist turns a 5xx on GET into
+        # "RetryError ... too many 503 error responses": the server did answer.
+        match = _MSREST_STATUS_TEXT.search(str(exc))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _code(exc: BaseException) -> str | None:
+    """The service's error code: Custom Vision ``{"code"}``, Computer Vision ``{"error": {"code"}}``, azure-core."""
+    error = getattr(exc, "error", None)
+    for candidate in (getattr(error, "code", None), getattr(getattr(error, "error", None), "code", None),
+                      getattr(exc, "error_code", None)):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def _redact(text: str) -> str:
+    return _SECRET_QUERY.sub(r"\1REDACTED", text)
+
+
+def _endpoint(exc: BaseException) -> str | None:
+    """scheme://host of the request that failed (never the query: it may hold a SAS signature)."""
+    response = _response(exc)
+    request = getattr(response, "request", None)
+    url = getattr(request, "url", None) or getattr(response, "url", None)
+    if not url:
+        # msrest/requests connection errors only carry "HTTPConnectionPool(host='h', port=p)" in their text.
+        match = _POOL_TEXT.search(str(exc))
+        return f"{match.group(1).lower()}://{match.group(2)}:{match.group(3)}" if match else None
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else None
+
+
+def _key_name(exc: BaseException) -> str:
+    """Which key the failed request carried, from its headers: the 401 message should say which one is wrong."""
+    request = getattr(_response(exc), "request", None)
+    headers = getattr(request, "headers", None) or {}
+    names = {str(k).lower() for k in headers}
+    for header, name in _KEY_HEADERS.items():
+        if header in names:
+            return name
+    return "key"
+
+
+def _service_message(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str) or not message:
+        message = str(exc) or type(exc).__name__
+    return _redact(" ".join(message.split()))[:500]
+
+
+def _describe(exc: BaseException) -> str:
+    """One line about the failure: status, code and message when the service answered; the exception otherwise."""
+    status = _status(exc)
+    code = _code(exc)
+    message = _service_message(exc)
+    if status is None:
+        return f"{type(exc).__name__}: {message}"
+    head = f"HTTP {status}" + (f" {code}" if code else "")
+    return f"{head}: {message}"
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """How long the service asked us to wait, in seconds, or ``None`` if it did not say.
+
+    Reads, in order: ``retry-after-ms`` / ``x-ms-retry-after-ms`` and ``Retry-After`` (delta-seconds or an HTTP date)
+    from the response of a ``CustomVisionErrorException``, ``ComputerVisionErrorResponseException`` (both msrest
+    ``HttpOperationError``) or azure-core ``HttpResponseError``; then the "retry after N second(s)" that Custom Vision
+    writes in its 429 message body when there is no header.
+    """
+    headers = _headers(exc)
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        if name in headers:
+            try:
+                return max(0.0, float(headers[name]) / 1000.0)
+            except ValueError:
+                pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+                return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    candidates = [str(exc)]
+    inner = _inner(exc)
+    if inner is not None:
+        candidates.append(str(inner))
+    for text in candidates:
+        match = _RETRY_AFTER_TEXT.search(text)
+        if match:
+            number = float(match.group(1))
+            return number / 1000.0 if match.group(2).lower().startswith("m") else number
+    return None
+
+
+def classify(exc: BaseException) -> Kind:
+    """Sort a failure: ``throttled`` (HTTP 429), ``transient`` (worth retrying later) or ``permanent``.
+
+    transient: 5xx, 408, msrest ``ClientRequestError`` (connection/timeouts, or 5xx turned into a RetryError),
+    requests ``ConnectionError``/``Timeout``, azure-core ``ServiceRequestError``/``ServiceResponseError``, and the
+    socket-level ``TimeoutError``/``ConnectionError``. A ``ClientRequestError`` caused by a malformed URL is
+    permanent: retrying cannot fix an endpoint typo. cvops' own errors keep their kind.
+    Everything else is permanent (401, 403, 404, 400 with a code, programming errors...).
+    """
+    if isinstance(exc, ThrottledError):
+        return "throttled"
+    if isinstance(exc, TransientServiceError):
+        return "transient"
+    if isinstance(exc, CvopsError):
+        return "permanent"
+    status = _status(exc)
+    if status == 429:
+        return "throttled"
+    if status is not None:
+        return "transient" if status >= 500 or status == 408 else "permanent"
+    if isinstance(exc, ClientRequestError):
+        inner = _inner(exc)
+        return "permanent" if isinstance(inner, _PERMANENT_REQUEST_ERRORS) else "transient"
+    if isinstance(exc, _PERMANENT_REQUEST_ERRORS):
+        return "permanent"
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | requests.ConnectionError | requests.Timeout
+                  | TimeoutError | ConnectionError):
+        return "transient"
+    return "permanent"
+
+
+def _never_applied(exc: BaseException) -> bool:
+    """True when the service cannot have acted on the request, so even a non-idempotent one may be sent again.
+
+    That is when it answered with an error status (429/5xx: the front end refused it), or when no connection was
+    ever made (connection refused, DNS failure, connect timeout; azure-core's ``ServiceRequestError`` means exactly
+    "no request was sent"). A read timeout or a connection reset after sending is not: the request may have been
+    applied, and repeating a POST could, e.g., start a second training run.
+    """
+    if _status(exc) is not None:
+        return True
+    if isinstance(exc, ServiceRequestError) and not isinstance(exc, ServiceResponseError):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.exceptions.ConnectTimeout | ConnectTimeoutError | ConnectionRefusedError):
+            return True  # urllib3's NewConnectionError (refused, DNS) is a ConnectTimeoutError
+        if isinstance(current, MaxRetryError) and isinstance(current.reason, ConnectTimeoutError):
+            return True
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = _inner(current) or (nested[0] if nested else None)
+    return False
+
+
+# --- the one entry point ------------------------------------------------------------------------------------------
+
+def _backoff(policy: RetryPolicy, attempt: int, uniform: Callable[[float, float], float], *, floor_half: bool) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog); 'equal jitter' for 429s with no hint, so a
+    throttled caller always waits at least half the step."""
+    cap = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
+    if floor_half:
+        return cap / 2 + uniform(0.0, cap / 2)
+    return uniform(0.0, cap)
+
+
+def _permanent_error(exc: BaseException, what: str) -> BaseException:
+    """The error to raise for a permanent failure: a ServiceError when the service answered, else the original."""
+    if isinstance(exc, CvopsError):
+        return exc
+    if isinstance(exc, ClientRequestError) and isinstance(_inner(exc), _PERMANENT_REQUEST_ERRORS):
+        return ConfigurationError(
+            f"{what}: the endpoint URL is not usable ({_service_message(_inner(exc) or exc)})",
+            setting="endpoint",
+            hint="Set the endpoint to the resource's URL, e.g. https://<name>.cognitiveservices.azure.com/.",
+        )
+    status = _status(exc)
+    if status is None:
+        return exc  # not a service answer (a bug, bad argument...): let it surface as itself
+    code = _code(exc)
+    endpoint = _endpoint(exc) or "the configured endpoint"
+    detail = _describe(exc)
+    if status == 401:
+        key = _key_name(exc)
+        return ServiceError(
+            f"{what}: the {key} was refused by {endpoint} ({detail})",
+            code=code, status=status,
+            hint=f"The {key} or the endpoint is wrong: use a key of the resource at {endpoint} "
+                 f"(Azure portal > the resource > Keys and Endpoint), or point the endpoint at the key's resource.",
+        )
+    if status == 403:
+        hint = ("The key or identity is not allowed this operation, or the pricing tier's quota is used up: "
+                "check the resource's role assignments and quota.")
+    elif status == 404:
+        hint = ("Check that the project, iteration, publish name or blob exists at "
+                f"{endpoint} (a prediction needs the publish name of a published iteration).")
+    elif status == 413:
+        hint = "The request is too large for the service: send smaller images or fewer per batch."
+    else:
+        hint = "Fix the request (see the service's code and message) and run again; retrying as-is will not help."
+    return ServiceError(f"{what} failed: {detail}", code=code, status=status, hint=hint)
+
+
+def _exhausted_error(exc: BaseException, what: str, attempts: int, elapsed: float) -> TransientServiceError:
+    detail = _describe(exc)
+    if classify(exc) == "throttled":
+        return ThrottledError(
+            f"{what}: still throttled (HTTP 429) after {attempts} attempts over {elapsed:.1f} s ({detail})",
+            code=_code(exc), status=429, attempts=attempts,
+            hint="Lower the calls per second (the pacer's rate) to the pricing tier's limit or move to a higher tier, "
+                 "then try again later.",
+        )
+    return TransientServiceError(
+        f"{what}: the service was still failing after {attempts} attempts over {elapsed:.1f} s ({detail})",
+        code=_code(exc), status=_status(exc), attempts=attempts,
+        hint=f"The service at {_endpoint(exc) or 'the endpoint'} is busy or unreachable: try again later, "
+             "and check the endpoint and network if it persists.",
+    )
+
+
+def call(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    pacer: Pacer | None = None,
+    policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
+    idempotent: bool = True,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> T:
+    """Run ``fn`` (one service call) under pacing and retry; return its result or raise a cvops error naming ``what``.
+
+    * before each attempt: ``pacer.wait()``;
+    * 429: wait ``Retry-After`` (or the seconds in the message, or a backoff), ``pacer.penalize`` by it, retry;
+    * transient (5xx, 408, connection failures, timeouts): exponential backoff with full jitter, then retry, but if
+      ``idempotent`` is false only when the request cannot have been applied (see :func:`_never_applied`): a 5xx
+      answer means the service refused it, a refused connection means it never left; a reset or read timeout after
+      sending might have been applied, so it raises :class:`TransientServiceError` at once instead of repeating it;
+    * permanent with a service answer: :class:`ServiceError` at once (a 401 names the key and endpoint to fix);
+      an endpoint that is not a URL: :class:`ConfigurationError`; anything else (a bug) propagates unchanged;
+    * attempts or ``policy.max_total`` exhausted: :class:`ThrottledError` / :class:`TransientServiceError`,
+      chained to the last exception.
+
+    ``on_retry(attempt, exc, delay)`` is called before each sleep (for logs and metrics). ``sleep``, ``clock`` and
+    ``uniform`` are injectable so tests run without real time or randomness.
+    """
+    started = clock()
+    attempts = 0
+
+    def attempt() -> T:
+        nonlocal attempts
+        attempts += 1
+        if pacer is not None:
+            pacer.wait()
+        return fn()
+
+    def should_retry(exc: BaseException) -> bool:
+        kind = classify(exc)
+        if kind == "permanent" or isinstance(exc, CvopsError):
+            return False
+        return idempotent or _never_applied(exc)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and classify(exc) == "throttled":
+            asked = retry_after_seconds(exc)
+            if asked is not None:
+                return asked
+            return _backoff(policy, state.attempt_number, uniform, floor_half=True)
+        return _backoff(policy, state.attempt_number, uniform, floor_half=False)
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= policy.max_attempts:
+            return True
+        return (clock() - started) + state.upcoming_sleep > policy.max_total
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is None:
+            return
+        if pacer is not None and classify(exc) == "throttled":
+            pacer.penalize(state.upcoming_sleep)
+        if on_retry is not None:
+            on_retry(state.attempt_number, exc, state.upcoming_sleep)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(should_retry),
+        wait=wait,
+        stop=stop,
+        before_sleep=before_sleep,
+        sleep=sleep,
+        reraise=False,
+    )
+    try:
+        return retrying(attempt)
+    except tenacity.RetryError as gave_up:
+        last = gave_up.last_attempt.exception()
+        assert last is not None  # RetryError is only raised after a failed attempt
+        raise _exhausted_error(last, what, gave_up.last_attempt.attempt_number, clock() - started) from last
+    except CvopsError:
+        raise
+    except Exception as exc:
+        if classify(exc) != "permanent":
+            # Transient, but not idempotent and possibly applied: say so instead of repeating it.
+            raise TransientServiceError(
+                f"{what}: the connection failed after the request was sent ({_describe(exc)}); "
+                "not repeated automatically because the service may already have applied it",
+                code=_code(exc), status=_status(exc), attempts=attempts,
+                hint="Check whether it took effect (list the project's images, iterations or publications) "
+                     "before running it again.",
+            ) from exc
+        error = _permanent_error(exc, what)
+        if error is exc:
+            raise
+        raise error from exc
