@@ -1,0 +1,154 @@
+"""Validation and normalisation of incoming images: one test per kind of file an operator receives."""
+
+from __future__ import annotations
+
+import io
+
+import function_samples as samples
+import pytest
+from PIL import Image
+
+from functions.images import Limits, NormalisedImage, Rejection, normalise
+
+
+def opened(result: NormalisedImage) -> Image.Image:
+    return Image.open(io.BytesIO(result.data))
+
+
+def test_a_valid_jpeg_is_passed_through_byte_for_byte():
+    data = samples.photo()
+    result = normalise(data)
+    assert isinstance(result, NormalisedImage)
+    assert result.unchanged and result.data is data
+    assert (result.format, result.width, result.height) == ("JPEG", 320, 240)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "GIF"])
+def test_other_accepted_formats_pass_through(fmt):
+    data = samples.photo(fmt=fmt)
+    result = normalise(data)
+    assert isinstance(result, NormalisedImage) and result.unchanged and result.format == fmt
+
+
+def test_an_empty_blob_is_rejected_as_empty():
+    result = normalise(b"")
+    assert isinstance(result, Rejection) and result.reason == "empty"
+
+
+def test_a_text_file_named_jpg_is_not_an_image():
+    result = normalise(b"This is a text file that was saved with a .jpg extension.\n")
+    assert isinstance(result, Rejection) and result.reason == "not_an_image"
+    assert "text" in result.message
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_a_truncated_jpeg_is_rejected_as_truncated(keep):
+    result = normalise(samples.truncated(samples.noisy_jpeg((400, 300)), keep))
+    assert isinstance(result, Rejection) and result.reason == "truncated", result
+
+
+def test_a_truncated_png_is_rejected():
+    result = normalise(samples.truncated(samples.photo(fmt="PNG"), 0.5))
+    assert isinstance(result, Rejection) and result.reason in ("truncated", "corrupt")
+
+
+def test_a_format_pillow_knows_but_custom_vision_does_not_is_unsupported_and_named():
+    result = normalise(samples.ico())
+    assert isinstance(result, Rejection) and result.reason == "unsupported_format"
+    assert "ICO" in result.message
+
+
+@pytest.mark.parametrize("make, fmt", [(samples.tiff, "TIFF"), (samples.webp, "WEBP")])
+def test_tiff_and_webp_are_converted_for_prediction(make, fmt):
+    result = normalise(make())
+    assert isinstance(result, NormalisedImage)
+    assert result.original_format == fmt and result.format in ("JPEG", "PNG")
+    assert any(fmt in change for change in result.changes)
+    assert opened(result).size == (100, 80)
+
+
+def test_a_decompression_bomb_is_rejected_before_it_is_decoded():
+    data = samples.png_bomb(40_000)
+    assert len(data) < 200_000
+    result = normalise(data)
+    assert isinstance(result, Rejection) and result.reason == "decompression_bomb"
+
+
+def test_the_pixel_limit_is_ours_not_pillows():
+    result = normalise(samples.wide_png((2000, 1000)), Limits(max_pixels=1_000_000))
+    assert isinstance(result, Rejection) and result.reason == "decompression_bomb"
+    assert "2000x1000" in result.message
+
+
+def test_an_image_longer_than_10240_px_is_downscaled_and_the_original_size_recorded():
+    result = normalise(samples.wide_png((12_000, 600)))
+    assert isinstance(result, NormalisedImage)
+    assert (result.width, result.height) == (10_240, 512)
+    assert (result.original_width, result.original_height) == (12_000, 600)
+    assert any("downscaled" in change for change in result.changes)
+
+
+def test_a_big_jpeg_is_downscaled_through_a_reduced_decode():
+    data = samples.encode(Image.new("RGB", (10_400, 2_000), (30, 60, 90)), "JPEG", quality=80)
+    result = normalise(data)
+    assert isinstance(result, NormalisedImage) and result.format == "JPEG"
+    assert max(result.width, result.height) <= 10_240
+
+
+def test_an_aspect_ratio_above_25_to_1_is_rejected():
+    result = normalise(samples.wide_png((2600, 100)))
+    assert isinstance(result, Rejection) and result.reason == "bad_aspect_ratio"
+
+
+def test_an_image_over_4_mb_is_recompressed_under_the_limit():
+    data = samples.noisy_jpeg((1000, 800), quality=100)
+    limits = Limits(max_bytes=len(data) // 2)
+    result = normalise(data, limits)
+    assert isinstance(result, NormalisedImage)
+    assert len(result.data) <= limits.max_bytes
+    assert result.original_bytes == len(data)
+
+
+def test_when_the_byte_limit_cannot_be_reached_the_image_is_rejected_as_too_large():
+    data = samples.noisy_jpeg((800, 600), quality=95)
+    result = normalise(data, Limits(max_bytes=2_000))
+    assert isinstance(result, Rejection) and result.reason == "too_large"
+    assert "2,000" in result.message
+
+
+def test_cmyk_is_converted_to_rgb():
+    result = normalise(samples.cmyk_jpeg())
+    assert isinstance(result, NormalisedImage)
+    assert opened(result).mode == "RGB"
+    assert any("CMYK" in change for change in result.changes)
+
+
+def test_16_bit_grey_png_is_reduced_to_8_bit_keeping_the_tones():
+    result = normalise(samples.png_16_bit_grey())
+    assert isinstance(result, NormalisedImage)
+    image = opened(result)
+    assert image.mode == "L"
+    low, high = image.getextrema()
+    assert low < 10 and high > 245  # the gradient survives, not clipped to white
+
+
+def test_48_bit_rgb_png_is_re_encoded_as_8_bit():
+    result = normalise(samples.png_48_bit_rgb())
+    assert isinstance(result, NormalisedImage)
+    assert result.data[24] == 8  # IHDR bit depth of the new PNG
+    assert any("16-bit" in change for change in result.changes)
+
+
+def test_an_animated_gif_keeps_its_first_frame():
+    result = normalise(samples.animated_gif(frames=4))
+    assert isinstance(result, NormalisedImage)
+    assert not getattr(opened(result), "is_animated", False)
+    assert any("4 frames" in change for change in result.changes)
+
+
+def test_exif_rotation_is_applied_so_the_model_sees_the_picture_upright():
+    result = normalise(samples.exif_rotated_jpeg(orientation=6, size=(300, 200)))
+    assert isinstance(result, NormalisedImage)
+    assert (result.width, result.height) == (200, 300)
+    assert opened(result).getexif().get(0x0112) in (None, 1)
+    assert any("EXIF orientation 6" in change for change in result.changes)
