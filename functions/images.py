@@ -159,7 +159,7 @@ def _identify_other(data: bytes) -> Rejection:
     try:
         with Image.open(io.BytesIO(data)) as other:
             fmt = other.format or "unknown"
-    except Exception:  # noqa: BLE001 - any failure here means "not an image we can name"
+    except Exception:  # any failure here means "not an image we can name"
         head = data[:16]
         kind = "text" if _looks_like_text(head) else "binary data"
         return Rejection("not_an_image", f"the blob is not an image ({kind} of {len(data):,} bytes)")

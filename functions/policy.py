@@ -1,0 +1,276 @@
+"""The routing policy: which scores send an image to classified/<tag>/, review/ or rejected/.
+
+Why plain data and a pure function: a threshold is a business decision (0.8 for a retail shelf where a wrong product
+costs money, 0.3 for a high-recall medical screen where a missed finding costs more), so it lives in a file the
+owners edit, is validated when the app starts (a typo must not route a day of images to the wrong place), and the
+decision with its reasons is data a result record stores and a test asserts without any service.
+
+Rules, in order:
+1. moderation (when scores are given): any score above its ``reject_above`` rejects; from ``review_from`` it reviews;
+2. multiclass: the top tag is accepted if it reaches its threshold; if it is within its review band below, review;
+3. multilabel: every tag reaching its threshold is accepted; any tag in its review band sends the whole image to
+   review (a person confirms the uncertain label; the passing tags are kept as suggestions);
+4. no tag passes and none is in a band: ``no_tag_passes`` (review by default).
+Moderation review beats acceptance; moderation rejection beats everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+
+from cvops.errors import ConfigurationError
+
+__all__ = [
+    "MODERATION_SCORES",
+    "Decision",
+    "Policy",
+    "Reason",
+    "decide",
+    "load_policy",
+    "parse_policy",
+    "quarantine",
+]
+
+Outcome = Literal["accepted", "review", "rejected", "quarantine"]
+MODERATION_SCORES = ("adult", "racy", "gore")
+SCHEMA_PATH = Path(__file__).with_name("policy.schema.json")
+POLICY_SETTING = "CVOPS_POLICY"
+
+
+@cache
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+@dataclass(frozen=True)
+class Band:
+    reject_above: float | None = None
+    review_from: float | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy. ``sha256`` fingerprints its content, so a record says exactly which rules decided it."""
+
+    version: str
+    classification_type: Literal["multiclass", "multilabel"] = "multiclass"
+    default_threshold: float = 0.5
+    review_band: float = 0.1
+    no_tag_passes: Literal["review", "rejected"] = "review"
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    review_bands: Mapping[str, float] = field(default_factory=dict)
+    moderation: Mapping[str, Band] = field(default_factory=dict)
+    sha256: str = ""
+
+    def threshold(self, tag: str) -> float:
+        return self.thresholds.get(tag, self.default_threshold)
+
+    def band(self, tag: str) -> float:
+        return self.review_bands.get(tag, self.review_band)
+
+    @property
+    def uses_moderation(self) -> bool:
+        return bool(self.moderation)
+
+    def unknown_tags(self, project_tags: Iterable[str]) -> list[str]:
+        """Tags the policy names that the project does not have: usually a typo that silently uses the default."""
+        known = set(project_tags)
+        return sorted(tag for tag in {*self.thresholds, *self.review_bands} if tag not in known)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One rule that fired. ``code`` is stable for queries; ``message`` reads as a sentence."""
+
+    code: str
+    message: str
+    tag: str | None = None
+    score: float | None = None
+    limit: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in (("code", self.code), ("message", self.message), ("tag", self.tag),
+                                  ("score", self.score), ("limit", self.limit)) if v is not None}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where the image goes, with which tags (accepted tags, or suggestions for a reviewer), and why."""
+
+    outcome: Outcome
+    tags: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "tags": list(self.tags), "reasons": [r.to_dict() for r in self.reasons]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(outcome=data["outcome"], tags=tuple(data.get("tags", ())),
+                   reasons=tuple(Reason(**r) for r in data.get("reasons", ())))
+
+
+def quarantine(code: str, message: str) -> Decision:
+    """The decision for an image that is not usable (the reason comes from validation or the service)."""
+    return Decision("quarantine", (), (Reason(code, message),))
+
+
+# --- loading -------------------------------------------------------------------------------------------------------
+
+def load_policy(source: str, base_dir: Path) -> Policy:
+    """The policy from the ``CVOPS_POLICY`` setting: inline JSON (starts with ``{``) or a YAML/JSON file path
+    (relative paths are relative to ``base_dir``, the app root). Errors name the setting and every problem."""
+    text = source.strip()
+    if not text:
+        raise ConfigurationError(f"{POLICY_SETTING} is empty", setting=POLICY_SETTING,
+                                 hint="set it to a policy file path (e.g. policy.yaml) or inline JSON")
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{POLICY_SETTING} holds inline JSON that does not parse: {exc}",
+                                     setting=POLICY_SETTING, hint="fix the JSON, or point the setting at a file") from exc
+        return parse_policy(data, origin=f"{POLICY_SETTING} (inline JSON)")
+    path = Path(text)
+    if not path.is_absolute():
+        path = base_dir / path
+    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise ConfigurationError(f"{POLICY_SETTING} points at {path.name}, which is not .yaml, .yml or .json",
+                                 setting=POLICY_SETTING, hint="name the policy file with its format's extension")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"{POLICY_SETTING}: cannot read the policy file {path} ({exc.strerror})",
+                                 setting=POLICY_SETTING,
+                                 hint="deploy the file with the app, or fix the path (relative to the app root)") from exc
+    try:
+        data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"policy file {path} does not parse: {' '.join(str(exc).split())}",
+                                 setting=POLICY_SETTING, hint="fix its syntax") from exc
+    return parse_policy(data, origin=f"policy file {path.name}")
+
+
+def parse_policy(data: Any, *, origin: str = "policy") -> Policy:
+    """Validate plain data against ``policy.schema.json`` plus the rules a schema cannot say; build a Policy."""
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    problems = [f"{_where(e)}: {e.message}" for e in errors]
+    if not problems:
+        for name, band in (data.get("moderation") or {}).items():
+            if "reject_above" in band and "review_from" in band and band["review_from"] > band["reject_above"]:
+                problems.append(f"moderation.{name}: review_from {band['review_from']} is above reject_above "
+                                f"{band['reject_above']}, so the review band is empty")
+    if problems:
+        raise ConfigurationError(f"{origin} is not a valid routing policy: " + "; ".join(problems),
+                                 setting=POLICY_SETTING,
+                                 hint=f"fix it to match {SCHEMA_PATH.name} (see policy.yaml for a commented example)")
+    tags = data.get("tags") or {}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return Policy(
+        version=data["version"],
+        classification_type=data.get("classification_type", "multiclass"),
+        default_threshold=float(data.get("default_threshold", 0.5)),
+        review_band=float(data.get("review_band", 0.1)),
+        no_tag_passes=data.get("no_tag_passes", "review"),
+        thresholds={t: float(v["threshold"]) for t, v in tags.items() if "threshold" in v},
+        review_bands={t: float(v["review_band"]) for t, v in tags.items() if "review_band" in v},
+        moderation={name: Band(band.get("reject_above"), band.get("review_from"))
+                    for name, band in (data.get("moderation") or {}).items()},
+        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+# --- deciding ------------------------------------------------------------------------------------------------------
+
+def decide(policy: Policy, predictions: Mapping[str, float] | Iterable[tuple[str, float]],
+           moderation: Mapping[str, float] | None = None) -> Decision:
+    """Route one image from its tag probabilities (and moderation scores, if any). Pure."""
+    scores = dict(predictions.items() if isinstance(predictions, Mapping) else predictions)
+    reasons: list[Reason] = []
+    moderation_outcome = _moderate(policy, moderation or {}, reasons)
+    if moderation_outcome == "rejected":
+        return Decision("rejected", (), tuple(reasons))
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    if policy.classification_type == "multiclass":
+        outcome, tags = _multiclass(policy, ranked[:1], reasons)
+    else:
+        outcome, tags = _multilabel(policy, ranked, reasons)
+    if moderation_outcome == "review" and outcome == "accepted":
+        outcome = "review"
+    return Decision(outcome, tags, tuple(reasons))
+
+
+def _moderate(policy: Policy, scores: Mapping[str, float], reasons: list[Reason]) -> Outcome | None:
+    outcome: Outcome | None = None
+    for name in MODERATION_SCORES:
+        band = policy.moderation.get(name)
+        score = scores.get(name)
+        if band is None or score is None:
+            continue
+        if band.reject_above is not None and score > band.reject_above:
+            reasons.append(Reason("moderation_reject", f"{name} score {score:.3f} is above {band.reject_above}",
+                                  tag=name, score=score, limit=band.reject_above))
+            outcome = "rejected"
+        elif band.review_from is not None and score >= band.review_from:
+            reasons.append(Reason("moderation_review", f"{name} score {score:.3f} is at or above {band.review_from}",
+                                  tag=name, score=score, limit=band.review_from))
+            outcome = outcome or "review"
+    return outcome
+
+
+def _multiclass(policy: Policy, top: list[tuple[str, float]], reasons: list[Reason]) -> tuple[Outcome, tuple[str, ...]]:
+    if not top:
+        reasons.append(Reason("no_predictions", "the model returned no predictions"))
+        return policy.no_tag_passes, ()
+    tag, score = top[0]
+    threshold = policy.threshold(tag)
+    if score >= threshold:
+        reasons.append(Reason("tag_passes", f"top tag {tag} scores {score:.3f}, at or above its threshold {threshold}",
+                              tag=tag, score=score, limit=threshold))
+        return "accepted", (tag,)
+    floor = threshold - policy.band(tag)
+    if score >= floor:
+        reasons.append(Reason("review_band", f"top tag {tag} scores {score:.3f}, in the review band "
+                                             f"[{max(floor, 0):.3f}, {threshold}) below its threshold",
+                              tag=tag, score=score, limit=threshold))
+        return "review", (tag,)
+    reasons.append(Reason("no_tag_passes", f"top tag {tag} scores {score:.3f}, below its threshold {threshold} "
+                                           "and its review band", tag=tag, score=score, limit=threshold))
+    return policy.no_tag_passes, ()
+
+
+def _multilabel(policy: Policy, ranked: list[tuple[str, float]],
+                reasons: list[Reason]) -> tuple[Outcome, tuple[str, ...]]:
+    passing, uncertain = [], []
+    for tag, score in ranked:
+        threshold = policy.threshold(tag)
+        if score >= threshold:
+            passing.append(tag)
+            reasons.append(Reason("tag_passes", f"{tag} scores {score:.3f}, at or above its threshold {threshold}",
+                                  tag=tag, score=score, limit=threshold))
+        elif score >= threshold - policy.band(tag):
+            uncertain.append(tag)
+            reasons.append(Reason("review_band", f"{tag} scores {score:.3f}, in its review band below {threshold}",
+                                  tag=tag, score=score, limit=threshold))
+    if uncertain:
+        return "review", tuple(passing + uncertain)
+    if passing:
+        return "accepted", tuple(passing)
+    best = ranked[0] if ranked else None
+    reasons.append(Reason("no_tag_passes", "no tag reaches its threshold" +
+                          (f" (best: {best[0]} {best[1]:.3f})" if best else " (no predictions)")))
+    return policy.no_tag_passes, ()
