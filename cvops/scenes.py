@@ -232,19 +232,28 @@ def _render(labels: tuple[str, ...], rng: np.random.Generator, size: tuple[int, 
         horizon_frac = rng.uniform(0.3, 0.62)
     scene = _Scene(rng, np.empty((height, width, 3), np.float32), time, light, bottom, int(height * horizon_frac))
 
+    # Real photos of one class often show a little of another (a lake under the peaks, a headland off the beach,
+    # street trees in town): single-class scenes get such distractors sometimes, so colour alone does not decide.
+    single = len(present) == 1
     _sky(scene, top, bottom)
     if "mountain" in present:
         _mountains(scene, low="city" in present or "forest" in present)
+    elif "beach" in present and single and rng.random() < 0.35:
+        _mountains(scene, low=True, hills=True)
     if "beach" in present:
         _sea(scene)
     else:
         _ground(scene, urban="city" in present)
+        if present == {"mountain"} and rng.random() < 0.3:
+            _lake(scene)
     if "city" in present:
         _city(scene, distant="beach" in present, behind_mountains="mountain" in present)
     if "beach" in present:
         _sand(scene)
     if "forest" in present:
-        _forest(scene, role=_forest_role(present))
+        _forest(scene, role=_forest_role(present, rng))
+    elif present == {"city"} and rng.random() < 0.35:
+        _forest(scene, role="street")
     return _camera(scene)
 
 
@@ -259,9 +268,9 @@ def _choose_size(rng: np.random.Generator, size: tuple[int, int] | None) -> tupl
     return width, max(192, int(width / aspect))
 
 
-def _forest_role(present: set[str]) -> str:
+def _forest_role(present: set[str], rng: np.random.Generator) -> str:
     if present == {"forest"}:
-        return "full"
+        return "full" if rng.random() < 0.7 else "sparse"
     if "beach" in present:
         return "side"
     return "foreground"
@@ -318,26 +327,29 @@ def _ridge(rng: np.random.Generator, w: int, peaks: int, base: float, height: fl
     return y + rough * height * 0.08
 
 
-def _mountains(scene: _Scene, *, low: bool) -> None:
+def _mountains(scene: _Scene, *, low: bool, hills: bool = False) -> None:
+    """1-3 ranges, far ones hazier; `hills` draws one low snowless range (a headland seen from a beach)."""
     rng, h, w = scene.rng, scene.h, scene.w
-    n_ranges = int(rng.integers(1, 4))
+    n_ranges = 1 if hills else int(rng.integers(1, 4))
     rows = np.arange(h, dtype=np.float32)[:, None]
     for i in range(n_ranges):
         far = (n_ranges - 1 - i) / max(1, n_ranges - 1) if n_ranges > 1 else 0.0
         height = h * rng.uniform(0.25, 0.5 if low else 0.6) * (1 - 0.35 * far)
+        if hills:
+            height = h * rng.uniform(0.05, 0.14)
         ridge = _ridge(rng, w, int(rng.integers(1, 4)), scene.horizon + 2, height)
         y_top = int(max(0, ridge.min()))
         mask = (rows[y_top : scene.horizon + 2] >= ridge[None, :]).astype(np.float32)
         rock = np.array([rng.uniform(0.3, 0.5), rng.uniform(0.3, 0.45), rng.uniform(0.3, 0.5)], np.float32)
-        if rng.random() < 0.3:
-            rock = np.array([0.25, 0.38, 0.22], np.float32)  # green lower slopes
+        if hills or rng.random() < 0.3:
+            rock = np.array([0.25, 0.38, 0.22], np.float32)  # green slopes
         tex = scene.noise(mask.shape[0], w, (8, 40)) * 0.5 + scene.noise(mask.shape[0], w, (4, 6)) * 0.5
         # light from one side: slopes facing it are brighter
         slope = np.gradient(ridge)[None, :] * (1 if rng.random() < 0.5 else -1)
         shade = 0.75 + 0.35 * tex + np.clip(slope, -1, 1) * 0.15
         color = rock[None, None, :] * shade[..., None]
         # snow caps: everything above a jagged snow line
-        if rng.random() < 0.85:
+        if not hills and rng.random() < 0.85:
             snow_line = ridge.min() + (scene.horizon - ridge.min()) * rng.uniform(0.25, 0.55)
             jag = (scene.noise(1, w, (1, 25))[0] - 0.5) * height * 0.25
             snow = (rows[y_top : scene.horizon + 2] < (snow_line + jag)[None, :]).astype(np.float32)
@@ -362,6 +374,19 @@ def _ground(scene: _Scene, *, urban: bool) -> None:
     depth = np.linspace(0.85, 1.1, h - y0, dtype=np.float32)[:, None]
     color = scene.lit(base, 0.05)[None, None, :] * (0.75 + 0.45 * tex * depth)[..., None]
     scene.paint(np.ones((h - y0, w), np.float32), color.astype(np.float32), y0)
+
+
+def _lake(scene: _Scene) -> None:
+    """Still water from the horizon down, mirroring the sky: a mountain lake."""
+    rng, w = scene.rng, scene.w
+    y0 = scene.horizon
+    y1 = int(y0 + (scene.h - y0) * rng.uniform(0.3, 0.7))
+    if y1 <= y0:
+        return
+    water = np.array([0.08, rng.uniform(0.2, 0.35), rng.uniform(0.3, 0.45)], np.float32)
+    ripples = scene.noise(y1 - y0, w, (max(2, (y1 - y0) // 3), max(3, w // 50)))
+    color = (water * 0.6 + scene.horizon_color * 0.4) * scene.light * (0.85 + 0.3 * ripples)[..., None]
+    scene.paint(np.ones((y1 - y0, w), np.float32), color.astype(np.float32), y0)
 
 
 def _sea(scene: _Scene) -> None:
@@ -463,6 +488,10 @@ def _forest(scene: _Scene, *, role: str) -> None:
     draw_c, draw_m = ImageDraw.Draw(layer), ImageDraw.Draw(mask)
     if role == "full":
         count, x_range, y_range, size_range = int(rng.integers(25, 60)), (0.0, 1.0), (scene.horizon, h * 1.15), (0.2, 0.9)
+    elif role == "sparse":
+        count, x_range, y_range, size_range = int(rng.integers(6, 16)), (0.0, 1.0), (scene.horizon, h * 1.1), (0.25, 0.7)
+    elif role == "street":
+        count, x_range, y_range, size_range = int(rng.integers(2, 6)), (0.0, 1.0), (h * 0.9, h * 1.05), (0.2, 0.4)
     elif role == "side":
         left = rng.random() < 0.5
         x_range = (-0.05, rng.uniform(0.25, 0.4)) if left else (rng.uniform(0.6, 0.75), 1.05)
