@@ -1,0 +1,74 @@
+"""The seam between the service and its learning code (`emulator.features`, `emulator.learner`).
+
+The service only needs five things from learning: a feature extractor (and its version, to know when cached features
+are stale), a train function, a way to reload a model from JSON, and the performance metrics. Passing them as one
+object lets tests or benchmarks swap the learning code without touching the HTTP side; the real modules are imported
+only when first used, so the service starts (and answers everything but training) even while they are being changed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Model(Protocol):
+    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
+    def to_json(self) -> dict: ...
+
+
+class TrainingResult(Protocol):
+    model: Model
+    oof_probabilities: np.ndarray
+    fold_of_image: np.ndarray
+    settings: dict
+
+
+class Learning(Protocol):
+    feature_version: str
+
+    def extract_features(self, image_bytes: bytes) -> np.ndarray: ...
+
+    def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
+              advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0) -> TrainingResult: ...
+
+    def model_from_json(self, data: dict) -> Model: ...
+
+    def performance(self, oof_probabilities: np.ndarray, labels: list[list[int]], fold_of_image: np.ndarray,
+                    threshold: float) -> dict: ...
+
+
+@dataclass
+class ModuleLearning:
+    """Learning backed by the modules `emulator.features` and `emulator.learner` (imported on first use)."""
+
+    features_module: str = "emulator.features"
+    learner_module: str = "emulator.learner"
+
+    def _features(self) -> Any:
+        return importlib.import_module(self.features_module)
+
+    def _learner(self) -> Any:
+        return importlib.import_module(self.learner_module)
+
+    @property
+    def feature_version(self) -> str:
+        return str(self._features().FEATURE_VERSION)
+
+    def extract_features(self, image_bytes: bytes) -> np.ndarray:
+        return self._features().extract_features(image_bytes)
+
+    def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
+              advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0) -> TrainingResult:
+        return self._learner().train(features, labels, n_tags, classification_type, advanced=advanced,
+                                     budget_seconds=budget_seconds, seed=seed)
+
+    def model_from_json(self, data: dict) -> Model:
+        return self._learner().Model.from_json(data)
+
+    def performance(self, oof_probabilities: np.ndarray, labels: list[list[int]], fold_of_image: np.ndarray,
+                    threshold: float) -> dict:
+        return self._learner().performance(oof_probabilities, labels, fold_of_image, threshold)

@@ -1,0 +1,189 @@
+"""The WSGI application (auth, latency, rate limits, faults, routing, errors) and a threaded server around it.
+
+`serve(...)` runs the service in this process on a free port and returns a handle with `.url` and `.stop()`: what
+tests and benchmarks use. `python -m emulator` (see `__main__.py`) runs the same thing from the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from . import DEFAULT_PREDICTION_KEY, DEFAULT_TRAINING_KEY
+from . import images as imagelib
+from .exceptions import CustomVisionError, ServiceUnavailable, TooManyRequests, Unauthorized
+from .fetch import DEFAULT_ALLOWED_HOSTS, UrlFetcher
+from .learning import Learning, ModuleLearning
+from .models import CustomVisionBackend
+from .responses import CustomVisionResponses, Reply, for_version
+from .store import Storage
+from .throttle import FaultInjector, RateLimiter
+from .training import TrainingWorker
+from .urls import build_url_map
+
+log = logging.getLogger("emulator")
+
+# Largest body accepted: a full batch of 64 images of 6 MB each, base64-encoded in JSON.
+MAX_REQUEST_BYTES = 64 * imagelib.MAX_TRAINING_IMAGE_BYTES * 4 // 3 + 1024 * 1024
+
+
+@dataclass
+class ServiceConfig:
+    """Everything `python -m emulator` can set, with the same defaults."""
+
+    data_dir: str | Path | None = None  # None: in memory, nothing left behind
+    training_key: str = DEFAULT_TRAINING_KEY
+    prediction_key: str = DEFAULT_PREDICTION_KEY
+    latency_ms: float = 0.0
+    prediction_tps: float | None = None
+    training_tps: float | None = None
+    fault_rate: float = 0.0
+    allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
+
+
+class CustomVisionApp:
+    """The WSGI callable."""
+
+    def __init__(self, config: ServiceConfig, learning: Learning | None = None) -> None:
+        self.config = config
+        self.storage = Storage(config.data_dir)
+        self.backend = CustomVisionBackend(self.storage, learning or ModuleLearning())
+        self.worker = TrainingWorker(self.backend)
+        self.responses = CustomVisionResponses(
+            self.backend,
+            UrlFetcher(config.allow_url_hosts, max_bytes=imagelib.MAX_TRAINING_IMAGE_BYTES),
+            UrlFetcher(config.allow_url_hosts, max_bytes=imagelib.MAX_PREDICTION_IMAGE_BYTES),
+        )
+        self.url_map = build_url_map()
+        self.limiters = {
+            "prediction": RateLimiter(config.prediction_tps) if config.prediction_tps else None,
+            "training": RateLimiter(config.training_tps) if config.training_tps else None,
+        }
+        self.faults = FaultInjector(config.fault_rate)
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.storage.close()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        request.max_content_length = MAX_REQUEST_BYTES
+        response = self.dispatch(request)
+        return response(environ, start_response)
+
+    @staticmethod
+    def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+        if status == 204:
+            return Response(status=204, headers=headers)
+        return Response(json.dumps(body), status=status, headers=headers, content_type="application/json; charset=utf-8")
+
+    def _key_ok(self, request: Request, api: str) -> bool:
+        expected = self.config.training_key if api == "training" else self.config.prediction_key
+        header = "Training-Key" if api == "training" else "Prediction-Key"
+        given = request.headers.get(header) or request.headers.get("Ocp-Apim-Subscription-Key") or ""
+        return secrets.compare_digest(given.encode(), expected.encode())
+
+    def dispatch(self, request: Request) -> Response:
+        if self.config.latency_ms > 0:
+            time.sleep(self.config.latency_ms / 1000.0)
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except RouteNotFound:
+            return self._json({"code": "404", "message": "Resource not found"}, 404)
+        except MethodNotAllowed as exc:
+            return self._json({"code": "BadRequest", "message": f"Method {request.method} is not allowed here."},
+                              405, {"Allow": ", ".join(exc.valid_methods or [])})
+        except HTTPException as exc:  # e.g. a redirect for a trailing slash
+            return exc.get_response(request.environ)
+        api, operation = endpoint.split(":", 1)
+        args = {**args, "_operation": operation}
+        try:
+            if api == "image":
+                data, content_type = self.responses.GetStoredImage(request, args)
+                return Response(data, content_type=content_type)
+            if not self._key_ok(request, api):
+                raise Unauthorized()
+            limiter = self.limiters.get(api)
+            if limiter is not None:
+                wait = limiter.try_acquire()
+                if wait:
+                    raise TooManyRequests(operation, api, wait)
+            if self.faults.should_fail():
+                raise ServiceUnavailable(
+                    "The service is temporarily unavailable (fault injected by --fault-rate). Retry later.",
+                    code="ErrorPredictionServiceUnavailable" if api == "prediction" else "ErrorUnknown")
+            reply: Reply = self.responses.handler(operation)(request, args)
+            body = for_version(api, args.get("version", ""), operation, reply.body)
+            return self._json(body, reply.status)
+        except CustomVisionError as exc:
+            return self._json(exc.body(), exc.status, exc.headers)
+        except HTTPException as exc:  # werkzeug's own, e.g. 413 body too large
+            return self._json({"code": "BadRequest", "message": exc.description or exc.name}, exc.code or 400)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return self._json({"code": "ErrorUnknown", "message": "The local service failed; see its log."}, 500)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Access log through `logging` at INFO, without query strings (they may carry SAS tokens)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        log.info('%s "%s %s" %s', self.address_string(), self.command, path, code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        if type == "error":
+            log.warning(message, *args)
+
+
+class RunningService:
+    """A service running in background threads of this process."""
+
+    def __init__(self, server: BaseWSGIServer, app: CustomVisionApp) -> None:
+        self.server = server
+        self.app = app
+        host = server.server_address[0]
+        self.host = host
+        self.port = server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self.endpoint = self.url
+        self.training_key = app.config.training_key
+        self.prediction_key = app.config.prediction_key
+        self._thread = threading.Thread(target=server.serve_forever, name="cv-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+        self.app.close()
+
+    def __enter__(self) -> RunningService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def make_service_server(host: str, port: int, app: CustomVisionApp) -> BaseWSGIServer:
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    server.daemon_threads = True
+    return server
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, *, learning: Learning | None = None, **options: Any) -> RunningService:
+    """Start the service in this process (port 0: a free port) and return a handle with .url and .stop()."""
+    app = CustomVisionApp(ServiceConfig(**options), learning)
+    return RunningService(make_service_server(host, port, app), app)

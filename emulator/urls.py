@@ -1,0 +1,93 @@
+"""Routes: every path and method of the Training (v3.3, v3.4-preview) and Prediction (v3.0, v3.1) specs.
+
+Endpoint names are the spec's classic operation names (e.g. "CreateImagesFromData"); `responses.py` has one handler
+per name. Operations the local service does not implement still have routes, so they answer a clear
+BadRequestNotSupported instead of a bare 404.
+"""
+
+from __future__ import annotations
+
+from werkzeug.routing import Map, Rule
+
+TRAINING_VERSIONS = ("v3.3", "v3.4-preview")
+PREDICTION_VERSIONS = ("v3.0", "v3.1")
+
+T = "/customvision/<any('v3.3', 'v3.4-preview'):version>/training"
+P = "/customvision/<any('v3.0', 'v3.1'):version>/prediction"
+
+# (path under the API base, method, operation)
+TRAINING_ROUTES: list[tuple[str, str, str]] = [
+    ("/domains", "GET", "GetDomains"),
+    ("/domains/<domainId>", "GET", "GetDomain"),
+    ("/projects", "GET", "GetProjects"),
+    ("/projects", "POST", "CreateProject"),
+    ("/projects/import", "POST", "ImportProject"),
+    ("/projects/<projectId>", "GET", "GetProject"),
+    ("/projects/<projectId>", "DELETE", "DeleteProject"),
+    ("/projects/<projectId>", "PATCH", "UpdateProject"),
+    ("/projects/<projectId>/artifacts", "GET", "GetArtifact"),
+    ("/projects/<projectId>/export", "GET", "ExportProject"),
+    ("/projects/<projectId>/images", "GET", "GetImages"),
+    ("/projects/<projectId>/images", "POST", "CreateImagesFromData"),
+    ("/projects/<projectId>/images", "DELETE", "DeleteImages"),
+    ("/projects/<projectId>/images/<imageId>/regionproposals", "POST", "GetImageRegionProposals"),
+    ("/projects/<projectId>/images/count", "GET", "GetImageCount"),
+    ("/projects/<projectId>/images/files", "POST", "CreateImagesFromFiles"),
+    ("/projects/<projectId>/images/id", "GET", "GetImagesByIds"),
+    ("/projects/<projectId>/images/metadata", "POST", "UpdateImageMetadata"),
+    ("/projects/<projectId>/images/predictions", "POST", "CreateImagesFromPredictions"),
+    ("/projects/<projectId>/images/regions", "POST", "CreateImageRegions"),
+    ("/projects/<projectId>/images/regions", "DELETE", "DeleteImageRegions"),
+    ("/projects/<projectId>/images/suggested", "POST", "QuerySuggestedImages"),
+    ("/projects/<projectId>/images/suggested/count", "POST", "QuerySuggestedImageCount"),
+    ("/projects/<projectId>/images/tagged", "GET", "GetTaggedImages"),
+    ("/projects/<projectId>/images/tagged/count", "GET", "GetTaggedImageCount"),
+    ("/projects/<projectId>/images/tags", "POST", "CreateImageTags"),
+    ("/projects/<projectId>/images/tags", "DELETE", "DeleteImageTags"),
+    ("/projects/<projectId>/images/untagged", "GET", "GetUntaggedImages"),
+    ("/projects/<projectId>/images/untagged/count", "GET", "GetUntaggedImageCount"),
+    ("/projects/<projectId>/images/urls", "POST", "CreateImagesFromUrls"),
+    ("/projects/<projectId>/iterations", "GET", "GetIterations"),
+    ("/projects/<projectId>/iterations/<iterationId>", "GET", "GetIteration"),
+    ("/projects/<projectId>/iterations/<iterationId>", "DELETE", "DeleteIteration"),
+    ("/projects/<projectId>/iterations/<iterationId>", "PATCH", "UpdateIteration"),
+    ("/projects/<projectId>/iterations/<iterationId>/export", "GET", "GetExports"),
+    ("/projects/<projectId>/iterations/<iterationId>/export", "POST", "ExportIteration"),
+    ("/projects/<projectId>/iterations/<iterationId>/performance", "GET", "GetIterationPerformance"),
+    ("/projects/<projectId>/iterations/<iterationId>/performance/images", "GET", "GetImagePerformances"),
+    ("/projects/<projectId>/iterations/<iterationId>/performance/images/count", "GET", "GetImagePerformanceCount"),
+    ("/projects/<projectId>/iterations/<iterationId>/publish", "POST", "PublishIteration"),
+    ("/projects/<projectId>/iterations/<iterationId>/publish", "DELETE", "UnpublishIteration"),
+    ("/projects/<projectId>/predictions", "DELETE", "DeletePrediction"),
+    ("/projects/<projectId>/predictions/query", "POST", "QueryPredictions"),
+    ("/projects/<projectId>/quicktest/image", "POST", "QuickTestImage"),
+    ("/projects/<projectId>/quicktest/url", "POST", "QuickTestImageUrl"),
+    ("/projects/<projectId>/tags", "GET", "GetTags"),
+    ("/projects/<projectId>/tags", "POST", "CreateTag"),
+    ("/projects/<projectId>/tags/<tagId>", "GET", "GetTag"),
+    ("/projects/<projectId>/tags/<tagId>", "DELETE", "DeleteTag"),
+    ("/projects/<projectId>/tags/<tagId>", "PATCH", "UpdateTag"),
+    ("/projects/<projectId>/tagsandregions/suggestions", "POST", "SuggestTagsAndRegions"),
+    ("/projects/<projectId>/train", "POST", "TrainProject"),
+]
+
+PREDICTION_ROUTES: list[tuple[str, str, str]] = [
+    ("/<projectId>/classify/iterations/<publishedName>/image", "POST", "ClassifyImage"),
+    ("/<projectId>/classify/iterations/<publishedName>/image/nostore", "POST", "ClassifyImageWithNoStore"),
+    ("/<projectId>/classify/iterations/<publishedName>/url", "POST", "ClassifyImageUrl"),
+    ("/<projectId>/classify/iterations/<publishedName>/url/nostore", "POST", "ClassifyImageUrlWithNoStore"),
+    ("/<projectId>/detect/iterations/<publishedName>/image", "POST", "DetectImage"),
+    ("/<projectId>/detect/iterations/<publishedName>/image/nostore", "POST", "DetectImageWithNoStore"),
+    ("/<projectId>/detect/iterations/<publishedName>/url", "POST", "DetectImageUrl"),
+    ("/<projectId>/detect/iterations/<publishedName>/url/nostore", "POST", "DetectImageUrlWithNoStore"),
+]
+
+# Stored images, served like the blob URLs Azure hands out (readable without a key, as a SAS URL is).
+IMAGE_ROUTE = "/customvision/local/images/<projectId>/<imageId>/<any('original', 'resized', 'thumbnail'):kind>"
+
+
+def build_url_map() -> Map:
+    rules = [Rule(T + path, methods=[method], endpoint=f"training:{op}") for path, method, op in TRAINING_ROUTES]
+    rules += [Rule(P + path, methods=[method], endpoint=f"prediction:{op}") for path, method, op in PREDICTION_ROUTES]
+    rules.append(Rule(IMAGE_ROUTE, methods=["GET"], endpoint="image:GetStoredImage"))
+    return Map(rules, strict_slashes=False, merge_slashes=False)
