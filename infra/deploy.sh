@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Create (or update) cvops on Azure in one command, then print the exports a `cvops` user needs. Never prints a key.
+#
+#   1. az deployment group create  main.bicep   storage, Custom Vision, Function App, monitoring, topic, roles
+#   2. az functionapp deployment   zip deploy   the app's committed code (git archive of HEAD), built remotely
+#   3. az deployment group create  blob-events.bicep   the Event Grid subscription (needs the running app's key)
+#   4. print `export ...` lines (stdout; everything else goes to stderr, so `eval "$(infra/deploy.sh ...)"` works)
+#
+# --what-if runs `az deployment group what-if` for step 1 and changes nothing. --dry-run prints every command instead
+# of running it and needs neither az nor a login. Run `infra/deploy.sh --help` for the options.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "${here}/.." && pwd)"
+
+# What the Function App package holds: the app root (function_app.py, host.json, requirements.txt for the remote
+# build) and the code it imports. Paths absent from the commit are left out.
+readonly APP_PATHS=(function_app.py host.json requirements.txt policy.yaml functions cvops)
+
+resource_group="${CVOPS_RESOURCE_GROUP:-}"
+location=""
+parameters="${here}/main.parameters.json"
+deployment="cvops"
+function_name="classify_incoming"
+operator_principal_id=""
+skip_code=false
+what_if=false
+dry_run=false
+
+usage() {
+  cat <<USAGE
+Usage: infra/deploy.sh --resource-group NAME [options]
+
+Creates or updates the cvops resources in a resource group, publishes the Function App, subscribes it to new blobs in
+the incoming container, and prints the exports for cvops (endpoints, resource id; never a key).
+
+Options:
+  -g, --resource-group NAME    Resource group (or set CVOPS_RESOURCE_GROUP). Required.
+  -l, --location REGION        Create the resource group in REGION first (e.g. swedencentral).
+  -p, --parameters FILE        Parameters file (default: infra/main.parameters.json).
+  -n, --name NAME              Deployment name (default: cvops; the subscription step uses NAME-events).
+      --function-name NAME     Name of the blob-triggered function (default: classify_incoming).
+      --operator-principal-id ID
+                               Object id of the user or service principal that runs cvops: gets the data roles.
+      --skip-code              Infrastructure only: no code deployment, no Event Grid subscription.
+      --what-if                Show what step 1 would change (az deployment group what-if); change nothing.
+      --dry-run                Print each command instead of running it; needs no az and no login.
+  -h, --help                   This help.
+USAGE
+}
+
+die() {
+  echo "deploy.sh: $*" >&2
+  exit 2
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -g|--resource-group) resource_group="${2:?$1 needs a value}"; shift 2 ;;
+    -l|--location) location="${2:?$1 needs a value}"; shift 2 ;;
+    -p|--parameters) parameters="${2:?$1 needs a value}"; shift 2 ;;
+    -n|--name) deployment="${2:?$1 needs a value}"; shift 2 ;;
+    --function-name) function_name="${2:?$1 needs a value}"; shift 2 ;;
+    --operator-principal-id) operator_principal_id="${2:?$1 needs a value}"; shift 2 ;;
+    --skip-code) skip_code=true; shift ;;
+    --what-if) what_if=true; shift ;;
+    --dry-run) dry_run=true; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option '$1'" ;;
+  esac
+done
+
+[[ -n "${resource_group}" ]] || { usage >&2; die "no resource group: pass --resource-group NAME (or set CVOPS_RESOURCE_GROUP)"; }
+[[ -f "${parameters}" ]] || die "parameters file '${parameters}' not found: pass --parameters FILE (see infra/main.parameters.json)"
+
+# One word as the shell would read it back: bare when safe, else in single quotes. Dry-run placeholders (<name>) stay
+# readable.
+quote() {
+  if [[ "$1" =~ ^[A-Za-z0-9_./:=@,+-]+$ || "$1" =~ ^[A-Za-z0-9_./:=@,+-]*\<[A-Za-z]+\>$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
+}
+
+# Print a command (stderr), then run it unless this is a dry run.
+run() {
+  printf '+' >&2
+  local word
+  for word in "$@"; do
+    printf ' %s' "$(quote "${word}")" >&2
+  done
+  printf '\n' >&2
+  if [[ "${dry_run}" == false ]]; then
+    "$@"
+  fi
+}
+
+# The main deployment's outputs, read in one call into OUT[name]; in a dry run, placeholders naming them.
+declare -A OUT=()
+read_outputs() {
+  local names=("$@") query="[" name values=()
+  for name in "${names[@]}"; do
+    query+="properties.outputs.${name}.value,"
+  done
+  query="${query%,}]"
+  if [[ "${dry_run}" == true ]]; then
+    run az deployment group show --resource-group "${resource_group}" --name "${deployment}" --query "${query}" \
+      --output tsv
+    for name in "${names[@]}"; do
+      OUT[${name}]="<${name}>"
+    done
+    return
+  fi
+  mapfile -t values < <(az deployment group show --resource-group "${resource_group}" --name "${deployment}" \
+    --query "${query}" --output tsv | tr '\t' '\n')
+  [[ "${#values[@]}" -eq "${#names[@]}" ]] \
+    || die "deployment '${deployment}' in '${resource_group}' has not the expected outputs (${names[*]}): did step 1 succeed?"
+  local i
+  for i in "${!names[@]}"; do
+    OUT[${names[i]}]="${values[i]}"
+  done
+}
+
+if [[ "${dry_run}" == false ]]; then
+  command -v az >/dev/null 2>&1 || die "the Azure CLI (az) is not on PATH. Install it (pip install azure-cli, or \
+https://learn.microsoft.com/cli/azure/install-azure-cli), run 'az login', and try again. \
+'infra/deploy.sh --dry-run ...' prints the commands without it."
+  az account show --query id --output tsv >/dev/null 2>&1 || die "not logged in to Azure: run 'az login' \
+(and 'az account set --subscription ID'), then try again."
+fi
+
+main_args=(--resource-group "${resource_group}" --name "${deployment}"
+  --template-file "${here}/main.bicep" --parameters "@${parameters}")
+if [[ -n "${operator_principal_id}" ]]; then
+  main_args+=(--parameters "operatorPrincipalId=${operator_principal_id}")
+fi
+
+if [[ "${what_if}" == true ]]; then
+  if [[ -n "${location}" ]]; then
+    echo "deploy.sh: --what-if creates nothing, not even the resource group; create it first if it does not exist." >&2
+  fi
+  echo "deploy.sh: what-if of the main deployment; nothing is changed." >&2
+  run az deployment group what-if "${main_args[@]}"
+  echo "deploy.sh: the code deployment and the Event Grid subscription (blob-events.bicep) follow the main deployment;" \
+    "what-if cannot show them before the Function App exists." >&2
+  exit 0
+fi
+
+if [[ -n "${location}" ]]; then
+  run az group create --name "${resource_group}" --location "${location}" --output none
+fi
+
+echo "deploy.sh: 1/3 infrastructure (main.bicep)" >&2
+run az deployment group create "${main_args[@]}" --output none
+
+read_outputs functionAppName storageAccountName systemTopicName incomingContainer deadLetterContainer \
+  trainingAccountName trainingEndpoint predictionEndpoint predictionResourceId storageAccountUrl visionAuth
+function_app="${OUT[functionAppName]}"
+
+if [[ "${skip_code}" == false ]]; then
+  echo "deploy.sh: 2/3 code: zip deploy of the committed app to ${function_app}" >&2
+  package_dir="${root}/.local"
+  package="${package_dir}/cvops-functionapp.zip"
+  paths=()
+  for path in "${APP_PATHS[@]}"; do
+    if git -C "${root}" cat-file -e "HEAD:${path}" 2>/dev/null; then
+      paths+=("${path}")
+    fi
+  done
+  [[ " ${paths[*]} " == *" function_app.py "* ]] || [[ "${dry_run}" == true ]] \
+    || die "function_app.py is not in the last commit of ${root}: commit the app before deploying it."
+  if [[ "${dry_run}" == false ]]; then
+    mkdir -p "${package_dir}"
+  fi
+  run git -C "${root}" archive --format=zip --output "${package}" HEAD -- "${paths[@]}"
+  run az functionapp deployment source config-zip --resource-group "${resource_group}" --name "${function_app}" \
+    --src "${package}" --build-remote true --output none
+
+  echo "deploy.sh: 3/3 Event Grid subscription to new blobs in the incoming container" >&2
+  run az deployment group create --resource-group "${resource_group}" --name "${deployment}-events" \
+    --template-file "${here}/blob-events.bicep" \
+    --parameters "functionAppName=${function_app}" "storageAccountName=${OUT[storageAccountName]}" \
+    "systemTopicName=${OUT[systemTopicName]}" "incomingContainer=${OUT[incomingContainer]}" \
+    "deadLetterContainer=${OUT[deadLetterContainer]}" "functionName=${function_name}" \
+    --output none
+fi
+
+# The exports for cvops: endpoints and ids only.
+echo "deploy.sh: done. For cvops, run (or eval) these:" >&2
+printf 'export VISION_TRAINING_ENDPOINT=%s\n' "$(quote "${OUT[trainingEndpoint]}")"
+printf 'export VISION_PREDICTION_ENDPOINT=%s\n' "$(quote "${OUT[predictionEndpoint]}")"
+printf 'export VISION_PREDICTION_RESOURCE_ID=%s\n' "$(quote "${OUT[predictionResourceId]}")"
+printf 'export AZURE_STORAGE_ACCOUNT_URL=%s\n' "$(quote "${OUT[storageAccountUrl]}")"
+if [[ "${OUT[visionAuth]}" == "keyVault" ]]; then
+  printf '# keys are on: set VISION_TRAINING_KEY yourself, from\n'
+  printf '#   az cognitiveservices account keys list --name %s --resource-group %s --query key1 --output tsv\n' \
+    "$(quote "${OUT[trainingAccountName]}")" "$(quote "${resource_group}")"
+else
+  printf '# keyless (or dry run): no key to set; cvops signs in with your az login (see --operator-principal-id)\n'
+fi

@@ -1,0 +1,276 @@
+// cvops on Azure: storage and its containers, Custom Vision training and prediction, the routing Function App on Flex
+// Consumption with a user-assigned identity, monitoring, the Event Grid system topic, and the role assignments that let
+// everything run without keys. One module per concern, in ./modules.
+//
+// The Event Grid subscription that feeds the blob trigger is deployed by ./blob-events.bicep once the app's code is
+// running (see deploy.sh): its webhook needs the `blobs_extension` system key, which exists only after the blob
+// extension has started.
+targetScope = 'resourceGroup'
+
+@description('Short prefix of every resource name (lowercase letters and digits).')
+@minLength(2)
+@maxLength(10)
+param namePrefix string = 'cvops'
+
+@description('Region of every resource. Flex Consumption and Custom Vision must both be offered there.')
+param location string = resourceGroup().location
+
+@description('Tags on every resource.')
+param tags object = {
+  app: 'cvops'
+}
+
+@description('Custom Vision pricing tier (training and prediction): F0 free (2 projects, 2 predictions/s) or S0.')
+@allowed(['F0', 'S0'])
+param visionSku string = 'S0'
+
+@description('true: also create a Computer Vision account for adult/racy/gore moderation scores.')
+param moderation bool = false
+
+@description('Computer Vision pricing tier: F0 or S1.')
+@allowed(['F0', 'S1'])
+param moderationSku string = 'S1'
+
+@description('keyless: keys are switched off and every caller uses Microsoft Entra ID. keyVault: keys stay on; the Function App reads them through Key Vault references.')
+@allowed(['keyless', 'keyVault'])
+param visionAuth string = 'keyless'
+
+@description('Storage replication.')
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_RAGRS', 'Standard_GZRS', 'Standard_RAGZRS'])
+param storageSku string = 'Standard_ZRS'
+
+@description('Object id of the user, group or service principal that runs cvops; empty grants no data roles.')
+param operatorPrincipalId string = ''
+
+@description('Type of that principal.')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param operatorPrincipalType string = 'User'
+
+@description('Id of the Custom Vision project the app classifies with; known after `cvops apply`, then deploy again.')
+param projectId string = ''
+
+@description('Publish name of the iteration the app uses; known after `cvops publish`, then deploy again.')
+param publishName string = ''
+
+@description('Routing policy: inline JSON, or a path to a YAML/JSON file relative to the app root.')
+param policy string = 'policy.yaml'
+
+@description('true: the incoming blob is deleted once its copy is verified.')
+param moveSource bool = false
+
+@description('true: predictions are stored in the Custom Vision project (classify_image); false: no-store calls.')
+param storePredictions bool = false
+
+@description('Prediction calls per second per instance; 0 picks the tier\'s limit (F0: 2, S0: 10).')
+@minValue(0)
+param predictionTps int = 0
+
+@description('Most Function App instances. Instances x predictionTps must stay within the prediction quota.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 4
+
+@description('true: the Function App plan is zone redundant (the region must offer zones for Flex Consumption).')
+param zoneRedundant bool = false
+
+// Container and queue names. The *_CONTAINER defaults in functions/settings.py must match (tests/test_infra_settings.py).
+var containers = {
+  training: 'training'
+  holdout: 'holdout'
+  incoming: 'incoming'
+  classified: 'classified'
+  review: 'review'
+  rejected: 'rejected'
+  quarantine: 'quarantine'
+  results: 'results'
+}
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'eventgrid-deadletter'
+var backlogQueueName = 'cvops-backlog'
+
+var token = toLower(uniqueString(resourceGroup().id, namePrefix))
+var names = {
+  identity: 'id-${namePrefix}-${token}'
+  storage: take('st${namePrefix}${token}', 24)
+  training: 'cvt-${namePrefix}-${token}'
+  prediction: 'cvp-${namePrefix}-${token}'
+  moderation: 'cv-${namePrefix}-${token}'
+  workspace: 'log-${namePrefix}-${token}'
+  appInsights: 'appi-${namePrefix}-${token}'
+  plan: 'plan-${namePrefix}-${token}'
+  functionApp: 'func-${namePrefix}-${token}'
+  systemTopic: 'evgt-${namePrefix}-${token}'
+  keyVault: take('kv-${namePrefix}-${token}', 24)
+}
+var keyless = visionAuth == 'keyless'
+var moderationName = moderation ? moderationAccount.outputs.name : ''
+var moderationEndpoint = moderation ? moderationAccount.outputs.endpoint : ''
+var tps = predictionTps > 0 ? predictionTps : (visionSku == 'F0' ? 2 : 10)
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: tags
+    skuName: storageSku
+    containerNames: [
+      containers.training
+      containers.holdout
+      containers.incoming
+      containers.classified
+      containers.review
+      containers.rejected
+      containers.quarantine
+      containers.results
+      deploymentContainerName
+      deadLetterContainerName
+    ]
+    queueNames: [
+      backlogQueueName
+    ]
+  }
+}
+
+module vision 'modules/vision.bicep' = {
+  name: 'vision'
+  params: {
+    location: location
+    tags: tags
+    trainingName: names.training
+    predictionName: names.prediction
+    sku: visionSku
+    disableLocalAuth: keyless
+  }
+}
+
+module moderationAccount 'modules/moderation.bicep' = if (moderation) {
+  name: 'moderation'
+  params: {
+    location: location
+    tags: tags
+    name: names.moderation
+    sku: moderationSku
+    disableLocalAuth: keyless
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = if (!keyless) {
+  name: 'keyvault'
+  params: {
+    location: location
+    tags: tags
+    name: names.keyVault
+    predictionAccountName: vision.outputs.predictionName
+    moderationAccountName: moderationName
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    tags: tags
+    name: names.functionApp
+    planName: names.plan
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    deploymentContainerName: deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    containers: containers
+    backlogQueueName: backlogQueueName
+    predictionEndpoint: vision.outputs.predictionEndpoint
+    predictionResourceId: vision.outputs.predictionId
+    predictionKeyReference: keyless ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.predictionSecretUri})'
+    moderationEndpoint: moderationEndpoint
+    moderationKeyReference: keyless || !moderation ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.moderationSecretUri})'
+    projectId: projectId
+    publishName: publishName
+    policy: policy
+    storePredictions: storePredictions
+    moveSource: moveSource
+    predictionTps: tps
+    maximumInstanceCount: maximumInstanceCount
+    zoneRedundant: zoneRedundant
+  }
+  // The app starts reading its storage and secrets at once: give it its roles first.
+  dependsOn: [
+    roles
+  ]
+}
+
+module systemTopic 'modules/eventgrid-topic.bicep' = {
+  name: 'eventgrid-topic'
+  params: {
+    location: location
+    tags: tags
+    name: names.systemTopic
+    storageAccountId: storage.outputs.id
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: deadLetterContainerName
+    topicPrincipalId: systemTopic.outputs.principalId
+    appInsightsName: monitoring.outputs.appInsightsName
+    trainingAccountName: vision.outputs.trainingName
+    predictionAccountName: vision.outputs.predictionName
+    moderationAccountName: moderationName
+    keyless: keyless
+    keyVaultName: keyless ? '' : keyVault.outputs.name
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+// Outputs: names and endpoints only, never a key. deploy.sh and verify.sh read them.
+output functionAppName string = functionApp.outputs.name
+output storageAccountName string = storage.outputs.name
+output storageAccountUrl string = storage.outputs.blobEndpoint
+output systemTopicName string = systemTopic.outputs.name
+output incomingContainer string = containers.incoming
+output deadLetterContainer string = deadLetterContainerName
+output containerNames array = [
+  containers.training
+  containers.holdout
+  containers.incoming
+  containers.classified
+  containers.review
+  containers.rejected
+  containers.quarantine
+  containers.results
+]
+output backlogQueue string = backlogQueueName
+output trainingAccountName string = vision.outputs.trainingName
+output trainingEndpoint string = vision.outputs.trainingEndpoint
+output predictionAccountName string = vision.outputs.predictionName
+output predictionEndpoint string = vision.outputs.predictionEndpoint
+output predictionResourceId string = vision.outputs.predictionId
+output moderationEndpoint string = moderationEndpoint
+output visionAuth string = visionAuth

