@@ -1,0 +1,6 @@
+"""`python -m pipelines` is the same program as the `cvops` console script."""
+
+from pipelines.cli import main
+
+if __name__ == "__main__":
+    main()

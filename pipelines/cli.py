@@ -1,0 +1,729 @@
+"""`cvops`: the command line for operators and CI (also `python -m pipelines`).
+
+The commands are thin: they read settings and the spec, call one operation module, and print its result, for people
+(rich tables, progress bars on stderr) or for machines (`--json`, one JSON document on stdout). Errors are one line on
+stderr, never a stack trace, with an exit code a pipeline can branch on:
+
+    0  success (also "nothing to do")
+    1  the operation ran and failed: lint errors, images the service refused, training failed or timed out,
+       a publish gate not met
+    2  bad input or configuration: a missing setting, a wrong spec, an unknown tag or project (fix, then rerun)
+    3  the service refused a request (its code is printed)
+    4  the service was unavailable or throttled through all retries (rerun later)
+   70  a bug in cvops (the message says how to get the traceback)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError
+from pipelines import config
+from pipelines.spec import ProjectSpec, SourceSpec, parse_source
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_SERVICE, EXIT_TRANSIENT, EXIT_BUG = 1, 2, 3, 4, 70
+SPEC_ENV = "CVOPS_SPEC"
+PROJECT_ENV = "CVOPS_PROJECT"
+
+
+def exit_code(error: CvopsError) -> int:
+    if isinstance(error, TransientServiceError):
+        return EXIT_TRANSIENT
+    if isinstance(error, ServiceError):
+        return EXIT_SERVICE
+    if isinstance(error, ConfigurationError):
+        return EXIT_CONFIG
+    return EXIT_CONFIG if not getattr(error, "code", None) else EXIT_SERVICE
+
+
+@dataclass
+class Run:
+    """What one command invocation shares: flags, settings, the spec, the service, the consoles."""
+
+    overrides: dict[str, str | None] = field(default_factory=dict)
+    env_file: str | None = None
+    json: bool = False
+    spec_path: str | None = None
+    project_ref: str | None = None
+    _settings: config.Settings | None = None
+    _spec: ProjectSpec | None = None
+    _service: Any = None
+
+    @property
+    def settings(self) -> config.Settings:
+        if self._settings is None:
+            self._settings = config.load(self.env_file, self.overrides)
+        return self._settings
+
+    @property
+    def spec(self) -> ProjectSpec | None:
+        if self._spec is None and self.spec_path:
+            from pipelines.spec import load
+
+            self._spec = load(self.spec_path)
+        return self._spec
+
+    def require_spec(self, what: str) -> ProjectSpec:
+        if self.spec is None:
+            raise ConfigurationError(f"{what} comes from the project spec, and no spec was given", setting="--spec",
+                                     hint=f"pass --spec SPEC.yaml (or set {SPEC_ENV}), or give it as an option")
+        return self.spec
+
+    @property
+    def service(self):
+        if self._service is None:
+            from pipelines.service import Service
+
+            self._service = Service(self.settings)
+        return self._service
+
+    def project_id(self) -> str:
+        ref = self.project_ref or (self.spec.name if self.spec else None)
+        if not ref:
+            raise ConfigurationError("which project? none was named", setting="--project",
+                                     hint=f"pass --spec SPEC.yaml or --project NAME|ID (or set {SPEC_ENV} / {PROJECT_ENV})")
+        return self.service.project(ref).id
+
+    def source(self, spec: SourceSpec):
+        from pipelines.sources import ImageSource
+
+        return ImageSource(spec, lambda: self.service.blob_service)
+
+    @property
+    def console(self):
+        from rich.console import Console
+
+        return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 120, highlight=False)
+
+    @property
+    def reporter(self):
+        from pipelines.progress import NullReporter, RichReporter
+
+        if self.json or not sys.stderr.isatty():
+            return NullReporter()
+        from rich.console import Console
+
+        return RichReporter(Console(stderr=True))
+
+    def emit(self, data: dict[str, Any], human: Callable[[Any], None]) -> None:
+        if self.json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            human(self.console)
+
+
+def _fail(run: Run | None, message: str, code: int, **extra: Any) -> None:
+    """One line on stderr; with --json also a JSON document on stdout; then exit with ``code``."""
+    click.echo(f"cvops: error: {message}", err=True)
+    if run is not None and run.json:
+        click.echo(json.dumps({"ok": False, "error": message, "exit_code": code, **extra}, default=str))
+    raise click.exceptions.Exit(code)
+
+
+class Group(click.Group):
+    """Turns cvops errors into one line and an exit code, for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CvopsError as e:
+            run = ctx.find_object(Run)
+            _fail(run, str(e), exit_code(e), **({"code": e.code} if getattr(e, "code", None) else {}))
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug: say so in one line, traceback on demand
+            if os.environ.get("CVOPS_DEBUG"):
+                raise
+            _fail(ctx.find_object(Run), f"internal error: {type(e).__name__}: {e} "
+                                        "(set CVOPS_DEBUG=1 for the traceback and report it)", EXIT_BUG)
+
+
+def common(needs_project: bool = True) -> Callable:
+    """Options every command takes: --spec/--project (which project), --json, --env-file, --tier."""
+
+    def decorate(f: Callable) -> Callable:
+        @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout instead of tables.")
+        @click.option("--env-file", type=click.Path(dir_okay=False), default=None,
+                      help="Read settings from this file (default: ./.env when it exists).")
+        @click.option("--tier", type=click.Choice(["S0", "F0"], case_sensitive=False), default=None,
+                      help="Pricing tier: sets the client-side call rates (env CVOPS_TIER, default S0).")
+        @click.option("--spec", "spec_path", envvar=SPEC_ENV, type=click.Path(dir_okay=False), default=None,
+                      help=f"Project spec (YAML). Env {SPEC_ENV}.")
+        @click.option("--project", "project_ref", envvar=PROJECT_ENV, default=None, hidden=not needs_project,
+                      help=f"Project name or id, instead of the spec's name. Env {PROJECT_ENV}.")
+        @click.pass_context
+        @functools.wraps(f)
+        def wrapper(ctx: click.Context, as_json: bool, env_file: str | None, tier: str | None,
+                    spec_path: str | None, project_ref: str | None, **kwargs: Any) -> Any:
+            run = ctx.ensure_object(Run)
+            run.json, run.env_file = as_json, env_file
+            run.spec_path = spec_path or run.spec_path
+            run.project_ref = project_ref
+            if tier:
+                run.overrides[config.TIER] = tier.upper()
+            return f(run, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--training-endpoint", default=None, help=f"Overrides {config.TRAINING_ENDPOINT}.")
+@click.option("--training-key", default=None, help=f"Overrides {config.TRAINING_KEY} (prefer the env variable).")
+@click.option("--prediction-endpoint", default=None, help=f"Overrides {config.PREDICTION_ENDPOINT}.")
+@click.option("--prediction-key", default=None, help=f"Overrides {config.PREDICTION_KEY} (prefer the env variable).")
+@click.option("--prediction-resource-id", default=None, help=f"Overrides {config.PREDICTION_RESOURCE_ID}.")
+@click.option("--storage-account-url", default=None, help=f"Overrides {config.STORAGE_ACCOUNT_URL}.")
+@click.version_option(package_name="cvops")
+@click.pass_context
+def cli(ctx: click.Context, **flags: str | None) -> None:
+    """Run image classification on Azure Custom Vision: declare, upload, train, evaluate, publish, predict.
+
+    \b
+    Settings (environment, ./.env, or the options here; options win):
+      VISION_TRAINING_ENDPOINT, VISION_TRAINING_KEY, VISION_PREDICTION_ENDPOINT, VISION_PREDICTION_KEY,
+      VISION_PREDICTION_RESOURCE_ID, AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL
+      (with your Azure identity / managed identity), CVOPS_TIER (S0 | F0).
+
+    \b
+    A release pipeline, from nothing:
+      cvops project apply examples/scenes/project.yaml
+      cvops images lint   --spec examples/scenes/project.yaml
+      cvops images upload --spec examples/scenes/project.yaml
+      cvops train         --spec examples/scenes/project.yaml --wait
+      cvops evaluate      --spec examples/scenes/project.yaml --holdout az://holdout/scenes --report reports/
+      cvops publish       --spec examples/scenes/project.yaml --min-map 0.9
+      cvops predict       --spec examples/scenes/project.yaml photo.jpg
+
+    \b
+    Exit codes: 0 ok; 1 the operation failed (lint errors, refused images, training failed, gate not met);
+    2 bad input or settings; 3 the service refused a request; 4 service unavailable or throttled (rerun later).
+    """
+    names = {"training_endpoint": config.TRAINING_ENDPOINT, "training_key": config.TRAINING_KEY,
+             "prediction_endpoint": config.PREDICTION_ENDPOINT, "prediction_key": config.PREDICTION_KEY,
+             "prediction_resource_id": config.PREDICTION_RESOURCE_ID,
+             "storage_account_url": config.STORAGE_ACCOUNT_URL}
+    run = ctx.ensure_object(Run)
+    run.overrides.update({names[k]: v for k, v in flags.items() if v})
+
+
+def _table(console: Any, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*[_cell(v) for v in r])
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+# project ----------------------------------------------------------------------------------------------------------
+@cli.group(cls=Group)
+def project() -> None:
+    """Declare a project from a YAML spec."""
+
+
+@project.command("apply")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@common(needs_project=False)
+def project_apply(run: Run, spec_file: str, dry_run: bool) -> None:
+    """Create what is missing and change what differs, from SPEC_FILE. Never duplicates a project or a tag,
+    never deletes one; a change the service cannot make is refused with the reason.
+
+    \b
+    Examples:
+      cvops project apply examples/scenes/project.yaml --dry-run
+      cvops project apply examples/scenes/project.yaml --json
+    """
+    from pipelines.project import apply
+
+    run.spec_path = spec_file
+    spec = run.require_spec("the project")
+    result = apply(run.service, spec, dry_run=dry_run)
+
+    def human(console: Any) -> None:
+        verb = "would" if dry_run else "did"
+        if not result.changes:
+            console.print(f"project {spec.name!r} matches the spec: nothing to change")
+        for action in result.actions:
+            console.print(f"{verb + ':' if action.kind != 'note' else ''} {action.describe()}".strip())
+        if result.project_id:
+            console.print(f"project id: {result.project_id}")
+
+    run.emit({"ok": True, "dry_run": dry_run, **result.to_dict()}, human)
+
+
+# images -----------------------------------------------------------------------------------------------------------
+@cli.group(cls=Group)
+def images() -> None:
+    """Check and upload labelled images."""
+
+
+def _source_spec(run: Run, source: str | None, container: str | None, prefix: str | None, *,
+                 holdout: bool = False) -> SourceSpec:
+    if container:
+        if source:
+            raise ConfigurationError("give either SOURCE or --container, not both", setting="--container")
+        return SourceSpec("blob", container=container, prefix=(prefix or "").strip("/") + ("/" if prefix else ""))
+    if source:
+        return parse_source(source)
+    spec = run.spec
+    declared = (spec.holdout_source if holdout else spec.training_source) if spec else None
+    if declared is None:
+        which = "data.holdout" if holdout else "data.training"
+        raise ConfigurationError(f"no image source given and the spec declares no {which}", setting="SOURCE",
+                                 hint="pass az://container/prefix, a folder or a manifest (.csv/.jsonl), "
+                                      f"or declare {which} in the spec")
+    return declared
+
+
+_SOURCE_HELP = ("SOURCE: az://container/prefix (Blob, one folder per tag), a local folder laid out the same way, or a "
+                "manifest (.csv with columns path,tags or .jsonl with {\"path\", \"tags\"}); default: the spec's "
+                "data.training.")
+
+
+@images.command("lint", help=f"""Check a labelled set before uploading it: formats, sizes, dimensions, duplicates,
+    tags, balance. Prints a table; exits 1 when there is an error. {_SOURCE_HELP}
+
+    \b
+    Examples:
+      cvops images lint --spec examples/scenes/project.yaml
+      cvops images lint ./data/scenes --json
+      cvops images lint labels.csv --spec examples/multilabel/project.yaml
+    """)
+@click.argument("source", required=False)
+@click.option("--container", default=None, help="Blob container (instead of SOURCE).")
+@click.option("--prefix", default=None, help="Prefix inside --container.")
+@click.option("--min-per-tag", type=click.IntRange(1), default=5, show_default=True,
+              help="Fewer images of a tag is an error (the service needs 5 to train).")
+@common()
+def images_lint(run: Run, source: str | None, container: str | None, prefix: str | None, min_per_tag: int) -> None:
+    from pipelines import lint
+
+    src = run.source(_source_spec(run, source, container, prefix))
+    listed = src.list()
+    with run.reporter.task(f"reading {len(listed)} images", total=len(listed)) as task, \
+            ThreadPoolExecutor(max_workers=8) as pool:
+        infos = []
+        for info in pool.map(lambda im: lint.inspect_image(im.location, src.read(im), list(im.tags)), listed):
+            infos.append(info)
+            task.advance()
+    spec = run.spec
+    classification = spec.classification_type if spec else (
+        "Multilabel" if any(len(im.tags) > 1 for im in listed) else "Multiclass")
+    recommended = max(min_per_tag, 50)
+    findings = lint.lint(infos, classification_type=classification, min_per_tag=min_per_tag,
+                         recommended_per_tag=recommended, expected_tags=list(spec.tag_names) if spec else None)
+    errors = lint.has_errors(findings)
+    data = {"ok": not errors, "source": str(src), "images": len(infos),
+            "errors": sum(f.severity == "error" for f in findings),
+            "warnings": sum(f.severity != "error" for f in findings),
+            "findings": [{"severity": f.severity, "code": f.code, "subject": f.subject, "message": f.message}
+                         for f in findings]}
+
+    def human(console: Any) -> None:
+        if findings:
+            _table(console, None, ["severity", "code", "image / tag", "message"],
+                   [[f.severity, f.code, f.subject, f.message] for f in findings])
+        console.print(f"{len(infos)} images from {src}: {data['errors']} errors, {data['warnings']} warnings")
+
+    run.emit(data, human)
+    if errors:
+        click.echo(f"cvops: error: {data['errors']} lint errors in {src}; fix them before uploading", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@images.command("upload", help=f"""Upload a labelled set in batches of 64; from Blob by short-lived read-only SAS
+    URLs, so image bytes never pass through this machine. OK and OKDuplicate count as success; every other outcome is
+    listed with the image's path and reason, and the exit code is 1. A rerun uploads nothing twice: the source key of
+    every uploaded image is kept in the project's image metadata. {_SOURCE_HELP}
+
+    \b
+    Examples:
+      cvops images upload --spec examples/scenes/project.yaml
+      cvops images upload az://training/scenes --spec examples/scenes/project.yaml --json
+      cvops images upload labels.jsonl --project scenes-multilabel --via-bytes
+    """)
+@click.argument("source", required=False)
+@click.option("--container", default=None, help="Blob container (instead of SOURCE).")
+@click.option("--prefix", default=None, help="Prefix inside --container.")
+@click.option("--via-bytes", is_flag=True,
+              help="Download and send image bytes instead of SAS URLs (for storage the service cannot reach).")
+@click.option("--augment", is_flag=True,
+              help="Add flipped/rotated/re-lit variants of under-represented tags (marked in image metadata).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True,
+              help="Batches in flight at once (the tier's rate still applies).")
+@common()
+def images_upload(run: Run, source: str | None, container: str | None, prefix: str | None, via_bytes: bool,
+                  augment: bool, concurrency: int) -> None:
+    from pipelines.upload import upload
+
+    src = run.source(_source_spec(run, source, container, prefix))
+    report = upload(run.service, src, run.project_id(), via_bytes=via_bytes, augment=augment,
+                    concurrency=concurrency, reporter=run.reporter)
+
+    def human(console: Any) -> None:
+        if report.failures:
+            _table(console, "images the service refused", ["image", "status", "reason"],
+                   [[f.path, f.status, f.reason] for f in report.failures])
+        console.print(
+            f"{report.listed} images in {report.source} (+{report.augmented} variants): {report.created} uploaded, "
+            f"{report.duplicates} duplicates, {report.skipped} already there, {len(report.failures)} failed; "
+            f"{report.create_calls} create calls by {report.mode}, {report.image_bytes_sent} image bytes sent")
+
+    run.emit({"ok": report.ok, **report.to_dict()}, human)
+    if not report.ok:
+        click.echo(f"cvops: error: {len(report.failures)} of {report.listed + report.augmented} images were not "
+                   f"uploaded (listed above); fix them and run again", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+# train ------------------------------------------------------------------------------------------------------------
+def _perf_table(console: Any, perf: dict[str, Any], title: str) -> None:
+    rows = [[t["tag"], t["precision"], t["recall"], t["average_precision"]] for t in perf["tags"]]
+    rows.append(["(all)", perf["precision"], perf["recall"], perf["mean_average_precision"]])
+    _table(console, f"{title} at threshold {perf['threshold']:g}", ["tag", "precision", "recall", "AP"], rows)
+
+
+@cli.command("train")
+@click.option("--advanced", is_flag=True, help="Advanced training (searches settings longer; uses a budget).")
+@click.option("--budget-hours", type=click.IntRange(1, 96), default=None, help="Budget for --advanced.")
+@click.option("--force", is_flag=True, help="Train even if nothing changed since the last iteration.")
+@click.option("--wait", is_flag=True, help="Wait for Completed or Failed, showing progress.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="With --wait: give up waiting after this many seconds (the spec's training.timeout_seconds, else 3600).")
+@common()
+def train_cmd(run: Run, advanced: bool, budget_hours: int | None, force: bool, wait: bool,
+              timeout: float | None) -> None:
+    """Start training. With --wait, end on Completed (prints the metrics table) or Failed/timeout (exit 1).
+    "Nothing new to train" is reported as such, with exit 0.
+
+    \b
+    Examples:
+      cvops train --spec examples/scenes/project.yaml --wait
+      cvops train --spec examples/scenes/project.yaml --advanced --budget-hours 2 --wait --timeout 9000
+    """
+    from pipelines.training import explain, train
+
+    spec = run.spec
+    training_type = "Advanced" if advanced else (spec.training_type if spec else "Regular")
+    if budget_hours is not None and training_type != "Advanced":
+        raise ConfigurationError("--budget-hours is only used by Advanced training", setting="--budget-hours",
+                                 hint="add --advanced")
+    budget = budget_hours or (spec.budget_hours if spec and spec.budget_hours else 1)
+    project_id = run.project_id()
+    try:
+        result = train(run.service, project_id, training_type=training_type, budget_hours=budget, force=force,
+                       wait=wait, timeout=timeout or (spec.training_timeout if spec else 3600.0),
+                       threshold=spec.threshold if spec else 0.5, reporter=run.reporter)
+    except CvopsError as e:
+        raise explain(e) from None
+
+    def human(console: Any) -> None:
+        if result.outcome == "not_needed":
+            console.print(f"nothing new to train since iteration {result.iteration_name} ({result.status})")
+        elif result.outcome == "started":
+            console.print(f"training started: iteration {result.iteration_name} ({result.iteration_id})")
+        elif result.outcome == "completed":
+            console.print(f"iteration {result.iteration_name} completed in {result.seconds:.0f} s")
+            _perf_table(console, result.performance, f"{result.iteration_name}: service metrics")
+
+    run.emit({"ok": result.ok, **result.to_dict()}, human)
+    if not result.ok:
+        click.echo(f"cvops: error: {result.error}", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+# evaluate ---------------------------------------------------------------------------------------------------------
+@cli.command("evaluate")
+@click.option("--iteration", "iteration_ref", default=None, help="Iteration id or name (default: newest Completed).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="One threshold for every tag (default: the spec's per-tag thresholds, else 0.5).")
+@click.option("--holdout", default=None, help="Held-out labelled images (same forms as upload SOURCE); default: "
+                                              "the spec's data.holdout, if any.")
+@click.option("--no-holdout", is_flag=True, help="Only the service's numbers, even if the spec declares a holdout.")
+@click.option("--target-precision", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Recommend per-tag thresholds reaching this precision.")
+@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Recommend per-tag thresholds reaching this recall.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write evaluation.json, .md and .html (with plots) into this folder.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True)
+@common()
+def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, holdout: str | None,
+                 no_holdout: bool, target_precision: float | None, target_recall: float | None,
+                 report_dir: str | None, concurrency: int) -> None:
+    """Precision, recall and AP per tag and mAP: the service's, and with a holdout set our own (from quick-test
+    predictions, which work on unpublished iterations), plus a confusion matrix (Multiclass) and a threshold sweep.
+
+    \b
+    Examples:
+      cvops evaluate --spec examples/scenes/project.yaml
+      cvops evaluate --spec examples/scenes/project.yaml --holdout az://holdout/scenes --target-precision 0.9 \\
+          --report reports/
+    """
+    from pipelines.evaluation import evaluate, service_report
+
+    if target_precision is not None and target_recall is not None:
+        raise ConfigurationError("give --target-precision or --target-recall, not both", setting="--target-recall")
+    spec = run.spec
+    project_id = run.project_id()
+    service = run.service
+    iteration = service.iteration(project_id, iteration_ref)
+    tags = service.tags(project_id)
+    tag_names = [t.name for t in tags]
+    if spec:
+        order = {n.casefold(): i for i, n in enumerate(spec.tag_names)}
+        tag_names.sort(key=lambda n: (order.get(n.casefold(), len(order)), n))
+    thresholds: float | dict[str, float] = (
+        threshold if threshold is not None else
+        ({n: spec.tag_threshold(n) for n in tag_names} if spec else 0.5))
+    base = threshold if threshold is not None else (spec.threshold if spec else 0.5)
+    holdout_src = None
+    if not no_holdout:
+        if holdout:
+            holdout_src = run.source(parse_source(holdout))
+        elif spec and spec.holdout_source:
+            holdout_src = run.source(spec.holdout_source)
+    tp = target_precision if target_precision is not None else (spec.target_precision if spec else None)
+    tr = target_recall if target_recall is not None else (spec.target_recall if spec else None)
+    if tp is not None and tr is not None:
+        tr = None if target_precision is not None else tr
+        tp = None if target_recall is not None else tp
+    multiclass = (spec.classification_type if spec else
+                  service.t("get project", lambda c: c.get_project(project_id)).settings.classification_type
+                  ) != "Multilabel"
+    result = evaluate(service, project_id, iteration, tag_names=tag_names, threshold=thresholds,
+                      service_threshold=base, multiclass=multiclass, holdout=holdout_src,
+                      target_precision=tp, target_recall=tr, concurrency=concurrency, reporter=run.reporter)
+    if report_dir:
+        from pipelines.report import write_reports
+
+        doc = result["holdout"] or service_report(result["service"], {t.name: t.image_count for t in tags})
+        doc = {**doc, "project": spec.name if spec else project_id, "iteration": iteration.name}
+        paths = write_reports(doc, Path(report_dir), title=f"{doc['project']}: iteration {iteration.name}")
+        result["reports"] = {k: str(v) for k, v in paths.items() if k in ("json", "markdown", "html")}
+
+    def human(console: Any) -> None:
+        _perf_table(console, result["service"], f"{iteration.name}: service metrics")
+        ev = result["holdout"]
+        if ev:
+            _table(console, f"{iteration.name}: holdout ({ev['n_images']} images from {ev['holdout_source']})",
+                   ["tag", "threshold", "precision", "recall", "AP", "support"],
+                   [[t["tag"], t["threshold"], t["precision"], t["recall"], t["average_precision"], t["support"]]
+                    for t in ev["tags"]])
+            console.print(f"holdout mAP {ev['mean_average_precision']:.3f}, micro precision "
+                          f"{ev['micro_precision']:.3f}, micro recall {ev['micro_recall']:.3f}"
+                          + (f", accuracy {ev['accuracy']:.3f}" if ev.get("accuracy") is not None else ""))
+            if ev.get("confusion_matrix") is not None:
+                labels = ev["confusion_labels"]
+                _table(console, "confusion (rows: true, columns: predicted)", ["", *labels],
+                       [[labels[i], *row] for i, row in enumerate(ev["confusion_matrix"])])
+            if ev.get("threshold_sweep"):
+                _table(console, "recommended thresholds", ["tag", "threshold", "precision", "recall", "met"],
+                       [[tag, s["recommended_threshold"], s["precision"], s["recall"], s["met"]]
+                        for tag, s in ev["threshold_sweep"].items()])
+        for kind, path in result.get("reports", {}).items():
+            console.print(f"{kind} report: {path}")
+
+    run.emit({"ok": True, **result}, human)
+
+
+# publish ----------------------------------------------------------------------------------------------------------
+@cli.command("publish")
+@click.option("--iteration", "iteration_ref", default="latest", show_default=True, help="Iteration id, name or latest.")
+@click.option("--name", "publish_name", default=None, help="Publish name (default: the spec's publish.name).")
+@click.option("--min-precision", type=click.FloatRange(0, 1), default=None, help="Gate (default: the spec's gates).")
+@click.option("--min-recall", type=click.FloatRange(0, 1), default=None, help="Gate.")
+@click.option("--min-map", type=click.FloatRange(0, 1), default=None, help="Gate on mean average precision.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Threshold of the gated precision/recall (default: the spec's evaluation threshold, else 0.5).")
+@click.option("--keep", type=click.IntRange(0, 20), default=None,
+              help="Delete unpublished iterations beyond the newest K (default: the spec's publish.keep).")
+@common()
+def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_precision: float | None,
+                min_recall: float | None, min_map: float | None, threshold: float | None, keep: int | None) -> None:
+    """Publish an iteration behind metric gates; refuse (exit 1, with the numbers) when a gate fails. Moves the
+    publish name off the previous iteration and prunes old unpublished iterations.
+
+    \b
+    Examples:
+      cvops publish --spec examples/scenes/project.yaml
+      cvops publish --spec examples/scenes/project.yaml --min-precision 0.9 --min-map 0.95 --keep 3
+    """
+    from pipelines.publishing import publish
+    from pipelines.spec import Gates
+
+    spec = run.spec
+    name = publish_name or (spec.publish_name if spec else None)
+    if not name:
+        raise ConfigurationError("no publish name", setting="--name", hint="pass --name or set publish.name in the spec")
+    declared = spec.gates if spec else Gates()
+    gates = Gates(min_precision if min_precision is not None else declared.min_precision,
+                  min_recall if min_recall is not None else declared.min_recall,
+                  min_map if min_map is not None else declared.min_map)
+    result = publish(run.service, run.project_id(), iteration_ref, publish_name=name, gates=gates,
+                     threshold=threshold if threshold is not None else (spec.threshold if spec else 0.5),
+                     keep=keep if keep is not None else (spec.keep if spec else None))
+
+    def human(console: Any) -> None:
+        for gate in result.gates:
+            console.print(f"gate {gate.describe()}")
+        if result.outcome == "already_published":
+            console.print(f"{result.iteration_name} is already published as {name!r}: nothing to do")
+        elif result.outcome == "published":
+            moved = f" (moved from {result.unpublished})" if result.unpublished else ""
+            console.print(f"published {result.iteration_name} as {name!r}{moved}")
+        for deleted in result.deleted:
+            console.print(f"deleted old iteration {deleted}")
+
+    run.emit({"ok": result.ok, **result.to_dict()}, human)
+    if not result.ok:
+        failing = "; ".join(g.describe() for g in result.gates if not g.passed)
+        click.echo(f"cvops: error: not publishing {result.iteration_name}: {failing}", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+# predict ----------------------------------------------------------------------------------------------------------
+@cli.command("predict")
+@click.argument("target")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="One threshold for every tag (default: the spec's per-tag thresholds, else 0.5).")
+@click.option("--no-store", is_flag=True, help="Do not keep the image in the project's prediction history.")
+@click.option("--name", "publish_name", default=None, help="Publish name (default: the spec's publish.name).")
+@common()
+def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, publish_name: str | None) -> None:
+    """Classify TARGET (a file, an http(s) URL or az://container/blob) with the published iteration and show which
+    tags pass their thresholds.
+
+    \b
+    Examples:
+      cvops predict --spec examples/scenes/project.yaml photo.jpg
+      cvops predict --spec examples/scenes/project.yaml az://incoming/2024/photo.jpg --no-store --json
+    """
+    from pipelines.predicting import predict, thresholds_from
+
+    spec = run.spec
+    name = publish_name or (spec.publish_name if spec else None)
+    if not name:
+        raise ConfigurationError("no publish name", setting="--name", hint="pass --name or set publish.name in the spec")
+    if threshold is not None:
+        chooser = thresholds_from(threshold, {})
+    elif spec:
+        chooser = spec.tag_threshold
+    else:
+        chooser = thresholds_from(0.5, {})
+    result = predict(run.service, run.project_id(), name, target, store=not no_store, threshold=chooser)
+
+    def human(console: Any) -> None:
+        _table(console, f"{target} ({name})", ["tag", "probability", "threshold", "passes"],
+               [[r["tag"], r["probability"], r["threshold"], r["passes"]] for r in result["predictions"]])
+        console.print("passing: " + (", ".join(result["passing"]) or "none"))
+
+    run.emit({"ok": True, **result}, human)
+
+
+# status / export --------------------------------------------------------------------------------------------------
+@cli.command("status")
+@common()
+def status_cmd(run: Run) -> None:
+    """The project, its tags with image counts, its iterations with status and metrics, and what is published.
+
+    \b
+    Examples:
+      cvops status --spec examples/scenes/project.yaml
+      cvops status --project scenes --json
+    """
+    from pipelines.inventory import status
+
+    spec = run.spec
+    data = status(run.service, run.project_id(), threshold=spec.threshold if spec else 0.5)
+
+    def human(console: Any) -> None:
+        p = data["project"]
+        console.print(f"project {p['name']} ({p['id']}): {p['classification_type']}, {p['domain']}, "
+                      f"{data['images']} images")
+        _table(console, "tags", ["tag", "images"], [[t["name"], t["images"]] for t in data["tags"]])
+        _table(console, "iterations", ["name", "status", "type", "precision", "recall", "mAP", "published as"],
+               [[i["name"], i["status"], i["training_type"], i.get("precision"), i.get("recall"), i.get("map"),
+                 i["publish_name"]] for i in data["iterations"]])
+
+    run.emit({"ok": True, **data}, human)
+
+
+@cli.command("export")
+@click.option("--platform", type=click.Choice(["ONNX", "TensorFlow", "DockerFile", "CoreML"]), required=True)
+@click.option("--flavor", default=None, help="e.g. Linux/Windows/ARM (DockerFile), TensorFlowLite/TensorFlowJs.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="Where to save the model.")
+@click.option("--iteration", "iteration_ref", default="latest", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True)
+@common()
+def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_ref: str, timeout: float) -> None:
+    """Export an iteration trained on a compact domain, wait for it, and download it.
+
+    \b
+    Examples:
+      cvops export --spec examples/scenes/project.yaml --platform ONNX --out model.zip
+      cvops export --project scenes --platform DockerFile --flavor Linux --out model.zip
+    """
+    from pipelines.inventory import export
+
+    project_id = run.project_id()
+    iteration = run.service.iteration(project_id, iteration_ref)
+    data = export(run.service, project_id, iteration, platform=platform, flavor=flavor, out=Path(out),
+                  timeout=timeout, reporter=run.reporter)
+    run.emit({"ok": True, **data}, lambda c: c.print(f"exported {data['iteration']} ({platform}) to {out} "
+                                                      f"({data['bytes']} bytes)"))
+
+
+# wired to other modules (their owners implement them) -------------------------------------------------------------
+@cli.group(cls=Group)
+def function() -> None:
+    """The routing Function App."""
+
+
+@function.command("run-local", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def function_run_local(ctx: click.Context) -> None:
+    """Run the Function App's handler locally against Azurite and the local service (pipelines.run_local)."""
+    from pipelines import run_local
+
+    raise click.exceptions.Exit(run_local.main(list(ctx.args)) or 0)
+
+
+@cli.command("classify-backlog", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--container", required=True, help="Container holding the existing blobs.")
+@click.option("--prefix", default="", help="Only blobs under this prefix.")
+@click.pass_context
+def classify_backlog(ctx: click.Context, container: str, prefix: str) -> None:
+    """Fan a backlog of existing blobs out to the classifier through a Storage Queue (pipelines.backlog)."""
+    from pipelines import backlog
+
+    raise click.exceptions.Exit(backlog.main(container=container, prefix=prefix, args=list(ctx.args)) or 0)
+
+
+def main() -> None:
+    cli(prog_name="cvops")

@@ -1,0 +1,126 @@
+"""The CLI's settings: the names Microsoft's quickstarts use, from the environment or a `.env` file, flags overriding.
+
+Why these names: an operator who followed a Custom Vision quickstart already has them set, and CI secrets keep the
+same names across tools. Resolution is a pure function of (environment, .env values, flags) so it is tested without
+touching the process environment; only :func:`dotenv_file_values` reads a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvops.errors import ConfigurationError
+
+TRAINING_ENDPOINT = "VISION_TRAINING_ENDPOINT"
+TRAINING_KEY = "VISION_TRAINING_KEY"
+PREDICTION_ENDPOINT = "VISION_PREDICTION_ENDPOINT"
+PREDICTION_KEY = "VISION_PREDICTION_KEY"
+PREDICTION_RESOURCE_ID = "VISION_PREDICTION_RESOURCE_ID"
+STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
+STORAGE_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
+TIER = "CVOPS_TIER"
+
+NAMES = (TRAINING_ENDPOINT, TRAINING_KEY, PREDICTION_ENDPOINT, PREDICTION_KEY, PREDICTION_RESOURCE_ID,
+         STORAGE_CONNECTION_STRING, STORAGE_ACCOUNT_URL, TIER)
+
+_WHAT = {
+    TRAINING_ENDPOINT: "the Custom Vision training endpoint, e.g. https://<name>.cognitiveservices.azure.com/",
+    TRAINING_KEY: "a key of the Custom Vision training resource",
+    PREDICTION_ENDPOINT: "the Custom Vision prediction endpoint",
+    PREDICTION_KEY: "a key of the Custom Vision prediction resource",
+    PREDICTION_RESOURCE_ID: "the ARM id of the prediction resource (/subscriptions/.../accounts/<name>), needed to publish",
+}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Calls per second the client allows itself, by the tier's published limits (FACTS: Limits and quotas)."""
+
+    training: float
+    train_project: float
+    prediction: float
+
+
+TIERS: dict[str, Rates] = {
+    "S0": Rates(training=10, train_project=10, prediction=10),
+    "F0": Rates(training=10, train_project=2, prediction=2),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, str]
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, "")
+
+    def require(self, name: str) -> str:
+        """The value, or a ConfigurationError that names the setting, says what it is, and how to set it."""
+        value = self.get(name)
+        if not value:
+            what = _WHAT.get(name, name)
+            raise ConfigurationError(f"{name} is not set ({what})", setting=name,
+                                     hint=f"export {name}=..., put it in .env, or pass the matching --option")
+        return value
+
+    @property
+    def tier(self) -> str:
+        return self.get(TIER) or "S0"
+
+    @property
+    def rates(self) -> Rates:
+        tier = self.tier.upper()
+        if tier not in TIERS:
+            raise ConfigurationError(f"{TIER}={self.tier!r} is not a Custom Vision tier", setting=TIER,
+                                     hint=f"use one of {', '.join(TIERS)}")
+        return TIERS[tier]
+
+    def storage(self) -> dict[str, str]:
+        """Keyword arguments for cvops.clients.blob_service_client: a connection string wins over an account URL."""
+        if conn := self.get(STORAGE_CONNECTION_STRING):
+            return {"connection_string": conn}
+        if url := self.get(STORAGE_ACCOUNT_URL):
+            return {"account_url": url}
+        raise ConfigurationError(
+            f"neither {STORAGE_CONNECTION_STRING} nor {STORAGE_ACCOUNT_URL} is set (needed to read images from Blob)",
+            setting=STORAGE_CONNECTION_STRING,
+            hint=f"set {STORAGE_ACCOUNT_URL}=https://<account>.blob.core.windows.net to use your Azure identity, "
+                 f"or {STORAGE_CONNECTION_STRING}")
+
+    def redacted(self) -> dict[str, str]:
+        """For `--json` diagnostics: which settings are set, never their secret values."""
+        secret = {TRAINING_KEY, PREDICTION_KEY, STORAGE_CONNECTION_STRING}
+        return {k: ("<set>" if k in secret else v) for k, v in self.values.items() if v}
+
+
+def resolve(environ: Mapping[str, str], dotenv: Mapping[str, str | None] | None = None,
+            overrides: Mapping[str, str | None] | None = None) -> Settings:
+    """Flags over environment over .env (the usual precedence: a .env file never overrides what CI exported)."""
+    values: dict[str, str] = {}
+    for name in NAMES:
+        for layer in (overrides or {}, environ, dotenv or {}):
+            value = layer.get(name)
+            if value is not None and str(value).strip():
+                values[name] = str(value).strip()
+                break
+    return Settings(values)
+
+
+def dotenv_file_values(path: str | Path | None) -> dict[str, str | None]:
+    """The values in a .env file (none when it does not exist; an explicitly named missing file is an error)."""
+    from dotenv import dotenv_values
+
+    if path is None:
+        default = Path(".env")
+        return dict(dotenv_values(default)) if default.is_file() else {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigurationError(f"env file {p} does not exist", setting="--env-file")
+    return dict(dotenv_values(p))
+
+
+def load(env_file: str | Path | None = None, overrides: Mapping[str, str | None] | None = None) -> Settings:
+    return resolve(os.environ, dotenv_file_values(env_file), overrides)

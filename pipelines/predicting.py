@@ -1,0 +1,60 @@
+"""`cvops predict`: classify one image with the published iteration and say which tags pass their thresholds.
+
+The target may be a local file (sent as bytes), an http(s) URL (the service fetches it), or ``az://container/blob``
+(sent as a short-lived read-only SAS URL). ``store=False`` uses the *no store* calls, which also have the higher rate
+limit on S0, and keeps the image out of the project's prediction history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cvops.errors import ConfigurationError
+from pipelines.service import Service
+from pipelines.sources import ImageSource, SourceImage
+from pipelines.spec import SOURCE_SCHEME, SourceSpec
+
+
+def passing(predictions: list[tuple[str, float]], threshold: Callable[[str], float]) -> list[dict[str, Any]]:
+    """Predictions sorted by probability, each with its threshold and whether it passes (pure)."""
+    rows = []
+    for tag, probability in sorted(predictions, key=lambda p: (-p[1], p[0])):
+        t = threshold(tag)
+        rows.append({"tag": tag, "probability": probability, "threshold": t, "passes": probability >= t})
+    return rows
+
+
+def predict(service: Service, project_id: str, publish_name: str, target: str, *, store: bool = True,
+            threshold: Callable[[str], float]) -> dict[str, Any]:
+    if target.startswith(("http://", "https://")):
+        url = target
+    elif target.startswith(SOURCE_SCHEME):
+        container, _, name = target[len(SOURCE_SCHEME):].partition("/")
+        if not name:
+            raise ConfigurationError(f"{target} names no blob", hint="write az://<container>/<path/to/image>")
+        source = ImageSource(SourceSpec("blob", container=container), lambda: service.blob_service)
+        url = source.sas_url(SourceImage(name, (), target), minutes=15)
+    else:
+        url = None
+    if url is not None:
+        call: Callable[[Any], Any] = (
+            (lambda c: c.classify_image_url(project_id, publish_name, url)) if store
+            else (lambda c: c.classify_image_url_with_no_store(project_id, publish_name, url)))
+    else:
+        path = Path(target)
+        if not path.is_file():
+            raise ConfigurationError(f"image {target} does not exist",
+                                     hint="give a file path, an http(s) URL or az://container/blob")
+        data = path.read_bytes()
+        call = ((lambda c: c.classify_image(project_id, publish_name, data)) if store
+                else (lambda c: c.classify_image_with_no_store(project_id, publish_name, data)))
+    result = service.p(f"classify {target} with {publish_name!r}", call)
+    rows = passing([(p.tag_name, p.probability) for p in result.predictions], threshold)
+    return {"image": target, "publish_name": publish_name, "iteration": result.iteration,
+            "predictions": rows, "passing": [r["tag"] for r in rows if r["passes"]]}
+
+
+def thresholds_from(default: float, per_tag: Mapping[str, float]) -> Callable[[str], float]:
+    return lambda tag: per_tag.get(tag, default)
