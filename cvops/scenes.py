@@ -59,7 +59,7 @@ class SceneImage(NamedTuple):
 def generate(label: Label, seed: int, *, size: tuple[int, int] | None = None, fmt: str = "JPEG") -> bytes:
     """Encoded bytes of one scene showing `label` (a class or a tuple of classes), deterministic for `seed`.
 
-    `size` is (width, height); by default it is drawn from the seed (256-640 px wide, aspect 3:4 to 16:9), because real
+    `size` is (width, height); by default it is drawn from the seed (256-640 px wide, 192-640 high, aspect 3:4 to 16:9), because real
     uploads come in many sizes. `fmt` is "JPEG" (quality drawn from the seed, like photos from many cameras) or "PNG".
     """
     if fmt.upper() not in FORMATS:
@@ -265,7 +265,7 @@ def _choose_size(rng: np.random.Generator, size: tuple[int, int] | None) -> tupl
         return width, height
     width = int(rng.integers(256, 641))
     aspect = float(rng.choice([0.75, 1.0, 4 / 3, 1.5, 16 / 9]))
-    return width, max(192, int(width / aspect))
+    return width, int(np.clip(width / aspect, 192, 640))
 
 
 def _forest_role(present: set[str], rng: np.random.Generator) -> str:
