@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CVOPS_MOVE_SOURCE", "true: delete the incoming blob after its copy is verified.", default="false"),
     Setting("CVOPS_PREDICTION_TPS", "Client-side pacing of prediction calls per second and instance (S0 allows 10/20).",
             default="10"),
+    Setting("CVOPS_MODERATION_TPS", "Client-side pacing of Computer Vision calls per second and instance (S1 allows 10).",
+            default="10"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -72,3 +74,25 @@ def read(name: str, environ: Mapping[str, str] | None = None) -> str:
         raise ConfigurationError(f"app setting {name} is not set: {setting.doc}",
                                  hint=f"set {name} in the Function App's settings (local: local.settings.json)")
     return setting.default or ""
+
+
+def example_local_settings() -> dict:
+    """The content of local.settings.example.json: every catalogued setting, with its default or a placeholder.
+
+    `Values` is what the Functions host (and `cvops function run-local`) puts in the environment. Secrets are left
+    empty; the storage connection points at Azurite. A test keeps the committed file equal to this.
+    """
+    values: dict[str, str] = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        STORAGE_CONNECTION: "UseDevelopmentStorage=true",
+    }
+    for setting in SETTINGS:
+        placeholder = f"<{setting.name.lower()}>" if setting.required else ""
+        values[setting.name] = "" if setting.secret else (setting.default or placeholder)
+    docs = {s.name: s.doc for s in SETTINGS}
+    docs[STORAGE_CONNECTION] = ("Storage for the triggers and outputs: a connection string locally; in Azure use "
+                                f"{STORAGE_CONNECTION}__blobServiceUri, {STORAGE_CONNECTION}__queueServiceUri and "
+                                f"{STORAGE_CONNECTION}__clientId with the managed identity instead.")
+    return {"IsEncrypted": False, "Values": values, "Comments": docs}
+

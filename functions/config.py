@@ -1,0 +1,166 @@
+"""The Function App's configuration, read once from the app settings and checked as a whole.
+
+Why check everything together at start: a wrong container name, a policy typo, moderation bands without a
+moderation endpoint, or an output container equal to the input (every copy would trigger the function again) must
+stop the app with one message naming the setting, not surface one blob at a time hours later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cvops.errors import ConfigurationError
+from functions import settings
+from functions.naming import Location
+from functions.policy import Policy, load_policy
+
+__all__ = ["APP_ROOT", "AppConfig", "StorageConnection", "load_config", "relevant_environment"]
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+"""Where function_app.py, host.json and policy.yaml live (the deployment package's root)."""
+
+_STORAGE_PREFIX = settings.STORAGE_CONNECTION
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """How the app reaches its storage account: a connection string (local, Azurite) or service URIs with an identity.
+
+    This mirrors the Functions host's own rules for ``connection=CVOPS_STORAGE``, so the triggers and the app's own
+    writes always use the same account.
+    """
+
+    connection_string: str | None = field(default=None, repr=False)
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    client_id: str | None = None
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> StorageConnection:
+        conn = env.get(_STORAGE_PREFIX, "").strip()
+        if conn:
+            return cls(connection_string=conn)
+        blob_uri = (env.get(f"{_STORAGE_PREFIX}__blobServiceUri") or env.get(f"{_STORAGE_PREFIX}__serviceUri") or "")
+        if not blob_uri.strip():
+            raise ConfigurationError(
+                f"app setting {_STORAGE_PREFIX} is not set, nor {_STORAGE_PREFIX}__blobServiceUri",
+                setting=_STORAGE_PREFIX,
+                hint=f"locally set {_STORAGE_PREFIX} to a connection string (Azurite: UseDevelopmentStorage=true or "
+                     f"its explicit string); in Azure set {_STORAGE_PREFIX}__blobServiceUri and "
+                     f"{_STORAGE_PREFIX}__queueServiceUri for the managed identity")
+        queue_uri = env.get(f"{_STORAGE_PREFIX}__queueServiceUri", "").strip() or None
+        client_id = env.get(f"{_STORAGE_PREFIX}__clientId", "").strip() or None
+        return cls(blob_service_uri=blob_uri.strip(), queue_service_uri=queue_uri, client_id=client_id)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the handler needs to know, validated. Keys are kept out of ``repr`` so they never reach a log."""
+
+    prediction_endpoint: str
+    prediction_key: str = field(repr=False)
+    project_id: str
+    publish_name: str
+    moderation_endpoint: str
+    moderation_key: str = field(repr=False)
+    incoming: Location
+    classified: Location
+    review: Location
+    rejected: Location
+    quarantine: Location
+    results: Location
+    backlog_queue: str
+    policy: Policy
+    store_predictions: bool
+    move_source: bool
+    prediction_tps: float
+    moderation_tps: float
+    storage: StorageConnection
+
+    @property
+    def moderation_enabled(self) -> bool:
+        return bool(self.moderation_endpoint)
+
+    def destination(self, outcome: str) -> Location:
+        return {"accepted": self.classified, "review": self.review, "rejected": self.rejected,
+                "quarantine": self.quarantine}[outcome]
+
+
+def relevant_environment(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """The settings the configuration depends on, as a hashable snapshot (the cache key of the app context)."""
+    env = os.environ if environ is None else environ
+    names = [s.name for s in settings.SETTINGS]
+    names += [k for k in env if k == _STORAGE_PREFIX or k.startswith(f"{_STORAGE_PREFIX}__")]
+    return tuple(sorted((name, env.get(name, "")) for name in set(names)))
+
+
+def _flag(name: str, env: Mapping[str, str]) -> bool:
+    value = settings.read(name, env).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no", ""):
+        return False
+    raise ConfigurationError(f"app setting {name}={value!r} is not true or false", setting=name,
+                             hint=f"set {name} to true or false")
+
+
+def _rate(name: str, env: Mapping[str, str]) -> float:
+    value = settings.read(name, env)
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not rate > 0:
+        raise ConfigurationError(f"app setting {name}={value!r} is not a positive number of calls per second",
+                                 setting=name, hint=f"set {name} to the pricing tier's limit, e.g. 10")
+    return rate
+
+
+def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_ROOT) -> AppConfig:
+    """Read and check every setting; a ConfigurationError names the first wrong one."""
+    env = os.environ if environ is None else environ
+    locations = {
+        key: Location.parse(settings.read(name, env), name)
+        for key, name in (("incoming", "CVOPS_INCOMING_CONTAINER"), ("classified", "CVOPS_CLASSIFIED_CONTAINER"),
+                          ("review", "CVOPS_REVIEW_CONTAINER"), ("rejected", "CVOPS_REJECTED_CONTAINER"),
+                          ("quarantine", "CVOPS_QUARANTINE_CONTAINER"), ("results", "CVOPS_RESULTS_CONTAINER"))
+    }
+    if locations["incoming"].prefix:
+        raise ConfigurationError("app setting CVOPS_INCOMING_CONTAINER must be a container name without a prefix",
+                                 setting="CVOPS_INCOMING_CONTAINER", hint="the blob trigger watches a whole container")
+    for key, location in locations.items():
+        if key != "incoming" and location.container == locations["incoming"].container:
+            name = f"CVOPS_{key.upper()}_CONTAINER"
+            raise ConfigurationError(
+                f"app setting {name} points into the incoming container {location.container!r}: every copy "
+                "would trigger the function again", setting=name, hint="use another container for outputs")
+    policy = load_policy(settings.read("CVOPS_POLICY", env), app_root)
+    moderation_endpoint = settings.read("VISION_MODERATION_ENDPOINT", env)
+    if moderation_endpoint and not policy.uses_moderation:
+        raise ConfigurationError(
+            "VISION_MODERATION_ENDPOINT is set but the routing policy has no moderation bands, so every "
+            "Computer Vision call would decide nothing", setting="VISION_MODERATION_ENDPOINT",
+            hint="add a moderation section to the policy, or clear VISION_MODERATION_ENDPOINT")
+    queue = settings.read("CVOPS_BACKLOG_QUEUE", env)
+    if not Location.parse(queue, "CVOPS_BACKLOG_QUEUE") or "/" in queue:
+        raise ConfigurationError(f"app setting CVOPS_BACKLOG_QUEUE={queue!r} is not a queue name",
+                                 setting="CVOPS_BACKLOG_QUEUE", hint="use 3-63 lowercase letters, digits and hyphens")
+    return AppConfig(
+        prediction_endpoint=settings.read("VISION_PREDICTION_ENDPOINT", env),
+        prediction_key=settings.read("VISION_PREDICTION_KEY", env),
+        project_id=settings.read("VISION_PROJECT_ID", env),
+        publish_name=settings.read("VISION_PUBLISH_NAME", env),
+        moderation_endpoint=moderation_endpoint,
+        moderation_key=settings.read("VISION_MODERATION_KEY", env),
+        backlog_queue=queue,
+        policy=policy,
+        store_predictions=_flag("CVOPS_STORE_PREDICTIONS", env),
+        move_source=_flag("CVOPS_MOVE_SOURCE", env),
+        prediction_tps=_rate("CVOPS_PREDICTION_TPS", env),
+        moderation_tps=_rate("CVOPS_MODERATION_TPS", env),
+        storage=StorageConnection.from_environ(env),
+        **locations,
+    )

@@ -1,0 +1,128 @@
+"""The per-process state of the Function App: configuration, SDK clients and pacers, built once and shared.
+
+Why shared and lazy: the Python worker runs invocations on a thread pool; clients hold connection pools and the pacer
+must see every prediction call of the process to keep it inside the tier's calls per second. Built on first use (not
+at import) so the host can index the functions even when a setting is wrong, and the first invocation then fails
+with a message naming the setting. Rebuilt when the settings change (tests and `cvops function run-local` switch
+them); a test or benchmark may :func:`install` a context with instrumented clients.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.cognitiveservices.vision.computervision import ComputerVisionClient
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+from azure.storage.blob import BlobServiceClient
+from msrest.authentication import Authentication
+
+from cvops import clients
+from cvops.retry import Pacer
+from functions.config import AppConfig, StorageConnection, load_config, relevant_environment
+
+__all__ = ["AppContext", "build_context", "current", "install", "reset"]
+
+COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+@dataclass
+class AppContext:
+    config: AppConfig
+    blob_service: BlobServiceClient
+    prediction: Any
+    moderation: Any | None
+    prediction_pacer: Pacer
+    moderation_pacer: Pacer | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _TokenAuthentication(Authentication):
+    """msrest authentication with an Entra ID token, for keyless access through the app's managed identity."""
+
+    def __init__(self, credential: Any):
+        self._credential = credential
+
+    def signed_session(self, session=None):
+        session = super().signed_session(session)
+        token = self._credential.get_token(COGNITIVE_SCOPE)
+        session.headers["Authorization"] = f"Bearer {token.token}"
+        return session
+
+
+def _identity(client_id: str | None = None) -> Any:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+
+
+def _keyless(client: Any) -> Any:
+    client.config.retry_policy.retries = 0
+    client.config.retry_policy.policy.status_forcelist = []
+    return client
+
+
+def blob_service_for(storage: StorageConnection, **options: Any) -> BlobServiceClient:
+    """The app's BlobServiceClient, on the same account and identity as its triggers."""
+    if storage.connection_string:
+        return clients.blob_service_client(connection_string=storage.connection_string, **options)
+    return clients.blob_service_client(account_url=storage.blob_service_uri, credential=_identity(storage.client_id),
+                                       **options)
+
+
+def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None = None,
+                  storage_options: Mapping[str, Any] | None = None) -> AppContext:
+    """Clients and pacers for ``config``; pass ``blob_service`` or ``storage_options`` to instrument storage."""
+    if config.prediction_key:
+        prediction = clients.prediction_client(config.prediction_endpoint, config.prediction_key)
+    else:
+        prediction = _keyless(CustomVisionPredictionClient(config.prediction_endpoint.rstrip("/"),
+                                                           _TokenAuthentication(_identity())))
+    moderation = None
+    if config.moderation_enabled:
+        if config.moderation_key:
+            moderation = clients.computer_vision_client(config.moderation_endpoint, config.moderation_key)
+        else:
+            moderation = _keyless(ComputerVisionClient(config.moderation_endpoint.rstrip("/"),
+                                                       _TokenAuthentication(_identity())))
+    return AppContext(
+        config=config,
+        blob_service=blob_service or blob_service_for(config.storage, **dict(storage_options or {})),
+        prediction=prediction,
+        moderation=moderation,
+        prediction_pacer=Pacer(config.prediction_tps),
+        moderation_pacer=Pacer(config.moderation_tps) if moderation is not None else None,
+    )
+
+
+_lock = threading.Lock()
+_cached: tuple[Any, AppContext] | None = None
+_installed: AppContext | None = None
+
+
+def current() -> AppContext:
+    """The context for the current settings (built on first use, rebuilt when they change)."""
+    global _cached
+    if _installed is not None:
+        return _installed
+    key = relevant_environment()
+    with _lock:
+        if _cached is None or _cached[0] != key:
+            _cached = (key, build_context(load_config()))
+        return _cached[1]
+
+
+def install(context: AppContext | None) -> None:
+    """Pin a context (tests, benchmarks); ``None`` returns to building from the settings."""
+    global _installed
+    _installed = context
+
+
+def reset() -> None:
+    """Forget everything built so far."""
+    global _cached, _installed
+    with _lock:
+        _cached = None
+        _installed = None

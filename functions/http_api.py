@@ -1,0 +1,61 @@
+"""HTTP trigger ``POST /api/classify``: image bytes in, the routing decision out, for Logic Apps and other callers.
+
+Function-key auth (``?code=`` or ``x-functions-key``). Nothing is written: the caller owns the image and decides
+what to do with the answer, which is the same decision the blob trigger would make (same validation, model, policy).
+Status codes say who should act: 200 decided (any outcome but quarantine), 422 the image is unusable (the body says
+why), 400 no body, 503 the service is busy (retry after the Retry-After seconds), 500 the app is misconfigured (the
+message names the setting; no secret is ever in it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from cvops.errors import ConfigurationError, TransientServiceError
+from functions import context
+from functions.handler import evaluate
+from functions.redaction import redact
+
+bp = func.Blueprint()
+log = logging.getLogger("cvops.functions")
+
+MAX_BODY_BYTES = 50 * 1024 * 1024
+
+
+def _json(body: dict, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status,
+                             mimetype="application/json", charset="utf-8", headers=headers)
+
+
+@bp.route(route="classify", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def classify_http(req: func.HttpRequest) -> func.HttpResponse:
+    """Classify the request body and return the decision as JSON."""
+    body = req.get_body() or b""
+    label = req.params.get("name") or "http request"
+    if not body:
+        return _json({"error": "the request has no body: POST the image bytes"}, 400)
+    if len(body) > MAX_BODY_BYTES:
+        return _json({"error": f"the image is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}"}, 413)
+    try:
+        ctx = context.current()
+        verdict = evaluate(body, ctx, what=label)
+    except ConfigurationError as exc:
+        log.error("classify %s: %s", label, exc)
+        return _json({"error": redact(str(exc)), "setting": exc.setting}, 500)
+    except TransientServiceError as exc:
+        log.warning("classify %s: %s", label, exc)
+        return _json({"error": redact(str(exc))}, 503, headers={"Retry-After": "5"})
+    policy = ctx.config.policy
+    answer = {
+        **verdict.decision.to_dict(),
+        "image": verdict.image,
+        "predictions": verdict.predictions,
+        "model": verdict.model,
+        "moderation": verdict.moderation,
+        "policy": {"version": policy.version, "sha256": policy.sha256},
+        "timings_ms": {k: round(v, 2) for k, v in verdict.timings_ms.items()},
+    }
+    return _json(answer, 422 if verdict.decision.outcome == "quarantine" else 200)

@@ -1,0 +1,84 @@
+"""The result record: one JSON object per decision, the app's only output that people and query engines read.
+
+Why its own module and a pure builder: the record is a contract (Power BI reports, Synapse views and the review UI
+read its fields), so its shape is built in one place from plain data, tested without services, and passed through
+:func:`functions.redaction.redact` so no credential that leaked into an error message reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.policy import Decision, Policy
+from functions.redaction import redact, strip_query
+
+__all__ = ["RECORD_SCHEMA", "SourceRef", "build_record", "dumps_line"]
+
+RECORD_SCHEMA = "cvops.result/1"
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """The blob a decision is about: container, name (inside the container), ETag, size, arrival time."""
+
+    container: str
+    name: str
+    etag: str
+    size: int
+    last_modified: datetime
+    content_type: str | None = None
+    uri: str | None = None
+
+
+def build_record(
+    *,
+    key: str,
+    source: SourceRef,
+    decision: Decision,
+    policy: Policy,
+    destinations: Sequence[str],
+    image: Mapping[str, Any] | None = None,
+    predictions: Sequence[Mapping[str, Any]] | None = None,
+    model: Mapping[str, Any] | None = None,
+    moderation: Mapping[str, Any] | None = None,
+    timings_ms: Mapping[str, float] | None = None,
+    errors: Sequence[str] = (),
+    processed_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One record as plain JSON-ready data. Field order is stable (people read these files too)."""
+    processed = (processed_at or datetime.now(UTC)).astimezone(UTC)
+    return {
+        "schema": RECORD_SCHEMA,
+        "key": key,
+        "blob": {
+            "container": source.container,
+            "name": source.name,
+            "etag": source.etag,
+            "size": source.size,
+            "last_modified": source.last_modified.astimezone(UTC).isoformat(),
+            "content_type": source.content_type,
+            "uri": strip_query(source.uri),
+        },
+        "outcome": decision.outcome,
+        "tags": list(decision.tags),
+        "reasons": [{**r, "message": redact(r["message"])} for r in decision.to_dict()["reasons"]],
+        "destinations": list(destinations),
+        "image": dict(image) if image else None,
+        "predictions": [dict(p) for p in predictions] if predictions is not None else None,
+        "model": dict(model) if model else None,
+        "moderation": dict(moderation) if moderation else None,
+        "policy": {"version": policy.version, "sha256": policy.sha256,
+                   "classification_type": policy.classification_type},
+        "timings_ms": {k: round(v, 2) for k, v in (timings_ms or {}).items()},
+        "errors": [redact(e) for e in errors],
+        "processed_at": processed.isoformat(),
+    }
+
+
+def dumps_line(record: Mapping[str, Any]) -> bytes:
+    """The record as one JSON Lines line (UTF-8, newline-terminated)."""
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

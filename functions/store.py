@@ -1,0 +1,90 @@
+"""Blob writes of one invocation, each of them safe to repeat, and counted.
+
+Why conditional writes: the result record is created with ``If-None-Match: *``, so of two deliveries of the same
+blob version (or a retry whose first answer was lost) exactly one creates it and the other learns it exists and
+adopts its decision. Copies and sidecars are plain overwrites of names derived from the source version: rewriting
+the same bytes to the same name is harmless, so a rerun converges. Each copy is verified on the way in: the MD5 we
+computed is sent with the upload and compared with the MD5 the service reports, so "copied" means "the service holds
+exactly these bytes" before the source may be deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from cvops.errors import TransientServiceError
+from functions.records import dumps_line
+
+__all__ = ["BlobStore"]
+
+
+class BlobStore:
+    """A thin, counting wrapper over one BlobServiceClient for the writes of one invocation."""
+
+    def __init__(self, service: BlobServiceClient):
+        self.service = service
+        self.calls = 0
+
+    def _blob(self, container: str, name: str):
+        return self.service.get_blob_client(container, name)
+
+    def read_json(self, container: str, name: str) -> dict[str, Any] | None:
+        """The JSON (or one-line JSON Lines) blob, or None if it does not exist."""
+        self.calls += 1
+        try:
+            raw = self._blob(container, name).download_blob().readall()
+        except ResourceNotFoundError:
+            return None
+        return json.loads(raw.decode("utf-8").splitlines()[0])
+
+    def create_record(self, container: str, name: str, record: dict[str, Any]) -> bool:
+        """Create the record only if absent; False when it already exists (a duplicate or a concurrent delivery)."""
+        self.calls += 1
+        try:
+            self._blob(container, name).upload_blob(
+                dumps_line(record), overwrite=False,
+                content_settings=ContentSettings(content_type="application/x-ndjson; charset=utf-8"))
+        except ResourceExistsError:
+            return False
+        return True
+
+    def exists(self, container: str, name: str) -> bool:
+        self.calls += 1
+        return self._blob(container, name).exists()
+
+    def put_verified(self, container: str, name: str, data: bytes, *, content_type: str | None,
+                     metadata: dict[str, str]) -> None:
+        """Upload ``data`` (overwriting), and check the service stored exactly these bytes."""
+        self.calls += 1
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        answer = self._blob(container, name).upload_blob(
+            data, overwrite=True, metadata=metadata,
+            content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)))
+        stored = answer.get("content_md5")
+        if stored is not None and bytes(stored) != md5:
+            raise TransientServiceError(
+                f"copy to {container}/{name} was stored with MD5 {base64.b64encode(bytes(stored)).decode()}, "
+                f"not {base64.b64encode(md5).decode()}: the bytes changed in transit",
+                hint="the invocation fails so the host retries it; the source is left in place")
+
+    def put_json(self, container: str, name: str, record: dict[str, Any]) -> None:
+        self.calls += 1
+        self._blob(container, name).upload_blob(
+            json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"), overwrite=True,
+            content_settings=ContentSettings(content_type="application/json; charset=utf-8"))
+
+    def delete_version(self, container: str, name: str, etag: str) -> bool:
+        """Delete the blob only if it is still the version we processed; False if it is gone or was replaced."""
+        self.calls += 1
+        try:
+            self._blob(container, name).delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+        return True
