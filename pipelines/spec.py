@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,7 +93,7 @@ class ProjectSpec:
 
 @cache
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files("pipelines").joinpath("spec.schema.json").read_text(encoding="utf-8"))
+    return json.loads(Path(__file__).with_name("spec.schema.json").read_text(encoding="utf-8"))
 
 
 def _where(error: jsonschema.ValidationError) -> str:
