@@ -59,8 +59,9 @@ class SceneImage(NamedTuple):
 def generate(label: Label, seed: int, *, size: tuple[int, int] | None = None, fmt: str = "JPEG") -> bytes:
     """Encoded bytes of one scene showing `label` (a class or a tuple of classes), deterministic for `seed`.
 
-    `size` is (width, height); by default it is drawn from the seed (256-640 px wide, 192-640 high, aspect 3:4 to 16:9), because real
-    uploads come in many sizes. `fmt` is "JPEG" (quality drawn from the seed, like photos from many cameras) or "PNG".
+    `size` is (width, height); by default it is drawn from the seed (256-640 px wide, 192-640 high, aspect 3:4 to
+    16:9), because real uploads come in many sizes. `fmt` is "JPEG" (quality drawn from the seed, like photos from
+    many cameras) or "PNG".
     """
     if fmt.upper() not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}; use one of {', '.join(FORMATS)}")

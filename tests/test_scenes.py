@@ -71,7 +71,7 @@ def test_dataset_gives_named_labelled_images_and_other_seeds_give_other_images()
 
 
 def test_unknown_label_or_format_is_named_in_the_error():
-    with pytest.raises(ValueError, match="'desert'.*beach, forest, mountain, city"):
+    with pytest.raises(ValueError, match=r"'desert'.*beach, forest, mountain, city"):
         scenes.generate("desert", 1)
     with pytest.raises(ValueError, match="'TIFF'"):
         scenes.generate("beach", 1, fmt="TIFF")

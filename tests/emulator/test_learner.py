@@ -1,0 +1,239 @@
+"""The learner really learns the scenes, measures itself honestly, stores models as JSON and is deterministic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cvops import scenes
+from emulator import learner
+from emulator.features import extract_features
+
+TAG_OF = {name: i for i, name in enumerate(scenes.CLASSES)}
+
+
+@dataclass
+class Split:
+    features: np.ndarray
+    mirrored: np.ndarray
+    labels: list[list[int]]
+
+    @property
+    def truth(self) -> np.ndarray:
+        y = np.zeros((len(self.labels), len(scenes.CLASSES)), dtype=int)
+        for i, tags in enumerate(self.labels):
+            y[i, tags] = 1
+        return y
+
+
+def _split(entries, per_class: int, seed: int, size=None, mirrored: bool = False) -> Split:
+    items = scenes.dataset(entries, per_class, seed, size=size)
+    x = np.stack([extract_features(item.data) for item in items])
+    m = np.stack([extract_features(item.data, mirror=True) for item in items]) if mirrored else np.empty((0,))
+    return Split(x, m, [[TAG_OF[name] for name in item.labels] for item in items])
+
+
+@pytest.fixture(scope="module")
+def scenes_train() -> Split:
+    """30 images per class at the generator's varied default sizes, with mirrored features for Advanced."""
+    return _split(scenes.CLASSES, 30, seed=11, mirrored=True)
+
+
+@pytest.fixture(scope="module")
+def scenes_test() -> Split:
+    return _split(scenes.CLASSES, 20, seed=12)
+
+
+@pytest.fixture(scope="module")
+def quick(scenes_train) -> learner.TrainingResult:
+    return learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
+
+
+def test_quick_training_classifies_held_out_scenes_at_least_90_percent_right(quick, scenes_test):
+    predicted = quick.model.predict_proba(scenes_test.features).argmax(axis=1)
+    accuracy = float((predicted == scenes_test.truth.argmax(axis=1)).mean())
+    assert accuracy >= 0.9
+
+
+def test_measured_performance_at_half_agrees_with_held_out_accuracy(quick, scenes_train, scenes_test):
+    accuracy = float(
+        (quick.model.predict_proba(scenes_test.features).argmax(axis=1) == scenes_test.truth.argmax(axis=1)).mean()
+    )
+    perf = learner.performance(quick.oof_probabilities, scenes_train.labels, quick.fold_of_image, 0.5)
+    assert abs(perf["precision"] - accuracy) <= 0.1
+    assert abs(perf["recall"] - accuracy) <= 0.1
+    assert perf["averagePrecision"] >= 0.9
+    assert len(perf["perTag"]) == 4
+    assert 0 < perf["precisionStdDeviation"] + perf["recallStdDeviation"] + perf["averagePrecisionStdDeviation"] < 0.2
+
+
+def test_out_of_fold_predictions_use_five_stratified_folds(quick, scenes_train):
+    assert quick.oof_probabilities.shape == (120, 4)
+    assert sorted(set(quick.fold_of_image.tolist())) == [0, 1, 2, 3, 4]
+    truth = scenes_train.truth.argmax(axis=1)
+    for fold in range(5):
+        # every fold holds 6 images of each class
+        assert np.bincount(truth[quick.fold_of_image == fold], minlength=4).tolist() == [6, 6, 6, 6]
+
+
+def test_multiclass_probabilities_are_a_softmax(quick, scenes_test):
+    p = quick.model.predict_proba(scenes_test.features)
+    assert p.shape == (80, 4)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    assert (p > 0).all()
+
+
+def test_numpy_prediction_equals_scikit_learns_for_the_same_fit(scenes_train, scenes_test):
+    ours = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=learner.QUICK_SETTINGS["C"], max_iter=500))
+    reference.fit(scenes_train.features.astype(np.float64), scenes_train.truth.argmax(axis=1))
+    np.testing.assert_allclose(
+        ours.model.predict_proba(scenes_test.features), reference.predict_proba(scenes_test.features), atol=1e-9
+    )
+
+
+def test_two_tag_multiclass_is_the_binary_logistic_as_a_softmax(scenes_train, scenes_test):
+    rows = [i for i, tags in enumerate(scenes_train.labels) if tags[0] in (0, 3)]
+    x, labels = scenes_train.features[rows], [[0] if scenes_train.labels[i][0] == 0 else [1] for i in rows]
+    result = learner.train(x, labels, 2, "Multiclass")
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=learner.QUICK_SETTINGS["C"], max_iter=500))
+    reference.fit(x.astype(np.float64), [t[0] for t in labels])
+    np.testing.assert_allclose(
+        result.model.predict_proba(scenes_test.features), reference.predict_proba(scenes_test.features), atol=1e-9
+    )
+
+
+def test_model_json_round_trip_predicts_identically_and_holds_only_plain_json(quick, scenes_test):
+    text = json.dumps(quick.model.to_json())
+    loaded = learner.Model.from_json(json.loads(text))
+    np.testing.assert_array_equal(loaded.predict_proba(scenes_test.features), quick.model.predict_proba(scenes_test.features))
+    assert json.loads(text)["classificationType"] == "Multiclass"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format="pickle"), "not a stored model"),
+        (lambda d: d.pop("coef"), "lacks coef"),
+        (lambda d: d.update(intercept=[0.0]), "arrays disagree"),
+        (lambda d: d.update(formatVersion=99), "formatVersion 99"),
+        (lambda d: d.update(classificationType="Detection"), "unknown classificationType"),
+    ],
+    ids=["format", "missing", "shapes", "version", "type"],
+)
+def test_a_damaged_stored_model_is_refused_with_the_reason(quick, change, message):
+    d = quick.model.to_json()
+    change(d)
+    with pytest.raises(ValueError, match=message):
+        learner.Model.from_json(d)
+
+
+def test_features_of_the_wrong_length_are_refused(quick):
+    with pytest.raises(ValueError, match="expects"):
+        quick.model.predict_proba(np.zeros((1, 7)))
+
+
+def test_training_is_deterministic_for_a_seed_and_folds_move_with_it(scenes_train, quick):
+    again = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
+    assert again.model.to_json() == quick.model.to_json()
+    np.testing.assert_array_equal(again.oof_probabilities, quick.oof_probabilities)
+    other = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass", seed=1)
+    assert not np.array_equal(other.fold_of_image, quick.fold_of_image)
+
+
+def test_advanced_search_is_deterministic_and_never_worse_than_quick_by_its_own_measure(scenes_train, quick):
+    runs = [
+        learner.train(
+            scenes_train.features,
+            scenes_train.labels,
+            4,
+            "Multiclass",
+            advanced=True,
+            budget_seconds=60,
+            augmented_features=scenes_train.mirrored,
+        )
+        for _ in range(2)
+    ]
+    first, second = runs
+    assert first.settings["trainingType"] == "Advanced"
+    assert not first.settings["searchStoppedByBudget"]
+    assert first.settings["candidatesEvaluated"] > 10
+    assert first.settings == {**second.settings, "trainingSeconds": first.settings["trainingSeconds"]}
+    assert first.model.to_json() == second.model.to_json()
+    assert first.settings["cvScore"]["meanAveragePrecision"] >= round(
+        quick.settings["cvScore"]["meanAveragePrecision"], 3
+    )
+
+
+def test_advanced_without_budget_is_quick(scenes_train, quick):
+    result = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass", advanced=True)
+    assert result.settings["candidatesEvaluated"] == 1
+    assert result.model.to_json() == quick.model.to_json()
+
+
+def test_multilabel_learns_scenes_that_show_two_classes():
+    entries = [*scenes.CLASSES, *scenes.MULTILABEL_COMBOS]
+    train = _split(entries, 8, seed=21, size=(256, 192))
+    test = _split(entries, 4, seed=22, size=(256, 192))
+    result = learner.train(train.features, train.labels, 4, "Multilabel")
+    p = result.model.predict_proba(test.features)
+    assert not np.allclose(p.sum(axis=1), 1.0)  # independent per tag, not a softmax
+    predicted, truth = p >= 0.5, test.truth == 1
+    tp = float((predicted & truth).sum())
+    f1 = 2 * tp / (predicted.sum() + truth.sum())
+    assert f1 >= 0.8
+    two_labelled = truth.sum(axis=1) == 2
+    assert (predicted[two_labelled] & truth[two_labelled]).sum(axis=1).mean() >= 1.4  # most get both tags
+    perf = learner.performance(result.oof_probabilities, train.labels, result.fold_of_image, 0.5)
+    assert abs(perf["recall"] - tp / truth.sum()) <= 0.15
+
+
+def test_a_tag_without_images_gets_no_probability(scenes_train, scenes_test):
+    result = learner.train(scenes_train.features, scenes_train.labels, 5, "Multiclass")
+    p = result.model.predict_proba(scenes_test.features)
+    assert p.shape == (80, 5)
+    assert p[:, 4].max() < 1e-9
+    multilabel = learner.train(scenes_train.features, scenes_train.labels, 5, "Multilabel")
+    assert multilabel.model.predict_proba(scenes_test.features)[:, 4].max() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected_folds"),
+    [((30, 30), 5), ((3, 12), 3), ((1, 12), 2), ((6, 2, 9), 2)],
+)
+def test_fold_count_is_the_smallest_class_count_between_2_and_5(counts, expected_folds):
+    labels = [[tag] for tag, n in enumerate(counts) for _ in range(n)]
+    y = np.zeros((len(labels), len(counts)), dtype=int)
+    for i, tags in enumerate(labels):
+        y[i, tags] = 1
+    folds = learner.make_folds(y, "Multiclass", seed=0)
+    assert len(set(folds.tolist())) == expected_folds
+
+
+@pytest.mark.parametrize(
+    ("labels", "n_tags", "kind", "message"),
+    [
+        ([[0, 1], [1], [0]], 2, "Multiclass", "image 0 has 2 tags"),
+        ([[0], [2], [1]], 2, "Multiclass", "tag index 2"),
+        ([[0], [0], [0]], 2, "Multiclass", "at least 2 different tags"),
+        ([[0], [1]], 2, "Multiclass", "2 label lists for 3"),
+        ([[], [], []], 2, "Multilabel", "no image has a tag"),
+        ([[0], [1], [0]], 2, "ObjectDetection", "classification_type"),
+    ],
+)
+def test_bad_training_input_is_named(labels, n_tags, kind, message):
+    with pytest.raises(ValueError, match=message):
+        learner.train(np.random.default_rng(0).normal(size=(3, 4)), labels, n_tags, kind)
+
+
+def test_non_finite_features_are_refused():
+    x = np.ones((4, 3))
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        learner.train(x, [[0], [1], [0], [1]], 2, "Multiclass")
