@@ -25,7 +25,7 @@ param incomingContainer string = 'incoming'
 param deadLetterContainer string = 'eventgrid-deadletter'
 
 @description('Name of the blob-triggered function in the app (the Python function name, or @app.function_name).')
-param functionName string = 'classify_incoming'
+param functionName string = 'route_new_blob'
 
 @description('Name of the subscription.')
 param subscriptionName string = 'cvops-incoming'

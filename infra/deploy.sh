@@ -12,6 +12,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "${here}/.." && pwd)"
+script="deploy.sh"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "${here}/common.sh"
 
 # What the Function App package holds: the app root (function_app.py, host.json, requirements.txt for the remote
 # build) and the code it imports. Paths absent from the commit are left out.
@@ -21,7 +24,7 @@ resource_group="${CVOPS_RESOURCE_GROUP:-}"
 location=""
 parameters="${here}/main.parameters.json"
 deployment="cvops"
-function_name="classify_incoming"
+function_name="route_new_blob"
 operator_principal_id=""
 skip_code=false
 what_if=false
@@ -39,7 +42,7 @@ Options:
   -l, --location REGION        Create the resource group in REGION first (e.g. swedencentral).
   -p, --parameters FILE        Parameters file (default: infra/main.parameters.json).
   -n, --name NAME              Deployment name (default: cvops; the subscription step uses NAME-events).
-      --function-name NAME     Name of the blob-triggered function (default: classify_incoming).
+      --function-name NAME     Name of the blob-triggered function (default: route_new_blob).
       --operator-principal-id ID
                                Object id of the user or service principal that runs cvops: gets the data roles.
       --skip-code              Infrastructure only: no code deployment, no Event Grid subscription.
@@ -47,11 +50,6 @@ Options:
       --dry-run                Print each command instead of running it; needs no az and no login.
   -h, --help                   This help.
 USAGE
-}
-
-die() {
-  echo "deploy.sh: $*" >&2
-  exit 2
 }
 
 while [[ $# -gt 0 ]]; do
@@ -72,29 +70,6 @@ done
 
 [[ -n "${resource_group}" ]] || { usage >&2; die "no resource group: pass --resource-group NAME (or set CVOPS_RESOURCE_GROUP)"; }
 [[ -f "${parameters}" ]] || die "parameters file '${parameters}' not found: pass --parameters FILE (see infra/main.parameters.json)"
-
-# One word as the shell would read it back: bare when safe, else in single quotes. Dry-run placeholders (<name>) stay
-# readable.
-quote() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:=@,+-]+$ || "$1" =~ ^[A-Za-z0-9_./:=@,+-]*\<[A-Za-z]+\>$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-# Print a command (stderr), then run it unless this is a dry run.
-run() {
-  printf '+' >&2
-  local word
-  for word in "$@"; do
-    printf ' %s' "$(quote "${word}")" >&2
-  done
-  printf '\n' >&2
-  if [[ "${dry_run}" == false ]]; then
-    "$@"
-  fi
-}
 
 # The main deployment's outputs, read in one call into OUT[name]; in a dry run, placeholders naming them.
 declare -A OUT=()
@@ -122,13 +97,7 @@ read_outputs() {
   done
 }
 
-if [[ "${dry_run}" == false ]]; then
-  command -v az >/dev/null 2>&1 || die "the Azure CLI (az) is not on PATH. Install it (pip install azure-cli, or \
-https://learn.microsoft.com/cli/azure/install-azure-cli), run 'az login', and try again. \
-'infra/deploy.sh --dry-run ...' prints the commands without it."
-  az account show --query id --output tsv >/dev/null 2>&1 || die "not logged in to Azure: run 'az login' \
-(and 'az account set --subscription ID'), then try again."
-fi
+require_az
 
 main_args=(--resource-group "${resource_group}" --name "${deployment}"
   --template-file "${here}/main.bicep" --parameters "@${parameters}")

@@ -65,6 +65,10 @@ param storePredictions bool = false
 @minValue(0)
 param predictionTps int = 0
 
+@description('Computer Vision calls per second per instance; 0 picks the tier\'s limit (F0: 1, S1: 10).')
+@minValue(0)
+param moderationTps int = 0
+
 @description('Most Function App instances. Instances x predictionTps must stay within the prediction quota.')
 @minValue(1)
 @maxValue(1000)
@@ -106,6 +110,8 @@ var keyless = visionAuth == 'keyless'
 var moderationName = moderation ? moderationAccount.outputs.name : ''
 var moderationEndpoint = moderation ? moderationAccount.outputs.endpoint : ''
 var tps = predictionTps > 0 ? predictionTps : (visionSku == 'F0' ? 2 : 10)
+// Computer Vision F0 allows 20 calls a minute: 1 per second per instance is the nearest whole rate.
+var moderationRate = moderationTps > 0 ? moderationTps : (moderationSku == 'F0' ? 1 : 10)
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'
@@ -212,6 +218,7 @@ module functionApp 'modules/functionapp.bicep' = {
     storePredictions: storePredictions
     moveSource: moveSource
     predictionTps: tps
+    moderationTps: moderationRate
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
   }

@@ -75,6 +75,10 @@ param moveSource bool = false
 @minValue(1)
 param predictionTps int = 10
 
+@description('Client-side pacing of Computer Vision (moderation) calls per second and instance.')
+@minValue(1)
+param moderationTps int = 10
+
 @description('Most instances the app scales out to. With predictionTps, this bounds the calls per second.')
 @minValue(1)
 @maxValue(1000)
@@ -107,7 +111,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Event Grid delivers blob events to the app's public webhook; the webhook checks its system key.
   // checkov:skip=CKV_AZURE_17: Event Grid's webhook delivery presents no client certificate; it authenticates with the extension key.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by design; always-ready instances are a cost the operator opts into.
-  // checkov:skip=CKV_AZURE_213: The app has no HTTP function to probe; the host reports its health to Application Insights.
+  // checkov:skip=CKV_AZURE_213: Flex Consumption instances are started per event, not kept behind a health-probed pool; the host reports to Application Insights.
   name: name
   location: location
   tags: tags
@@ -162,6 +166,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CVOPS_STORE_PREDICTIONS', value: storePredictions ? 'true' : 'false' }
         { name: 'CVOPS_MOVE_SOURCE', value: moveSource ? 'true' : 'false' }
         { name: 'CVOPS_PREDICTION_TPS', value: string(predictionTps) }
+        { name: 'CVOPS_MODERATION_TPS', value: string(moderationTps) }
       ]
     }
     functionAppConfig: {
