@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     app = CustomVisionApp(config)
     try:
         server = make_service_server(args.host, args.port, app)
-    except OSError as exc:
+    except (OSError, SystemExit) as exc:  # werkzeug exits by itself when the port is taken
         app.close()
-        print(f"cvops-emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+        reason = exc.strerror if isinstance(exc, OSError) else "address in use or not available"
+        print(f"cvops-emulator: cannot listen on {args.host}:{args.port}: {reason}. "
               "Choose another --port (0 picks a free one).", file=sys.stderr)
         return 2
 

@@ -192,6 +192,7 @@ class CustomVisionBackend:
                              code="BadRequestProjectDescription")
         domain, ctype = self._check_domain_settings(domain_id or DEFAULT_DOMAIN_ID, classification_type,
                                                     target_export_platforms)
+        description = description or ""  # the service answers "" (the SDK refuses a null description on update)
         project_id, t = new_id(), now()
         with self.db.transaction() as c:
             (count,) = c.execute("SELECT COUNT(*) FROM projects").fetchone()
@@ -216,7 +217,7 @@ class CustomVisionBackend:
         name = (name or "").strip()
         if not name or len(name) > 256:
             raise BadRequest("Project name must be 1 to 256 characters.", code="BadRequestProjectName")
-        description = body.get("description", row["description"])
+        description = body.get("description", row["description"]) or ""
         domain_id = settings.get("domainId") or row["domain_id"]
         ctype = settings.get("classificationType") or row["classification_type"]
         platforms = settings.get("targetExportPlatforms")
@@ -319,6 +320,7 @@ class CustomVisionBackend:
         name = self._check_tag_fields(name, description, tag_type)
         if tag_type == "GeneralProduct" and self.domains[project["domain_id"]]["type"] != "ObjectDetection":
             raise BadRequest("GeneralProduct tags exist only in object detection projects.", code="BadRequestTagType")
+        description = description or ""
         tag_id = new_id()
         with self.db.transaction() as c:
             if c.execute("SELECT 1 FROM tags WHERE project_id = ? AND name = ? COLLATE NOCASE",
@@ -356,7 +358,7 @@ class CustomVisionBackend:
                 raise BadRequest("The project already has a Negative tag; a project can have only one.",
                                  code="BadRequestMultipleNegativeTag")
             c.execute("UPDATE tags SET name = ?, description = ?, type = ? WHERE id = ?",
-                      (name, body.get("description", row["description"]), tag_type, row["id"]))
+                      (name, body.get("description", row["description"]) or "", tag_type, row["id"]))
             self._touch(c, project["id"])
         return self.get_tag(project["id"], row["id"])
 
