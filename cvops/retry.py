@@ -115,7 +115,8 @@ class Pacer:
             if send_at > now:
                 self._sleep(send_at - now)
             with self._lock:
-                if self._clock() >= self._blocked_until:
+                # (a microsecond of slack: a sleep ending on the deadline must not cost a whole extra slot)
+                if self._clock() + 1e-6 >= self._blocked_until:
                     break
             # A 429 came in while we slept: our slot is void, queue again behind the penalty.
         return max(0.0, self._clock() - started)

@@ -1,0 +1,1 @@
+"""Unit tests: pure logic and the shared client layer."""
