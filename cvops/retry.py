@@ -156,7 +156,9 @@ class RetryPolicy:
 
 # --- reading exceptions -------------------------------------------------------------------------------------------
 
-_RETRY_AFTER_TEXT = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)\s*(milliseconds?|ms|seconds?|secs?|s)\b", re.I)
+# "Please retry after 1 second" (Cognitive Services), "Try again in 26 seconds" (API Management's rate-limit policy).
+_RETRY_AFTER_TEXT = re.compile(
+    r"(?:retry\s+after|try\s+again\s+in)\s+(\d+(?:\.\d+)?)\s*(milliseconds?|ms|seconds?|secs?|s)\b", re.I)
 _MSREST_STATUS_TEXT = re.compile(r"too many (\d{3}) error responses")
 _POOL_TEXT = re.compile(r"(http|https)ConnectionPool\(host='([^']+)', port=(\d+)\)", re.I)
 _SECRET_QUERY = re.compile(r"((?:sig|se|st|skoid|sktid|code|subscription-key)=)[^&\s'\"]+", re.I)
@@ -276,7 +278,7 @@ def retry_after_seconds(exc: BaseException) -> float | None:
     Reads, in order: ``retry-after-ms`` / ``x-ms-retry-after-ms`` and ``Retry-After`` (delta-seconds or an HTTP date)
     from the response of a ``CustomVisionErrorException``, ``ComputerVisionErrorResponseException`` (both msrest
     ``HttpOperationError``) or azure-core ``HttpResponseError``; then the "retry after N second(s)" that Custom Vision
-    writes in its 429 message body when there is no header.
+    writes in its 429 message body when there is no header (or API Management's "try again in N seconds").
     """
     headers = _headers(exc)
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):

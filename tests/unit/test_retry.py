@@ -212,6 +212,7 @@ def test_retry_after_read_from_the_429_message_when_no_header() -> None:
                "of your current CustomVision.Prediction F0 pricing tier. Please retry after 1 second.")
     assert retry_after_seconds(cv_error(429, "TooManyRequests", message)) == 1.0
     assert retry_after_seconds(cv_error(429, message="Please retry after 12 seconds")) == 12.0
+    assert retry_after_seconds(cv_error(429, message="Rate limit is exceeded. Try again in 26 seconds.")) == 26.0
 
 
 def test_retry_after_from_computer_vision_and_azure_core_errors() -> None:
