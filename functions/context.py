@@ -20,7 +20,7 @@ from azure.storage.blob import BlobServiceClient
 from msrest.authentication import Authentication
 
 from cvops import clients
-from cvops.retry import Pacer
+from cvops.retry import Pacer, RetryPolicy
 from functions.config import AppConfig, StorageConnection, load_config, relevant_environment
 
 __all__ = ["AppContext", "build_context", "current", "install", "reset"]
@@ -36,7 +36,7 @@ class AppContext:
     moderation: Any | None
     prediction_pacer: Pacer
     moderation_pacer: Pacer | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class _TokenAuthentication(Authentication):
@@ -73,8 +73,10 @@ def blob_service_for(storage: StorageConnection, **options: Any) -> BlobServiceC
 
 
 def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None = None,
-                  storage_options: Mapping[str, Any] | None = None) -> AppContext:
-    """Clients and pacers for ``config``; pass ``blob_service`` or ``storage_options`` to instrument storage."""
+                  storage_options: Mapping[str, Any] | None = None,
+                  retry_policy: RetryPolicy | None = None) -> AppContext:
+    """Clients and pacers for ``config``; pass ``blob_service`` or ``storage_options`` to instrument storage, and
+    ``retry_policy`` to bound retries differently (tests that must fail fast)."""
     if config.prediction_key:
         prediction = clients.prediction_client(config.prediction_endpoint, config.prediction_key)
     else:
@@ -94,6 +96,7 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
         moderation=moderation,
         prediction_pacer=Pacer(config.prediction_tps),
         moderation_pacer=Pacer(config.moderation_tps) if moderation is not None else None,
+        retry_policy=retry_policy or RetryPolicy(),
     )
 
 

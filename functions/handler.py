@@ -100,7 +100,7 @@ def evaluate(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     started = time.perf_counter()
     classification = vision.classify(ctx.prediction, project_id=config.project_id, publish_name=config.publish_name,
                                      data=checked.data, store=config.store_predictions, pacer=ctx.prediction_pacer,
-                                     what=f"classify {what}")
+                                     what=f"classify {what}", policy=ctx.retry_policy)
     timings["predict"] = _ms(started)
     if isinstance(classification, vision.ImageRefused):
         return Verdict(quarantine(f"refused_by_{classification.service}",
@@ -112,7 +112,7 @@ def evaluate(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     if ctx.moderation is not None:
         started = time.perf_counter()
         moderation = vision.moderate(ctx.moderation, data=checked.data, pacer=ctx.moderation_pacer,
-                                     what=f"moderate {what}")
+                                     what=f"moderate {what}", policy=ctx.retry_policy)
         timings["moderate"] = _ms(started)
         if isinstance(moderation, vision.ImageRefused):
             return Verdict(quarantine(f"refused_by_{moderation.service}",

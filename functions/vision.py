@@ -73,14 +73,15 @@ class ImageRefused:
 
 
 def classify(client: Any, *, project_id: str, publish_name: str, data: bytes, store: bool,
-             pacer: retry.Pacer | None, what: str) -> Classification | ImageRefused:
+             pacer: retry.Pacer | None, what: str,
+             policy: retry.RetryPolicy = retry.RetryPolicy()) -> Classification | ImageRefused:  # noqa: B008
     """Classify ``data`` with the published iteration; ``store`` keeps the image in the project (classify_image)."""
     counters = ServiceCounters()
     method = client.classify_image if store else client.classify_image_with_no_store
     started = time.perf_counter()
     try:
         result = retry.call(lambda: method(project_id, publish_name, io.BytesIO(data)), what=what, pacer=pacer,
-                            idempotent=not store, on_retry=counters.on_retry)
+                            idempotent=not store, on_retry=counters.on_retry, policy=policy)
     except ServiceError as exc:
         return _prediction_failure(exc)
     predictions = [{"tag": p.tag_name, "tag_id": p.tag_id, "probability": round(float(p.probability), 6)}
@@ -110,14 +111,15 @@ def _prediction_failure(exc: ServiceError) -> ImageRefused:
     raise exc
 
 
-def moderate(client: Any, *, data: bytes, pacer: retry.Pacer | None, what: str) -> Moderation | ImageRefused:
+def moderate(client: Any, *, data: bytes, pacer: retry.Pacer | None, what: str,
+             policy: retry.RetryPolicy = retry.RetryPolicy()) -> Moderation | ImageRefused:  # noqa: B008
     """Adult, racy and gore scores from Image Analysis 3.2 (the only version that has them)."""
     counters = ServiceCounters()
     started = time.perf_counter()
     try:
         result = retry.call(lambda: client.analyze_image_in_stream(io.BytesIO(data),
                                                                   visual_features=[VisualFeatureTypes.adult]),
-                            what=what, pacer=pacer, idempotent=True, on_retry=counters.on_retry)
+                            what=what, pacer=pacer, idempotent=True, on_retry=counters.on_retry, policy=policy)
     except ServiceError as exc:
         if exc.status == 401:
             raise ConfigurationError(exc.message, setting="VISION_MODERATION_KEY",

@@ -1,0 +1,211 @@
+"""Fixtures for the Function App's tests: trained projects on the local service, an app environment per test, and a
+way to deliver a blob to the registered function exactly as the host would.
+
+Every test gets its own containers (unique names) and its own settings in the environment; the app context is reset
+around it, so tests do not see each other's clients, pacers or records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
+from azure.storage.blob import BlobServiceClient
+
+from cvops import scenes
+from cvops.local_services import AZURITE_ACCOUNT, REPO_ROOT, free_port
+from functions import context
+from functions.handler import Outcome, observe
+from pipelines.run_local import load_app, user_function
+
+CLASSES = ("beach", "forest", "city")
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class TrainedProject:
+    project_id: str
+    publish_name: str
+    tags: tuple[str, ...]
+
+
+def train_and_publish(training_client, service, *, name: str, entries: list, classification_type: str,
+                      tags: tuple[str, ...]) -> TrainedProject:
+    """A project trained on ``entries`` (scenes) and published, through the official training SDK."""
+    domain = next(d for d in training_client.get_domains() if d.type == "Classification" and d.name == "General")
+    project = training_client.create_project(name, domain_id=domain.id, classification_type=classification_type)
+    tag_ids = {t: training_client.create_tag(project.id, t).id for t in tags}
+    for start in range(0, len(entries), 64):
+        batch = [ImageFileCreateEntry(name=s.name, contents=s.data, tag_ids=[tag_ids[label] for label in s.labels])
+                 for s in entries[start:start + 64]]
+        result = training_client.create_images_from_files(project.id, ImageFileCreateBatch(images=batch))
+        assert result.is_batch_successful
+    iteration = training_client.train_project(project.id)
+    deadline = time.monotonic() + 60
+    while iteration.status not in ("Completed", "Failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        iteration = training_client.get_iteration(project.id, iteration.id)
+    assert iteration.status == "Completed", iteration.status
+    training_client.publish_iteration(project.id, iteration.id, name, service.prediction_resource_id)
+    return TrainedProject(project.id, name, tags)
+
+
+@pytest.fixture(scope="session")
+def multiclass_project(local_cv, training_client) -> TrainedProject:
+    entries = scenes.dataset(CLASSES, 8, seed=11, size=(256, 192))
+    return train_and_publish(training_client, local_cv, name="fn-multiclass", entries=entries,
+                             classification_type="Multiclass", tags=CLASSES)
+
+
+@pytest.fixture(scope="session")
+def multilabel_project(local_cv, training_client) -> TrainedProject:
+    entries = scenes.dataset([("beach", "forest"), ("city", "forest"), "beach", "forest", "city"], 6, seed=12,
+                             size=(256, 192))
+    return train_and_publish(training_client, local_cv, name="fn-multilabel", entries=entries,
+                             classification_type="Multilabel", tags=CLASSES)
+
+
+@dataclass
+class QueueService:
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+
+@pytest.fixture(scope="session")
+def azurite_queue() -> Iterator[QueueService]:
+    """Azurite's queue service (the shared fixture starts only its blob service)."""
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="cvops-azurite-queue-")) / "queue.log"
+    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-queue"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(binary), "--queueHost", "127.0.0.1", "--queuePort", str(port),
+                                 "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield QueueService(port, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def registered(name: str) -> Callable[..., Any]:
+    """The user function the host would call, taken from function_app.py's registrations."""
+    return user_function(load_app(), name)
+
+
+@dataclass
+class FunctionEnv:
+    """One test's app: its containers, settings and helpers to put blobs in and deliver them to the trigger."""
+
+    blob_service: BlobServiceClient
+    containers: dict[str, str]
+    settings: dict[str, str]
+    monkeypatch: Any
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def incoming(self) -> str:
+        return self.containers["incoming"]
+
+    def set(self, **values: str) -> None:
+        """Change settings (the app context rebuilds itself on the next invocation)."""
+        for key, value in values.items():
+            self.settings[key] = value
+            self.monkeypatch.setenv(key, value)
+
+    def upload(self, name: str, data: bytes, container: str | None = None) -> None:
+        self.blob_service.get_blob_client(container or self.incoming, name).upload_blob(data, overwrite=True)
+
+    def stream(self, name: str, container: str | None = None) -> func.InputStream:
+        """The InputStream the host builds for a blob trigger: name is container/blob, properties carry the ETag."""
+        container = container or self.incoming
+        blob = self.blob_service.get_blob_client(container, name)
+        download = blob.download_blob()
+        data = download.readall()
+        props = download.properties
+        return func.blob.InputStream(
+            data=data, name=f"{container}/{name}", uri=blob.url, length=props.size,
+            blob_properties={"ETag": props.etag, "LastModified": props.last_modified.isoformat(),
+                             "ContentType": props.content_settings.content_type, "ContentLength": props.size},
+            metadata=dict(props.metadata or {}))
+
+    def deliver(self, name: str) -> Outcome:
+        """Call the registered blob trigger with this blob; return the handler's outcome."""
+        seen: list[Outcome] = []
+        with observe(seen.append):
+            registered("route_new_blob")(self.stream(name))
+        assert len(seen) == 1
+        self.outcomes.append(seen[0])
+        return seen[0]
+
+    def names(self, key: str) -> list[str]:
+        return sorted(b.name for b in self.blob_service.get_container_client(self.containers[key]).list_blobs())
+
+    def read(self, key: str, name: str) -> bytes:
+        return self.blob_service.get_blob_client(self.containers[key], name).download_blob().readall()
+
+    def records(self) -> list[dict]:
+        import json
+
+        return [json.loads(self.read("results", n)) for n in self.names("results")]
+
+
+@pytest.fixture
+def function_env(monkeypatch, azurite, blob_service, local_cv, multiclass_project) -> Iterator[FunctionEnv]:
+    """Settings for the app on Azurite and the local service, with fresh containers, and a fresh app context."""
+    run = f"fn{next(_counter)}x{int(time.time() * 1000) % 100000}"
+    containers = {key: f"{run}-{key}" for key in
+                  ("incoming", "classified", "review", "rejected", "quarantine", "results")}
+    for name in containers.values():
+        blob_service.create_container(name)
+    settings = {
+        "CVOPS_STORAGE": azurite.connection_string,
+        "VISION_PREDICTION_ENDPOINT": local_cv.endpoint,
+        "VISION_PREDICTION_KEY": local_cv.prediction_key,
+        "VISION_PROJECT_ID": multiclass_project.project_id,
+        "VISION_PUBLISH_NAME": multiclass_project.publish_name,
+        "VISION_MODERATION_ENDPOINT": "",
+        "VISION_MODERATION_KEY": "",
+        "CVOPS_POLICY": "policy.yaml",
+        "CVOPS_PREDICTION_TPS": "100",
+        "CVOPS_MOVE_SOURCE": "false",
+        "CVOPS_STORE_PREDICTIONS": "false",
+        **{f"CVOPS_{key.upper()}_CONTAINER": name for key, name in containers.items()},
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    context.reset()
+    env = FunctionEnv(blob_service, containers, settings, monkeypatch)
+    try:
+        yield env
+    finally:
+        context.reset()
+        for name in containers.values():
+            blob_service.delete_container(name)
+
+
+def scene(label, seed: int = 5) -> bytes:
+    return scenes.generate(label, seed, size=(320, 240))
