@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from emulator.features import FEATURE_DIM, FEATURE_GROUPS, FEATURE_VERSION
 
@@ -164,6 +165,21 @@ def train(
     (a budget that cuts it short stops at a point that depends on the machine's speed; `settings` says how far it got).
     """
     x, y = _validate(features, labels, n_tags, classification_type, augmented_features)
+    # One BLAS/OpenMP thread: these matrices are small, and on a busy machine (the service trains while it serves,
+    # on shared cores) multi-threaded BLAS made training ten times slower in our measurements, not faster.
+    with threadpool_limits(limits=1):
+        return _train(x, y, classification_type, advanced, budget_seconds, seed, augmented_features)
+
+
+def _train(
+    x: np.ndarray,
+    y: np.ndarray,
+    classification_type: str,
+    advanced: bool,
+    budget_seconds: float,
+    seed: int,
+    augmented_features: np.ndarray | None,
+) -> TrainingResult:
     folds = make_folds(y, classification_type, seed)
     started = time.monotonic()
     if not advanced:

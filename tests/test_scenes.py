@@ -81,9 +81,9 @@ def test_unknown_label_or_format_is_named_in_the_error():
 
 def test_two_hundred_images_take_a_few_seconds():
     started = time.perf_counter()
-    scenes.dataset(scenes.CLASSES, 50, seed=5, size=(400, 300))
+    scenes.dataset(scenes.CLASSES, 25, seed=5, size=(400, 300))
     elapsed = time.perf_counter() - started
-    assert elapsed < 10, f"200 images of 400x300 took {elapsed:.1f} s"
+    assert elapsed * 2 < 10, f"100 images of 400x300 took {elapsed:.1f} s: 200 would take over 10 s"
 
 
 def test_truncated_jpeg_starts_like_a_jpeg_but_cannot_be_decoded():
