@@ -41,6 +41,11 @@ die() {
   exit 2
 }
 
+# need_value OPTION [VALUE]: stop unless the option has a value (a next word that is not itself an option).
+need_value() {
+  [[ $# -ge 2 && -n "$2" && "$2" != -* ]] || die "$1 needs a value"
+}
+
 # Stop with a clear message when az is missing or not logged in (a dry run needs neither).
 require_az() {
   [[ "${dry_run:-false}" == true ]] && return 0

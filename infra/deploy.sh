@@ -54,12 +54,12 @@ USAGE
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -g|--resource-group) resource_group="${2:?$1 needs a value}"; shift 2 ;;
-    -l|--location) location="${2:?$1 needs a value}"; shift 2 ;;
-    -p|--parameters) parameters="${2:?$1 needs a value}"; shift 2 ;;
-    -n|--name) deployment="${2:?$1 needs a value}"; shift 2 ;;
-    --function-name) function_name="${2:?$1 needs a value}"; shift 2 ;;
-    --operator-principal-id) operator_principal_id="${2:?$1 needs a value}"; shift 2 ;;
+    -g|--resource-group) need_value "$@"; resource_group="$2"; shift 2 ;;
+    -l|--location) need_value "$@"; location="$2"; shift 2 ;;
+    -p|--parameters) need_value "$@"; parameters="$2"; shift 2 ;;
+    -n|--name) need_value "$@"; deployment="$2"; shift 2 ;;
+    --function-name) need_value "$@"; function_name="$2"; shift 2 ;;
+    --operator-principal-id) need_value "$@"; operator_principal_id="$2"; shift 2 ;;
     --skip-code) skip_code=true; shift ;;
     --what-if) what_if=true; shift ;;
     --dry-run) dry_run=true; shift ;;

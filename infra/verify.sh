@@ -41,10 +41,10 @@ USAGE
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -g|--resource-group) resource_group="${2:?$1 needs a value}"; shift 2 ;;
-    -n|--name) deployment="${2:?$1 needs a value}"; shift 2 ;;
-    --function-name) function_name="${2:?$1 needs a value}"; shift 2 ;;
-    --subscription) subscription_name="${2:?$1 needs a value}"; shift 2 ;;
+    -g|--resource-group) need_value "$@"; resource_group="$2"; shift 2 ;;
+    -n|--name) need_value "$@"; deployment="$2"; shift 2 ;;
+    --function-name) need_value "$@"; function_name="$2"; shift 2 ;;
+    --subscription) need_value "$@"; subscription_name="$2"; shift 2 ;;
     --dry-run) dry_run=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option '$1'" ;;

