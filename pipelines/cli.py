@@ -122,12 +122,12 @@ class Run:
             human(self.console)
 
 
-def _fail(run: Run | None, message: str, code: int, **extra: Any) -> None:
-    """One line on stderr; with --json also a JSON document on stdout; then exit with ``code``."""
+def _fail(run: Run | None, message: str, status: int, **extra: Any) -> None:
+    """One line on stderr; with --json also a JSON document on stdout; then exit with ``status``."""
     click.echo(f"cvops: error: {message}", err=True)
     if run is not None and run.json:
-        click.echo(json.dumps({"ok": False, "error": message, "exit_code": code, **extra}, default=str))
-    raise click.exceptions.Exit(code)
+        click.echo(json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))
+    raise click.exceptions.Exit(status)
 
 
 class Group(click.Group):

@@ -56,9 +56,6 @@ def export(service: Service, project_id: str, iteration: Any, *, platform: str, 
     except ServiceError as e:
         if e.code == "BadRequestExportAlreadyInProgress":
             pass
-        elif e.code == "BadRequestNotSupported":
-            raise CvopsError(f"this Custom Vision service does not support exporting to {platform}: {e.message}",
-                             hint="the local service cannot export models; export from Azure Custom Vision") from None
         else:
             raise
     started = time.monotonic()

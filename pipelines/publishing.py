@@ -1,8 +1,8 @@
 """`cvops publish`: gate, publish, move the publish name, prune old iterations.
 
 Order matters. Gates first (refusing leaves everything as it was). If the name is already on the chosen iteration,
-nothing is published again (reruns converge). Otherwise the name is taken off the previous iteration and put on the new
-one; if that fails, the previous iteration is published again so the name does not stay dark. Pruning comes last and
+nothing is published again (reruns converge). Otherwise the name moves from the previous iteration to the new one in one
+call (``overwrite``), so predictions under the name never find it unpublished. Pruning comes last and
 never touches the published iteration or one still training (gates.iterations_to_delete).
 """
 
@@ -60,17 +60,11 @@ def publish(service: Service, project_id: str, iteration_ref: str | None, *, pub
         result.outcome = "already_published"
     else:
         resource_id = service.settings.require(config.PREDICTION_RESOURCE_ID)
-        if previous is not None:
-            service.t(f"unpublish {previous.name}", lambda c: c.unpublish_iteration(project_id, previous.id))
-            result.unpublished = previous.name
-        try:
-            service.t(f"publish {iteration.name} as {publish_name!r}",
-                      lambda c: c.publish_iteration(project_id, iteration.id, publish_name, resource_id))
-        except CvopsError:
-            if previous is not None:
-                service.t(f"publish {previous.name} again as {publish_name!r}",
-                          lambda c: c.publish_iteration(project_id, previous.id, publish_name, resource_id))
-            raise
+        # overwrite=True moves the name in one call: the name is never without an iteration behind it.
+        service.t(f"publish {iteration.name} as {publish_name!r}",
+                  lambda c: c.publish_iteration(project_id, iteration.id, publish_name, resource_id,
+                                                overwrite=previous is not None))
+        result.unpublished = previous.name if previous is not None else None
 
     if keep is not None:
         infos = [IterationInfo(it.id, it.name, it.status, it.created, it.publish_name or "")
