@@ -13,7 +13,9 @@ Choices, and why:
   from those, with standard deviations across folds. The final model is then fitted on all images.
 - **Quick vs Advanced.** Quick ("Regular") training uses fixed settings. Advanced runs a greedy, deterministic search
   (regularisation C, class weights, feature families, mirrored-image augmentation when mirrored features are given)
-  scored by cross-validated mean average precision, ties broken by log loss, within a time budget.
+  scored by cross-validated mean average precision, ties broken by log loss, within a time budget. Its reported
+  out-of-fold probabilities are the winner's, so they are slightly optimistic (the winner was picked on them); the
+  search is small (about 15 candidates) to keep that bias small.
 - **Tags without images.** A tag no training image carries gets probability ~0 (Multiclass) or a smoothed prior
   (Multilabel) rather than an error: the HTTP layer enforces Custom Vision's "5 images per tag" rule, and a fold may
   legitimately miss a rare tag.
