@@ -114,7 +114,7 @@ def test_multilabel_flow_from_a_manifest(local_cv, azurite, blob_service, traini
         assert result.exit_code == 0, result.stderr
         assert ev["holdout"]["multiclass"] is False and ev["holdout"]["confusion_matrix"] is None
         assert ev["holdout"]["n_images"] == 10
-        result, published = world.run("publish", "--spec", spec)
+        result, _ = world.run("publish", "--spec", spec)
         assert result.exit_code == 0, result.stderr
 
     project = next(p for p in training_client.get_projects() if p.name == name)
