@@ -124,7 +124,7 @@ echo "deploy.sh: 1/3 infrastructure (main.bicep)" >&2
 run az deployment group create "${main_args[@]}" --output none
 
 read_outputs functionAppName storageAccountName systemTopicName incomingContainer deadLetterContainer \
-  trainingAccountName trainingEndpoint predictionEndpoint predictionResourceId storageAccountUrl visionAuth
+  trainingAccountName predictionAccountName trainingEndpoint predictionEndpoint predictionResourceId storageAccountUrl keysEnabled
 function_app="${OUT[functionAppName]}"
 
 if [[ "${skip_code}" == false ]]; then
@@ -161,10 +161,12 @@ printf 'export VISION_TRAINING_ENDPOINT=%s\n' "$(quote "${OUT[trainingEndpoint]}
 printf 'export VISION_PREDICTION_ENDPOINT=%s\n' "$(quote "${OUT[predictionEndpoint]}")"
 printf 'export VISION_PREDICTION_RESOURCE_ID=%s\n' "$(quote "${OUT[predictionResourceId]}")"
 printf 'export AZURE_STORAGE_ACCOUNT_URL=%s\n' "$(quote "${OUT[storageAccountUrl]}")"
-if [[ "${OUT[visionAuth]}" == "keyVault" ]]; then
-  printf '# keys are on: set VISION_TRAINING_KEY yourself, from\n'
+if [[ "${OUT[keysEnabled]}" == "false" ]]; then
+  printf '# keys are off: cvops must sign in with Entra ID (your az login; see --operator-principal-id)\n'
+else
+  printf '# keys: set VISION_TRAINING_KEY and VISION_PREDICTION_KEY yourself (never stored by this script), from\n'
   printf '#   az cognitiveservices account keys list --name %s --resource-group %s --query key1 --output tsv\n' \
     "$(quote "${OUT[trainingAccountName]}")" "$(quote "${resource_group}")"
-else
-  printf '# keyless (or dry run): no key to set; cvops signs in with your az login (see --operator-principal-id)\n'
+  printf '#   az cognitiveservices account keys list --name %s --resource-group %s --query key1 --output tsv\n' \
+    "$(quote "${OUT[predictionAccountName]}")" "$(quote "${resource_group}")"
 fi

@@ -31,9 +31,12 @@ param moderation bool = false
 @allowed(['F0', 'S1'])
 param moderationSku string = 'S1'
 
-@description('keyless: keys are switched off and every caller uses Microsoft Entra ID. keyVault: keys stay on; the Function App reads them through Key Vault references.')
+@description('How the Function App calls Custom Vision and Computer Vision. keyless: its managed identity (Cognitive Services User), the keys settings stay empty. keyVault: keys, read through Key Vault references.')
 @allowed(['keyless', 'keyVault'])
 param visionAuth string = 'keyless'
+
+@description('true: switch the vision accounts\' keys off (only with visionAuth keyless, and only once every caller uses Entra ID: the cvops pipelines authenticate with keys today).')
+param disableLocalAuth bool = false
 
 @description('Storage replication.')
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_RAGRS', 'Standard_GZRS', 'Standard_RAGZRS'])
@@ -107,6 +110,8 @@ var names = {
   keyVault: take('kv-${namePrefix}-${token}', 24)
 }
 var keyless = visionAuth == 'keyless'
+// Keys can be switched off only when the Function App does not need them.
+var keysOff = disableLocalAuth && keyless
 var moderationName = moderation ? moderationAccount.outputs.name : ''
 var moderationEndpoint = moderation ? moderationAccount.outputs.endpoint : ''
 var tps = predictionTps > 0 ? predictionTps : (visionSku == 'F0' ? 2 : 10)
@@ -155,7 +160,7 @@ module vision 'modules/vision.bicep' = {
     trainingName: names.training
     predictionName: names.prediction
     sku: visionSku
-    disableLocalAuth: keyless
+    disableLocalAuth: keysOff
   }
 }
 
@@ -166,7 +171,7 @@ module moderationAccount 'modules/moderation.bicep' = if (moderation) {
     tags: tags
     name: names.moderation
     sku: moderationSku
-    disableLocalAuth: keyless
+    disableLocalAuth: keysOff
   }
 }
 
@@ -281,3 +286,4 @@ output predictionEndpoint string = vision.outputs.predictionEndpoint
 output predictionResourceId string = vision.outputs.predictionId
 output moderationEndpoint string = moderationEndpoint
 output visionAuth string = visionAuth
+output keysEnabled bool = !keysOff

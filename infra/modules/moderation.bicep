@@ -11,10 +11,11 @@ param name string
 @allowed(['F0', 'S1'])
 param sku string = 'S1'
 
-@description('true: keys are switched off, every caller uses Microsoft Entra ID (Cognitive Services User role).')
-param disableLocalAuth bool = true
+@description('true: keys are switched off, every caller must use Microsoft Entra ID (Cognitive Services User role).')
+param disableLocalAuth bool = false
 
 resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
+  // checkov:skip=CKV_AZURE_236: Keys are the disableLocalAuth parameter: the cvops pipelines still authenticate with keys.
   // checkov:skip=CKV_AZURE_134: The Function App (Flex, no virtual network) calls it over the internet, with Entra ID.
   name: name
   location: location

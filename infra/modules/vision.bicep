@@ -15,10 +15,11 @@ param predictionName string
 @allowed(['F0', 'S0'])
 param sku string = 'S0'
 
-@description('true: keys are switched off, every caller uses Microsoft Entra ID (Cognitive Services User role).')
-param disableLocalAuth bool = true
+@description('true: keys are switched off, every caller must use Microsoft Entra ID (Cognitive Services User role).')
+param disableLocalAuth bool = false
 
 resource training 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
+  // checkov:skip=CKV_AZURE_236: Keys are the disableLocalAuth parameter: the cvops pipelines still authenticate with keys.
   // checkov:skip=CKV_AZURE_134: The Function App (Flex, no virtual network) and the operator's cvops call it over the internet, with Entra ID.
   name: trainingName
   location: location
@@ -41,6 +42,7 @@ resource training 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
 }
 
 resource prediction 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
+  // checkov:skip=CKV_AZURE_236: Keys are the disableLocalAuth parameter: the cvops pipelines still authenticate with keys.
   // checkov:skip=CKV_AZURE_134: The Function App (Flex, no virtual network) and the operator's cvops call it over the internet, with Entra ID.
   name: predictionName
   location: location
