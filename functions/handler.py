@@ -32,13 +32,13 @@ from functions import images, naming, vision
 from functions.context import AppContext
 from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
-from functions.redaction import RedactingFilter
+from functions.redaction import install_log_redaction
 from functions.store import BlobStore
 
 __all__ = ["Outcome", "Verdict", "evaluate", "observe", "process_blob"]
 
 log = logging.getLogger("cvops.functions")
-log.addFilter(RedactingFilter())
+install_log_redaction()
 
 _observers: list[Callable[[Outcome], None]] = []
 
@@ -77,6 +77,7 @@ class Outcome:
     storage_calls: int
     written: tuple[str, ...]
     throttled: int = 0
+    retries: int = 0
     prediction_ms: float = 0.0
     total_ms: float = 0.0
 
@@ -162,7 +163,7 @@ def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
             record = store.read_json(config.results.container, record_name) or record
     written = _complete(store, ctx, source, data, record, record_name, check_done=duplicate)
     outcome = Outcome(record=record, duplicate=duplicate, storage_calls=store.calls, written=tuple(written),
-                      throttled=verdict.throttled if verdict else 0,
+                      throttled=verdict.throttled if verdict else 0, retries=verdict.retries if verdict else 0,
                       prediction_ms=(verdict.timings_ms.get("predict", 0.0) + verdict.timings_ms.get("moderate", 0.0))
                       if verdict else 0.0,
                       total_ms=_ms(started))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["RedactingFilter", "redact", "strip_query"]
+__all__ = ["RedactingFilter", "install_log_redaction", "redact", "strip_query"]
 
 _PATTERNS = (
     # connection-string parts that carry a credential
@@ -19,10 +19,11 @@ _PATTERNS = (
     # SAS and key query parameters
     (re.compile(r"(?i)([?&](?:sig|se|st|skoid|sktid|skt|ske|sks|skv|code|subscription-key)=)[^&\s'\"]+"),
      r"\1REDACTED"),
+    # bearer tokens first: the header rule below would stop at the word "Bearer"
+    (re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer REDACTED"),
     # key headers as the SDKs print them in debug messages
     (re.compile(r"(?i)\b(prediction-key|training-key|ocp-apim-subscription-key|authorization)(['\"]?\s*[:=]\s*['\"]?)"
-                r"[^'\"\s,}]+"), r"\1\2REDACTED"),
-    (re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer REDACTED"),
+                r"(?!Bearer REDACTED)[^'\"\s,}]+"), r"\1\2REDACTED"),
 )
 
 
@@ -49,3 +50,24 @@ class RedactingFilter(logging.Filter):
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         return True
+
+
+# Loggers whose records can carry a credential: ours, and the SDKs' HTTP loggers (msrest logs request headers
+# verbatim at DEBUG, key headers included). A filter applies to the records a logger creates, not its children's,
+# hence the full names.
+SENSITIVE_LOGGERS = (
+    "cvops", "cvops.functions", "cvops.retry", "cvops.run_local", "cvops.backlog",
+    "msrest", "msrest.http_logger", "msrest.service_client", "msrest.universal_http", "msrest.universal_http.requests",
+    "msrest.pipeline", "msrest.pipeline.requests", "msrest.exceptions",
+    "azure", "azure.core.pipeline.policies.http_logging_policy", "azure.identity", "urllib3.connectionpool",
+)
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to every sensitive logger (idempotent)."""
+    for name in SENSITIVE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+

@@ -92,19 +92,24 @@ def host_settings(app_root: Path = APP_ROOT) -> dict[str, int]:
 
 def load_app(app_root: Path = APP_ROOT) -> func.FunctionApp:
     """function_app.py's ``app``, loaded from the app root as the host loads it (it is a script, not a package)."""
-    module = sys.modules.get("function_app")
-    if module is None or Path(getattr(module, "__file__", "")).resolve().parent != app_root.resolve():
-        spec = importlib.util.spec_from_file_location("function_app", app_root / "function_app.py")
-        if spec is None or spec.loader is None:
-            raise ConfigurationError(f"no function_app.py in {app_root}", setting="app_root")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["function_app"] = module
-        spec.loader.exec_module(module)
-    return _app_of(module)
+    with _load_lock:
+        module = sys.modules.get("function_app")
+        if module is None or Path(getattr(module, "__file__", "")).resolve().parent != app_root.resolve():
+            module = _exec_app(app_root)
+        return module.app
 
 
-def _app_of(module: ModuleType) -> func.FunctionApp:
-    return module.app
+_load_lock = threading.Lock()
+
+
+def _exec_app(app_root: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("function_app", app_root / "function_app.py")
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"no function_app.py in {app_root}", setting="app_root")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["function_app"] = module
+    return module
 
 
 _registered: dict[int, dict[str, Callable[..., Any]]] = {}
@@ -115,8 +120,9 @@ def user_function(app: func.FunctionApp, name: str) -> Callable[..., Any]:
 
     ``get_functions()`` indexes the app once (a second call reports every name as a duplicate), as the worker does.
     """
-    if id(app) not in _registered:
-        _registered[id(app)] = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+    with _load_lock:
+        if id(app) not in _registered:
+            _registered[id(app)] = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
     try:
         return _registered[id(app)][name]
     except KeyError:

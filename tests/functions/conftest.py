@@ -24,7 +24,7 @@ import pytest
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 from azure.storage.blob import BlobServiceClient
 
-from cvops import scenes
+from cvops import clients, retry, scenes
 from cvops.local_services import AZURITE_ACCOUNT, REPO_ROOT, free_port
 from functions import context
 from functions.handler import Outcome, observe
@@ -43,23 +43,42 @@ class TrainedProject:
 
 def train_and_publish(training_client, service, *, name: str, entries: list, classification_type: str,
                       tags: tuple[str, ...]) -> TrainedProject:
-    """A project trained on ``entries`` (scenes) and published, through the official training SDK."""
-    domain = next(d for d in training_client.get_domains() if d.type == "Classification" and d.name == "General")
-    project = training_client.create_project(name, domain_id=domain.id, classification_type=classification_type)
-    tag_ids = {t: training_client.create_tag(project.id, t).id for t in tags}
+    """A project trained on ``entries`` (scenes) and published, through the official training SDK (each call under
+    cvops.retry, so a service started with --fault-rate can still be set up)."""
+    tc = training_client
+
+    def call(fn, what):
+        return retry.call(fn, what=what, policy=retry.RetryPolicy(base_delay=0.05, max_attempts=10))
+
+    domains = call(tc.get_domains, "domains")
+    domain = next(d for d in domains if d.type == "Classification" and d.name == "General")
+    project = call(lambda: tc.create_project(name, domain_id=domain.id, classification_type=classification_type),
+                   "create project")
+    tag_ids = {t: call(lambda t=t: tc.create_tag(project.id, t), "create tag").id for t in tags}
     for start in range(0, len(entries), 64):
         batch = [ImageFileCreateEntry(name=s.name, contents=s.data, tag_ids=[tag_ids[label] for label in s.labels])
                  for s in entries[start:start + 64]]
-        result = training_client.create_images_from_files(project.id, ImageFileCreateBatch(images=batch))
+        result = call(lambda b=batch: tc.create_images_from_files(project.id, ImageFileCreateBatch(images=b)),
+                      "upload")
         assert result.is_batch_successful
-    iteration = training_client.train_project(project.id)
+    iteration = call(lambda: tc.train_project(project.id), "train")
     deadline = time.monotonic() + 60
     while iteration.status not in ("Completed", "Failed") and time.monotonic() < deadline:
         time.sleep(0.1)
-        iteration = training_client.get_iteration(project.id, iteration.id)
+        iteration = call(lambda it=iteration.id: tc.get_iteration(project.id, it), "poll")
     assert iteration.status == "Completed", iteration.status
-    training_client.publish_iteration(project.id, iteration.id, name, service.prediction_resource_id)
+    call(lambda: tc.publish_iteration(project.id, iteration.id, name, service.prediction_resource_id), "publish")
     return TrainedProject(project.id, name, tags)
+
+
+def trained_service(start_local_cv, **flags):
+    """A local service with its own flags and a trained, published multiclass project on it."""
+    service = start_local_cv(**flags)
+    client = clients.training_client(service.endpoint, service.training_key)
+    project = train_and_publish(client, service, name="fn-flags", entries=scenes.dataset(CLASSES, 6, seed=13,
+                                                                                          size=(256, 192)),
+                                classification_type="Multiclass", tags=CLASSES)
+    return service, project
 
 
 @pytest.fixture(scope="session")
