@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml requirements.txt
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
+# Lint, then the Bicep and shell scripts offline (checkov and shellcheck in their own venv), then the suite.
 test: setup
 	$(PY) -m ruff check .
+	bash scripts/checkov.sh
 	$(PY) -m pytest
 
 demo: setup
