@@ -705,24 +705,69 @@ def function() -> None:
     """The routing Function App."""
 
 
-@function.command("run-local", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def function_run_local(ctx: click.Context) -> None:
-    """Run the Function App's handler locally against Azurite and the local service (pipelines.run_local)."""
+@function.command("run-local")
+@click.option("--settings", "settings_file", type=click.Path(dir_okay=False), default="local.settings.json",
+              show_default=True, help="The Function App's local settings (Values are put in the environment).")
+@click.option("--once", is_flag=True, help="One pass over the incoming container and the backlog queue, then stop.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=None,
+              help="Parallel deliveries (default: as the Python worker, capped by host.json).")
+@common(needs_project=False)
+def function_run_local(run: Run, settings_file: str, once: bool, concurrency: int | None) -> None:
+    """Run the Function App's handlers locally, as the Functions host would (which cannot be installed here):
+    new blobs in the incoming container and backlog queue messages go to the registered functions.
+
+    \b
+    Examples:
+      cvops function run-local --once
+      cvops function run-local --settings local.settings.json   # until Ctrl-C
+    """
+    import threading
+    from pathlib import Path as _Path
+
     from pipelines import run_local
 
-    raise click.exceptions.Exit(run_local.main(list(ctx.args)) or 0)
+    settings = run_local.load_local_settings(_Path(settings_file)) if _Path(settings_file).is_file() else None
+    stop = threading.Event()
+    try:
+        stats = run_local.run_local(settings=settings, stop_event=stop, once=once, concurrency=concurrency)
+    except KeyboardInterrupt:
+        stop.set()
+        raise click.exceptions.Exit(130) from None
+    data = stats.to_dict()
+    run.emit({"ok": not stats.failed, **data},
+             lambda c: c.print(", ".join(f"{k}: {v}" for k, v in data.items())))
+    if stats.failed:
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
-@cli.command("classify-backlog", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@cli.command("classify-backlog")
 @click.option("--container", required=True, help="Container holding the existing blobs.")
-@click.option("--prefix", default="", help="Only blobs under this prefix.")
-@click.pass_context
-def classify_backlog(ctx: click.Context, container: str, prefix: str) -> None:
-    """Fan a backlog of existing blobs out to the classifier through a Storage Queue (pipelines.backlog)."""
+@click.option("--prefix", default=None, help="Only blobs under this prefix.")
+@click.option("--queue", "queue_name", envvar="CVOPS_BACKLOG_QUEUE", default="cvops-backlog", show_default=True,
+              help="Backlog queue the Function App listens on (env CVOPS_BACKLOG_QUEUE).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Stop after this many blobs (a trial run).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
+@common(needs_project=False)
+def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: str, limit: int | None,
+                     concurrency: int) -> None:
+    """Queue existing blobs for the Function App (Event Grid only reports new ones): one message per blob.
+
+    \b
+    Examples:
+      cvops classify-backlog --container incoming --prefix 2024/ --limit 100
+      cvops classify-backlog --container incoming --json
+    """
+    from cvops.clients import queue_service_client
     from pipelines import backlog
 
-    raise click.exceptions.Exit(backlog.main(container=container, prefix=prefix, args=list(ctx.args)) or 0)
+    queue = backlog.backlog_queue_client(queue_service_client(**run.settings.storage()), queue_name)
+    with run.reporter.task(f"queueing blobs of {container}/{prefix or ''}") as task:
+        result = backlog.enqueue_backlog(run.service.blob_service, queue, container, prefix, concurrency=concurrency,
+                                         limit=limit, progress=lambda n: task.describe(f"queued {n} blobs"))
+    run.emit({"ok": True, "container": container, "prefix": prefix, "queue": queue_name,
+              "listed": result.listed, "enqueued": result.enqueued},
+             lambda c: c.print(f"queued {result.enqueued} of {result.listed} blobs from {container}/{prefix or ''} "
+                               f"on {queue_name}"))
 
 
 def main() -> None:
