@@ -38,7 +38,8 @@ from functions.config import APP_ROOT, StorageConnection, load_config
 from functions.context import blob_service_for
 from functions.handler import Outcome, observe
 
-__all__ = ["RunStats", "host_settings", "load_app", "load_local_settings", "run_local"]
+__all__ = ["RunStats", "host_settings", "load_app", "load_local_settings", "registered_functions", "run_local",
+           "user_function"]
 
 log = logging.getLogger("cvops.run_local")
 
@@ -112,19 +113,24 @@ def _exec_app(app_root: Path) -> ModuleType:
     return module
 
 
-_registered: dict[int, dict[str, Callable[..., Any]]] = {}
+_registered: dict[int, dict[str, Any]] = {}
 
 
-def user_function(app: func.FunctionApp, name: str) -> Callable[..., Any]:
-    """The Python function registered under ``name`` (what the worker calls).
+def registered_functions(app: func.FunctionApp) -> dict[str, Any]:
+    """The app's functions by name (``azure.functions`` Function objects: bindings and the user function).
 
     ``get_functions()`` indexes the app once (a second call reports every name as a duplicate), as the worker does.
     """
     with _load_lock:
         if id(app) not in _registered:
-            _registered[id(app)] = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+            _registered[id(app)] = {f.get_function_name(): f for f in app.get_functions()}
+        return _registered[id(app)]
+
+
+def user_function(app: func.FunctionApp, name: str) -> Callable[..., Any]:
+    """The Python function registered under ``name`` (what the worker calls)."""
     try:
-        return _registered[id(app)][name]
+        return registered_functions(app)[name].get_user_function()
     except KeyError:
         raise ConfigurationError(f"function_app.py registers no function named {name}",
                                  setting="function_app.py") from None
