@@ -229,8 +229,7 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
 
     def deliver_message(message: Any) -> None:
         body = message.content if isinstance(message.content, bytes) else str(message.content).encode()
-        binding = func.QueueMessage(id=message.id, body=body, pop_receipt=message.pop_receipt,
-                                    dequeue_count=message.dequeue_count)
+        binding = func.QueueMessage(id=message.id, body=body, pop_receipt=message.pop_receipt)
         try:
             queue_function(binding)
         except Exception as exc:
@@ -260,8 +259,9 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
                     stats.delivered += 1
                 futures.append(pool.submit(deliver_blob, name, etag))
             if queue is not None:
-                for message in queue.receive_messages(messages_per_page=32, visibility_timeout=60,
-                                                      max_messages=workers * 4):
+                batch = min(32, workers * 4)
+                for message in queue.receive_messages(messages_per_page=batch, visibility_timeout=60,
+                                                      max_messages=batch):
                     with lock:
                         stats.queue_messages += 1
                     futures.append(pool.submit(deliver_message, message))
