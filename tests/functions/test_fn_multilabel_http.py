@@ -73,5 +73,6 @@ def test_http_with_a_wrong_key_is_a_500_naming_the_setting_not_the_key(function_
 
 def test_http_is_registered_with_function_key_auth_on_post_classify():
     function = registered_functions(load_app())["classify_http"]
-    assert json.loads(function.get_function_json())["bindings"][0] == {"direction": "IN", "type": "httpTrigger", "name": "req", "methods": ["POST"],
-                       "authLevel": "FUNCTION", "route": "classify"}
+    assert json.loads(function.get_function_json())["bindings"][0] == {
+        "direction": "IN", "type": "httpTrigger", "name": "req", "methods": ["POST"], "authLevel": "FUNCTION",
+        "route": "classify"}
