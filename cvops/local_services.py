@@ -56,6 +56,25 @@ def _wait_until(ready, *, timeout: float, what: str, proc: subprocess.Popen, log
     raise CvopsError(f"{what} did not answer within {timeout:.0f} s", hint=f"see its log: {log}\n{_tail(log)}")
 
 
+def _launch(cmd: list[str], *, log: Path, ready, what: str, timeout: float) -> subprocess.Popen:
+    """Start `cmd` in its own process group with output to `log`, and wait until `ready()`; stopped again on failure."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
+                                start_new_session=True)
+    try:
+        _wait_until(ready, timeout=timeout, what=what, proc=proc, log=log)
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc
+
+
+def _log_file(log_dir: Path | None, prefix: str, port: int) -> Path:
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix=f"cvops-{prefix}-log-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return log_dir / f"{prefix}-{port}.log"
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -111,9 +130,7 @@ def start_azurite(*, port: int | None = None, location: Path | None = None, log_
                   timeout: float = 30.0) -> Azurite:
     """Start Azurite's blob service. `location=None` keeps its data in memory (tests); a folder persists it (demo)."""
     port = port or free_port()
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="cvops-azurite-log-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"azurite-{port}.log"
+    log = _log_file(log_dir, "azurite", port)
     cmd = [str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port),
            "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
     if location is None:
@@ -123,10 +140,6 @@ def start_azurite(*, port: int | None = None, location: Path | None = None, log_
         cmd += ["--location", str(location)]
     if shutil.which("node") is None:
         raise CvopsError("Node.js is not on PATH; Azurite needs it", hint="install Node.js 20 (https://nodejs.org)")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    azurite = Azurite(port=port, process=proc, location=location, log=log)
 
     def ready() -> bool:
         try:
@@ -135,12 +148,8 @@ def start_azurite(*, port: int | None = None, location: Path | None = None, log_
         except OSError:
             return False
 
-    try:
-        _wait_until(ready, timeout=timeout, what=f"Azurite on port {port}", proc=proc, log=log)
-    except BaseException:
-        azurite.stop()
-        raise
-    return azurite
+    proc = _launch(cmd, log=log, ready=ready, what=f"Azurite on port {port}", timeout=timeout)
+    return Azurite(port=port, process=proc, location=location, log=log)
 
 
 @dataclass
@@ -175,9 +184,7 @@ def start_local_custom_vision(*, port: int | None = None, data_dir: Path | None 
     port = port or free_port()
     training_key = training_key or DEFAULT_TRAINING_KEY
     prediction_key = prediction_key or DEFAULT_PREDICTION_KEY
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="cvops-cv-log-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"custom-vision-{port}.log"
+    log = _log_file(log_dir, "custom-vision", port)
     cmd = [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port),
            "--training-key", training_key, "--prediction-key", prediction_key]
     cmd += ["--data-dir", str(data_dir)] if data_dir is not None else ["--in-memory"]
@@ -187,27 +194,19 @@ def start_local_custom_vision(*, port: int | None = None, data_dir: Path | None 
         if value is not None:
             cmd += [f"--{name}", str(value)]
     cmd += extra_args or []
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=REPO_ROOT, start_new_session=True)
-    service = LocalCustomVision(port=port, process=proc, log=log, training_key=training_key,
-                                prediction_key=prediction_key, flags={k: v for k, v in flags.items() if v is not None})
+    endpoint = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         # Any HTTP answer means the server is up; the domains call is cheap and needs only the training key.
         try:
-            requests.get(f"{service.endpoint}/customvision/v3.3/training/domains",
-                         headers={"Training-Key": training_key}, timeout=0.5)
+            requests.get(f"{endpoint}/customvision/v3.3/training/domains", headers={"Training-Key": training_key}, timeout=0.5)
             return True
         except requests.RequestException:
             return False
 
-    try:
-        _wait_until(ready, timeout=timeout, what=f"the local Custom Vision service on port {port}", proc=proc, log=log)
-    except BaseException:
-        service.stop()
-        raise
-    return service
+    proc = _launch(cmd, log=log, ready=ready, what=f"the local Custom Vision service on port {port}", timeout=timeout)
+    return LocalCustomVision(port=port, process=proc, log=log, training_key=training_key, prediction_key=prediction_key,
+                             flags={k: v for k, v in flags.items() if v is not None})
 
 
 @contextlib.contextmanager
