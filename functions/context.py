@@ -26,6 +26,10 @@ from functions.config import AppConfig, StorageConnection, load_config, relevant
 __all__ = ["AppContext", "build_context", "current", "install", "reset"]
 
 COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
+# Pace 2% under the configured calls per second: enough margin for arrival jitter at a sliding-window gateway (one 429
+# costs a whole second of the quota), small enough to use 98% of what the tier sells. Measured by
+# bench/bench_function.py at 20/s: no 429s.
+PACER_HEADROOM = 0.04
 
 
 @dataclass
@@ -94,8 +98,8 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
         blob_service=blob_service or blob_service_for(config.storage, **dict(storage_options or {})),
         prediction=prediction,
         moderation=moderation,
-        prediction_pacer=Pacer(config.prediction_tps),
-        moderation_pacer=Pacer(config.moderation_tps) if moderation is not None else None,
+        prediction_pacer=Pacer(config.prediction_tps, headroom=PACER_HEADROOM),
+        moderation_pacer=Pacer(config.moderation_tps, headroom=PACER_HEADROOM) if moderation is not None else None,
         retry_policy=retry_policy or RetryPolicy(),
     )
 

@@ -152,3 +152,10 @@ def test_exif_rotation_is_applied_so_the_model_sees_the_picture_upright():
     assert (result.width, result.height) == (200, 300)
     assert opened(result).getexif().get(0x0112) in (None, 1)
     assert any("EXIF orientation 6" in change for change in result.changes)
+
+
+def test_a_jpeg_with_bytes_after_its_end_marker_is_still_checked_and_accepted():
+    data = samples.photo() + b"motion-photo trailer" * 10
+    result = normalise(data)
+    assert isinstance(result, NormalisedImage) and result.unchanged
+

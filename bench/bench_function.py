@@ -1,0 +1,212 @@
+"""The Function App's handler at the prediction quota: 1,000 images through the registered blob trigger.
+
+Starts Azurite (in memory, as the tests do: the routed copies take a gigabyte of it) and the local Custom Vision service with
+``--prediction-tps 20 --latency-ms 50`` (S0's no-store quota, and a network round trip), trains and publishes a small
+project, then calls the blob trigger registered in function_app.py with ``azure.functions.blob.InputStream`` objects,
+as the host would, from as many threads as the host would use on this machine (the Python worker's pool, CPUs + 4,
+capped by host.json's ``maxDegreeOfParallelism``). Every image is the same ~1 MB photo-like JPEG that needs no
+resizing, under its own name and ETag.
+
+Measured and printed against the targets:
+* sustained images/s (1,000 / wall time): at least 95% of the 20/s quota;
+* 429s seen by the retry layer, and 429s that reached the caller (must be 0);
+* per-image time outside the prediction call (validation, storage; pacing and retries count as prediction), p50 and
+  p99: p50 under 25 ms;
+* storage calls per accepted image, counted at the HTTP layer of the app's BlobServiceClient: at most 4;
+* images lost (no record) or duplicated (more than one record or copy): 0.
+
+Not a timed test. Run: ``python bench/bench_function.py [--images 1000] [--json]`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from a fresh clone
+
+import azure.functions as func
+from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
+
+from cvops import retry, scenes
+from cvops.clients import training_client
+from cvops.errors import ThrottledError
+from cvops.local_services import running_azurite, running_local_custom_vision
+from functions import context
+from functions.config import load_config
+from functions.handler import Outcome, observe
+from functions.naming import SIDECAR_SUFFIX
+from pipelines.run_local import host_settings, load_app, user_function
+
+CLASSES = ("beach", "forest", "city")
+CONTAINERS = ("incoming", "classified", "review", "rejected", "quarantine", "results")
+
+
+def photo_of_about(n_bytes: int) -> bytes:
+    """A photo-like JPEG of at least ``n_bytes`` and at most 10,240 px: valid as is, so nothing is re-encoded."""
+    image = scenes.render("beach", 1, size=(2048, 1536))
+    for quality in range(90, 100):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        if buffer.tell() >= n_bytes:
+            return buffer.getvalue()
+    return buffer.getvalue()
+
+
+def train(service) -> tuple[str, str]:
+    client = training_client(service.endpoint, service.training_key)
+
+    def call(fn, what):
+        return retry.call(fn, what=what)
+
+    domain = next(d for d in call(client.get_domains, "domains") if d.type == "Classification" and d.name == "General")
+    project = call(lambda: client.create_project("bench-function", domain_id=domain.id), "create project")
+    tags = {t: call(lambda t=t: client.create_tag(project.id, t), "tag").id for t in CLASSES}
+    entries = [ImageFileCreateEntry(name=s.name, contents=s.data, tag_ids=[tags[label] for label in s.labels])
+               for s in scenes.dataset(CLASSES, 8, seed=3, size=(256, 192))]
+    call(lambda: client.create_images_from_files(project.id, ImageFileCreateBatch(images=entries)), "upload")
+    iteration = call(lambda: client.train_project(project.id), "train")
+    while iteration.status not in ("Completed", "Failed"):
+        time.sleep(0.2)
+        iteration = call(lambda it=iteration.id: client.get_iteration(project.id, it), "poll")
+    call(lambda: client.publish_iteration(project.id, iteration.id, "bench", service.prediction_resource_id),
+         "publish")
+    return project.id, "bench"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int | None) -> dict:
+    host = host_settings()
+    workers = workers or min(32, (os.cpu_count() or 1) + 4, host["max_parallelism"])
+    data = photo_of_about(image_bytes)
+    with tempfile.TemporaryDirectory(prefix="cvops-bench-fn-") as tmp, \
+            running_azurite(log_dir=Path(tmp) / "logs") as azurite, \
+            running_local_custom_vision(prediction_tps=tps, latency_ms=latency_ms,
+                                        log_dir=Path(tmp) / "logs") as service:
+        project_id, publish_name = train(service)
+        os.environ.update({
+            "CVOPS_STORAGE": azurite.connection_string,
+            "VISION_PREDICTION_ENDPOINT": service.endpoint,
+            "VISION_PREDICTION_KEY": service.prediction_key,
+            "VISION_PROJECT_ID": project_id,
+            "VISION_PUBLISH_NAME": publish_name,
+            "VISION_MODERATION_ENDPOINT": "",
+            "CVOPS_PREDICTION_TPS": str(tps),
+            "CVOPS_POLICY": "policy.yaml",
+            **{f"CVOPS_{c.upper()}_CONTAINER": f"bench-{c}" for c in CONTAINERS},
+        })
+        requests_seen = Counter()
+        lock = threading.Lock()
+
+        def count(request) -> None:
+            with lock:
+                requests_seen[request.http_request.method] += 1
+
+        ctx = context.build_context(load_config(), storage_options={"raw_request_hook": count})
+        for c in CONTAINERS:
+            ctx.blob_service.create_container(f"bench-{c}")
+        requests_seen.clear()
+        context.install(ctx)
+        route = user_function(load_app(), "route_new_blob")
+        now = datetime.now(UTC)
+        streams = [func.blob.InputStream(
+            data=data, name=f"bench-incoming/cam/{i:05d}.jpg", length=len(data),
+            uri=f"{azurite.blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
+            blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
+                             "ContentLength": len(data)}) for i in range(images)]
+        outcomes: list[Outcome] = []
+        errors: list[BaseException] = []
+
+        def deliver(stream) -> None:
+            try:
+                route(stream)
+            except Exception as exc:
+                with lock:
+                    errors.append(exc)
+
+        started = time.perf_counter()
+        with observe(outcomes.append), ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(deliver, streams))
+        wall = time.perf_counter() - started
+        context.install(None)
+        storage_requests = sum(requests_seen.values())
+
+        records = [b.name for b in ctx.blob_service.get_container_client("bench-results").list_blobs()]
+        copies = Counter()
+        for c in ("classified", "review", "rejected", "quarantine"):
+            for blob in ctx.blob_service.get_container_client(f"bench-{c}").list_blobs():
+                if not blob.name.endswith(SIDECAR_SUFFIX):
+                    copies[blob.name.rsplit("/", 1)[-1]] += 1
+        keys = Counter(o.record["key"] for o in outcomes)
+
+    accepted = [o for o in outcomes if o.record["outcome"] == "accepted"]
+    outside = [o.total_ms - o.prediction_ms for o in outcomes]
+    result = {
+        "images": images, "workers": workers, "quota_per_s": tps, "latency_ms": latency_ms, "image_bytes": len(data),
+        "wall_s": round(wall, 2),
+        "images_per_s": round(images / wall, 2),
+        "quota_share": round(images / wall / tps, 3),
+        "throttled_429_retried": sum(o.throttled for o in outcomes),
+        "throttled_429_to_caller": sum(isinstance(e, ThrottledError) for e in errors),
+        "errors": len(errors),
+        "outside_prediction_ms_p50": round(statistics.median(outside), 2) if outside else None,
+        "outside_prediction_ms_p99": round(percentile(outside, 99), 2) if outside else None,
+        "validate_ms_p50": round(statistics.median(o.record["timings_ms"].get("validate", 0) for o in outcomes), 2),
+        "writes_ms_p50": round(statistics.median(o.total_ms - o.record["timings_ms"].get("before_write", 0)
+                                                 for o in outcomes), 2),
+        "storage_calls_per_accepted_image": round(statistics.mean(o.storage_calls for o in accepted), 2)
+        if accepted else None,
+        "storage_http_requests_per_image": round(storage_requests / images, 2),
+        "outcomes": dict(Counter(o.record["outcome"] for o in outcomes)),
+        "lost": images - len(records),
+        "duplicated": sum(n - 1 for n in keys.values() if n > 1) + max(0, len(records) - images)
+        + sum(n - 1 for n in copies.values() if n > 1),
+    }
+    result["targets"] = {
+        "quota_share >= 0.95": result["quota_share"] >= 0.95,
+        "no 429 to the caller": result["throttled_429_to_caller"] == 0 and result["errors"] == 0,
+        "outside prediction p50 < 25 ms": (result["outside_prediction_ms_p50"] or 1e9) < 25,
+        "storage calls per accepted image <= 4": (result["storage_calls_per_accepted_image"] or 1e9) <= 4,
+        "none lost or duplicated": result["lost"] == 0 and result["duplicated"] == 0,
+    }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--tps", type=float, default=20)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--image-bytes", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=None, help="default: what the Functions host would use")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    args = parser.parse_args()
+    result = run(args.images, args.tps, args.latency_ms, args.image_bytes, args.workers)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            if key != "targets":
+                print(f"{key:>36}: {value}")
+        for target, ok in result["targets"].items():
+            print(f"{'PASS' if ok else 'FAIL'}  {target}")
+    return 0 if all(result["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
