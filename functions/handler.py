@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
+
+from cvops.errors import ConfigurationError
 from functions import images, naming, vision
 from functions.context import AppContext
 from functions.policy import Decision, decide, quarantine
@@ -139,7 +142,29 @@ def destinations(ctx: AppContext, source: SourceRef, decision: Decision) -> list
 
 
 def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
-    """Route one version of one blob, exactly once (see the module docstring for the protocol)."""
+    """Route one version of one blob, exactly once (see the module docstring for the protocol).
+
+    A missing output container is a ConfigurationError naming its setting (infra/ creates them; a typo in a setting
+    must not look like a storage outage).
+    """
+    try:
+        return _process_blob(source, data, ctx)
+    except ResourceNotFoundError as exc:
+        if getattr(exc, "error_code", None) != "ContainerNotFound":
+            raise
+        url = str(getattr(getattr(getattr(exc, "response", None), "request", None), "url", ""))
+        config = ctx.config
+        for key in ("classified", "review", "rejected", "quarantine", "results"):
+            container = getattr(config, key).container
+            if f"/{container}/" in url or url.endswith(f"/{container}"):
+                setting = f"CVOPS_{key.upper()}_CONTAINER"
+                raise ConfigurationError(f"container {container!r} named by {setting} does not exist",
+                                         setting=setting,
+                                         hint="create it (infra/ does) or fix the setting") from exc
+        raise
+
+
+def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
     started = time.perf_counter()
     config = ctx.config
     store = BlobStore(ctx.blob_service)

@@ -131,3 +131,12 @@ def test_no_key_or_account_key_appears_in_logs_or_records(function_env, caplog):
     assert function_env.settings["VISION_PREDICTION_KEY"] not in everything
     assert AZURITE_KEY not in everything
     assert "sig=" not in everything.replace("sig=REDACTED", "")
+
+
+def test_a_missing_output_container_names_its_setting(function_env):
+    function_env.set(CVOPS_RESULTS_CONTAINER="no-such-results")
+    function_env.upload("c.jpg", scene("beach"))
+    with pytest.raises(ConfigurationError) as caught:
+        registered("route_new_blob")(function_env.stream("c.jpg"))
+    assert caught.value.setting == "CVOPS_RESULTS_CONTAINER"
+
