@@ -12,6 +12,11 @@ The write protocol, and why (see also :mod:`functions.store`):
    done: a rerun that finds it skips the copies.
 5. If ``CVOPS_MOVE_SOURCE``, delete the source only if it still has the processed ETag.
 
+Why one small JSON Lines blob per record under ``date=YYYY-MM-DD/`` rather than appending to a daily append blob: an
+append whose answer is lost is retried and lands twice, and guarding it with ``appendpos`` would make every instance
+of a scaled-out app queue behind one blob. A create-if-absent blob per (name, ETag) is exactly-once by construction,
+and Power BI, Synapse serverless SQL or Spark read the folder as one JSON Lines table.
+
 A run killed between any two writes converges on the rerun the host makes. A changed blob has a new ETag, hence a
 new key and its own record. Four storage calls per accepted image (GET, record, copy, sidecar), plus the delete when
 moving; a duplicate delivery costs two (GET, HEAD) and no prediction.
