@@ -345,9 +345,12 @@ def images_lint(run: Run, source: str | None, container: str | None, prefix: str
                          for f in findings]}
 
     def human(console: Any) -> None:
+        shown, hidden = lint.condense(findings)
         if findings:
             _table(console, None, ["severity", "code", "image / tag", "message"],
-                   [[f.severity, f.code, f.subject, f.message] for f in findings])
+                   [[f.severity, f.code, f.subject, f.message] for f in shown]
+                   + [["warning", code, f"… {n} more", "not shown; --json lists every finding"]
+                      for code, n in hidden.items()])
         console.print(f"{len(infos)} images from {src}: {data['errors']} errors, {data['warnings']} warnings")
 
     run.emit(data, human)

@@ -100,6 +100,24 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
 
 
+def condense(findings: Iterable[Finding], *, per_code: int = 5) -> tuple[list[Finding], dict[str, int]]:
+    """The findings a person should read, and how many of each code were left out.
+
+    Every error is kept (each one blocks an upload and must be fixed); warnings of one code are cut after `per_code`,
+    because two hundred "shortest side under 256 px" rows hide the one warning that matters. `--json` still lists all.
+    """
+    shown: list[Finding] = []
+    hidden: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for finding in findings:
+        seen[finding.code] = seen.get(finding.code, 0) + 1
+        if finding.severity == "error" or seen[finding.code] <= per_code:
+            shown.append(finding)
+        else:
+            hidden[finding.code] = hidden.get(finding.code, 0) + 1
+    return shown, hidden
+
+
 def inspect_image(path: str, data: bytes, tags: list[str]) -> ImageInfo:
     """Read format and size from the bytes' header and check the file decodes, without a full decode when possible.
 

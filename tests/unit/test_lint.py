@@ -209,3 +209,16 @@ def test_lint_rejects_bad_settings() -> None:
         lint([], classification_type="multiclass")
     with pytest.raises(ValueError, match="min_per_tag"):
         lint([], classification_type="Multiclass", min_per_tag=60)
+
+
+def test_condense_keeps_every_error_and_cuts_repeated_warnings_per_code():
+    from pipelines.lint import Finding, condense
+
+    findings = [Finding("warning", "small", f"img {i} is small", path=f"a/{i}.jpg") for i in range(8)]
+    findings += [Finding("error", "too-large", f"img {i} is too large", path=f"b/{i}.jpg") for i in range(7)]
+    findings.append(Finding("warning", "few-images", "40 images", tag="beach"))
+    shown, hidden = condense(findings, per_code=5)
+    assert [f.code for f in shown].count("small") == 5
+    assert [f.code for f in shown].count("too-large") == 7
+    assert hidden == {"small": 3}
+    assert any(f.code == "few-images" for f in shown)
