@@ -25,15 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from azure.storage.blob import BlobServiceClient
+from PIL import Image
 
 from cvops import scenes
 from cvops.errors import CvopsError
 from cvops.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
+from functions import settings
 
 CLASSES = ("beach", "forest", "mountain", "city")
 MULTI_LABEL_SETS = (("beach",), ("forest",), ("mountain",), ("city",), ("beach", "forest"), ("city", "mountain"),
                     ("forest", "mountain"))
+# What infra/ creates in Azure: the training sets' containers and every container the Function App reads or writes.
+DEMO_CONTAINERS = ("training", "holdout", *(settings.BY_NAME[name].default for name in (
+    "CVOPS_INCOMING_CONTAINER", "CVOPS_CLASSIFIED_CONTAINER", "CVOPS_REVIEW_CONTAINER", "CVOPS_REJECTED_CONTAINER",
+    "CVOPS_QUARANTINE_CONTAINER", "CVOPS_RESULTS_CONTAINER")))
 SCENES_SPEC = REPO_ROOT / "examples" / "scenes" / "project.yaml"
 MULTILABEL_SPEC = REPO_ROOT / "examples" / "multilabel" / "project.yaml"
 
@@ -55,10 +62,9 @@ class Demo:
     size: DemoSize
     env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
 
     # -- running commands -------------------------------------------------------------------------------------------
-    def cvops(self, stage: str, *args: str, json_out: bool = True) -> Any:
+    def cvops(self, stage: str, *args: str, json_out: bool = False) -> Any:
         """Run one `cvops` command as an operator would; stop the demo with its message when it fails."""
         cmd = [sys.executable, "-m", "pipelines", *args]
         if json_out:
@@ -97,7 +103,7 @@ def _last_line(text: str) -> str:
 def upload_sample_data(blob_service: BlobServiceClient, size: DemoSize, seed: int) -> dict[str, int]:
     """Seeded scenes into Blob: training and holdout one folder per tag, a multi-label manifest set, and incoming images
     with a few bad files among them. Returns how many of each went where."""
-    for name in ("training", "holdout", "incoming"):
+    for name in DEMO_CONTAINERS:
         blob_service.get_container_client(name).create_container()
     counts: dict[str, int] = {}
 
@@ -124,13 +130,25 @@ def upload_sample_data(blob_service: BlobServiceClient, size: DemoSize, seed: in
     return counts
 
 
+def pixel_bomb_png(side: int = 12_000) -> bytes:
+    """A PNG of a few kilobytes that declares side x side pixels: more than any service should decode (too large)."""
+    buffer = io.BytesIO()
+    Image.new("1", (side, side)).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
 def incoming_images(size: DemoSize, seed: int) -> list[tuple[str, bytes, str]]:
-    """(blob name, bytes, what it is) for the incoming container: good scenes of each class, then the bad files."""
+    """(blob name, bytes, what it is) for the incoming container: good scenes of each class, an image over the 4 MB
+    prediction limit that the function can shrink, then the bad files that nothing can fix."""
     items = [(f"{item.name}", item.data, item.labels[0]) for item in scenes.dataset(CLASSES, size.incoming_per_class, seed + 4)]
+    # Two things at once in one photo: a Multiclass model must pick one, and is often unsure: the review band's job.
+    items += [(f"ambiguous/{'+'.join(item.labels)}_{i}.jpg", item.data, "ambiguous: " + " + ".join(item.labels))
+              for i, item in enumerate(scenes.dataset((("beach", "forest"), ("city", "mountain")), 2, seed + 5))]
     items += [
+        ("large/over-4mb.png", scenes.oversized_png(seed=seed), "over 4 MB: shrunk, then classified"),
         ("bad/truncated.jpg", scenes.truncated_jpeg(seed), "bad: truncated JPEG"),
         ("bad/notes.jpg", scenes.text_file(), "bad: not an image"),
-        ("bad/huge.png", scenes.oversized_png(seed=seed), "bad: too large"),
+        ("bad/huge.png", pixel_bomb_png(), "bad: too large (144 megapixels)"),
     ]
     return items
 
@@ -169,23 +187,23 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
         print("\n== 2. A Multiclass project from examples/scenes/project.yaml")
         spec = str(SCENES_SPEC)
-        demo.outputs["apply"] = demo.cvops("project apply", "project", "apply", spec)
-        demo.outputs["lint"] = demo.cvops("images lint", "images", "lint", "--spec", spec)
-        demo.outputs["upload"] = demo.cvops("images upload", "images", "upload", "--spec", spec)
-        demo.outputs["upload again"] = demo.cvops("images upload (rerun)", "images", "upload", "--spec", spec)
-        demo.outputs["train"] = demo.cvops("train", "train", "--wait", "--spec", spec)
-        demo.outputs["evaluate"] = demo.cvops("evaluate", "evaluate", "--spec", spec, "--report", str(reports / "scenes"))
-        demo.outputs["publish"] = demo.cvops("publish", "publish", "--spec", spec)
-        demo.outputs["status"] = demo.cvops("status", "status", "--spec", spec)
+        demo.cvops("project apply", "project", "apply", spec)
+        demo.cvops("images lint", "images", "lint", "--spec", spec)
+        demo.cvops("images upload", "images", "upload", "--spec", spec)
+        print("  (the same upload again: a rerun converges and sends nothing twice)")
+        demo.cvops("images upload (rerun)", "images", "upload", "--spec", spec)
+        demo.cvops("train", "train", "--wait", "--spec", spec)
+        demo.cvops("evaluate", "evaluate", "--spec", spec, "--report", str(reports / "scenes"))
+        demo.cvops("publish", "publish", "--spec", spec)
+        status = demo.cvops("status", "status", "--spec", spec, json_out=True)
 
         print("\n== 3. A Multilabel project from a manifest (examples/multilabel/project.yaml)")
         ml = str(MULTILABEL_SPEC)
-        demo.outputs["ml apply"] = demo.cvops("project apply", "project", "apply", ml)
-        demo.outputs["ml upload"] = demo.cvops("images upload", "images", "upload", "--spec", ml)
-        demo.outputs["ml train"] = demo.cvops("train", "train", "--wait", "--spec", ml)
-        demo.outputs["ml evaluate"] = demo.cvops("evaluate", "evaluate", "--spec", ml, "--report",
-                                                 str(reports / "multilabel"))
-        demo.outputs["ml publish"] = demo.cvops("publish", "publish", "--spec", ml)
+        demo.cvops("project apply", "project", "apply", ml)
+        demo.cvops("images upload", "images", "upload", "--spec", ml)
+        demo.cvops("train", "train", "--wait", "--spec", ml)
+        demo.cvops("evaluate", "evaluate", "--spec", ml, "--report", str(reports / "multilabel"))
+        demo.cvops("publish", "publish", "--spec", ml)
 
         print("\n== 4. New images arrive in 'incoming'; the Function App routes them (cvops function run-local)")
         incoming = incoming_images(size, seed)
@@ -193,16 +211,33 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         for name, data, _ in incoming:
             client.upload_blob(name, data, overwrite=True)
         print(f"  {len(incoming)} images uploaded to incoming/ ({sum(1 for i in incoming if i[2].startswith('bad'))} bad files)")
-        project_id = _project_id(demo.outputs["status"])
+        policy = routing_policy(SCENES_SPEC)
+        print("  routing policy: " + json.dumps(policy))
         demo.env.update({
+            "CVOPS_POLICY": json.dumps(policy),
             "CVOPS_STORAGE": azurite.connection_string,
-            "VISION_PROJECT_ID": project_id,
-            "VISION_PUBLISH_NAME": _publish_name(demo.outputs["publish"]),
+            "VISION_PROJECT_ID": _project_id(status),
+            "VISION_PUBLISH_NAME": str(yaml.safe_load(SCENES_SPEC.read_text())["publish"]["name"]),
         })
-        demo.outputs["route"] = demo.cvops("route", "function", "run-local", "--until-idle")
+        demo.cvops("route", "function", "run-local", "--once")
         summary = summarize(demo, blob_service, incoming, reports)
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     return summary
+
+
+def routing_policy(spec_path: Path) -> dict[str, Any]:
+    """The Function App's routing policy for a project: the spec's per-tag thresholds, a review band under each, and
+    "no tag passes" to review. Inline JSON in CVOPS_POLICY, as an operator may set it in the app's settings."""
+    spec = yaml.safe_load(spec_path.read_text())
+    default = float(spec.get("evaluation", {}).get("threshold", 0.5))
+    return {
+        "version": f"{spec['project']['name']}-demo-1",
+        "classification_type": spec["project"]["classification_type"].lower(),
+        "default_threshold": default,
+        "review_band": 0.2,
+        "no_tag_passes": "review",
+        "tags": {t["name"]: {"threshold": t["threshold"]} for t in spec["tags"] if "threshold" in t},
+    }
 
 
 def _project_id(status: dict[str, Any]) -> str:
@@ -211,13 +246,6 @@ def _project_id(status: dict[str, Any]) -> str:
     if not project_id:
         raise CvopsError("cvops status --json gave no project id", hint="see the status stage's output")
     return str(project_id)
-
-
-def _publish_name(publish: dict[str, Any]) -> str:
-    name = publish.get("publish_name") or publish.get("name") or publish.get("publishName")
-    if not name:
-        raise CvopsError("cvops publish --json gave no publish name", hint="see the publish stage's output")
-    return str(name)
 
 
 def read_results(blob_service: BlobServiceClient) -> list[dict[str, Any]]:
@@ -236,7 +264,7 @@ def summarize(demo: Demo, blob_service: BlobServiceClient, incoming: list[tuple[
     records = read_results(blob_service)
     by_name: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        by_name.setdefault(record.get("blob", {}).get("name") or record.get("blob_name", ""), []).append(record)
+        by_name.setdefault(record["blob"]["name"], []).append(record)
     outcomes: Counter = Counter()
     tags: Counter = Counter()
     problems: list[str] = []
@@ -246,32 +274,56 @@ def summarize(demo: Demo, blob_service: BlobServiceClient, incoming: list[tuple[
         if len(found) != 1:
             problems.append(f"{name}: {len(found)} result records (expected exactly 1)")
             continue
-        decision = found[0].get("decision", {})
-        outcome = decision.get("outcome") if isinstance(decision, dict) else decision
-        outcomes[outcome] += 1
-        for tag in (decision.get("tags") or []) if isinstance(decision, dict) else []:
-            tags[tag] += 1
+        record = found[0]
+        outcomes[record["outcome"]] += 1
+        tags.update(record["tags"])
+        reasons = "; ".join(r.get("message", "") for r in record["reasons"])
         if what.startswith("bad"):
-            if outcome != "quarantine":
-                problems.append(f"{name} ({what}) was routed to {outcome}, not quarantine")
-            reasons = decision.get("reasons") if isinstance(decision, dict) else None
-            quarantined.append((name, "; ".join(map(str, reasons or []))))
-    summary = {
-        "metrics": demo.outputs.get("evaluate"),
+            if record["outcome"] != "quarantine":
+                problems.append(f"{name} ({what}) was routed to {record['outcome']}, not quarantine")
+            quarantined.append((name, reasons))
+        elif record["outcome"] == "quarantine":
+            problems.append(f"{name} ({what}) was quarantined: {reasons}")
+    evaluations = {name: json.loads((reports / name / "evaluation.json").read_text()) for name in ("scenes", "multilabel")}
+    return {
+        "evaluations": evaluations,
         "outcomes": dict(outcomes),
         "tags": dict(tags),
+        "incoming": len(incoming),
         "quarantined": quarantined,
         "problems": problems,
-        "report": str(reports / "scenes" / "evaluation.html"),
-        "results": "results container (JSON per decision + results/<date>/*.jsonl)",
+        "reports": {name: str(reports / name / "evaluation.html") for name in evaluations},
         "timings": {k: round(v, 1) for k, v in demo.timings.items()},
     }
-    return summary
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    """The few numbers an operator looks at: model quality, chosen thresholds, where every image went, where to look."""
     print("\n== Summary")
-    print(json.dumps(summary, indent=2, default=str))
+    for name, ev in summary["evaluations"].items():
+        print(f"\n{name}: holdout of {ev['n_images']} images, mAP {ev['mean_average_precision']:.3f}, "
+              f"precision {ev['micro_precision']:.3f}, recall {ev['micro_recall']:.3f}"
+              + (f", accuracy {ev['accuracy']:.3f}" if ev.get("accuracy") is not None else ""))
+        sweep = ev.get("threshold_sweep") or {}
+        print(f"  {'tag':<10} {'threshold':>9} {'precision':>9} {'recall':>7} {'AP':>6}   recommended threshold")
+        for tag in ev["tags"]:
+            rec = sweep.get(tag["tag"], {})
+            advice = (f"{rec['recommended_threshold']:.2f} ({rec['reason']})" if rec.get("recommended_threshold") is not None
+                      else rec.get("reason", ""))
+            print(f"  {tag['tag']:<10} {tag['threshold']:>9.2f} {tag['precision']:>9.3f} {tag['recall']:>7.3f} "
+                  f"{tag['average_precision']:>6.3f}   {advice}")
+    outcomes = summary["outcomes"]
+    print(f"\nRouting: {summary['incoming']} incoming images, "
+          + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+          + f" ({sum(outcomes.values())} outcomes in all)")
+    print("  accepted per tag: " + ", ".join(f"{tag} {n}" for tag, n in sorted(summary["tags"].items())))
+    for name, reason in summary["quarantined"]:
+        print(f"  quarantine  {name}: {reason}")
+    print("\nReports:  " + "  ".join(summary["reports"].values()))
+    print("Results:  containers classified/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
+          "results/date=<day>/*.jsonl in Azurite's data under .local/demo/azurite")
+    print("Timings:  " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in summary["timings"].items())
+          + f"; total {summary['wall_seconds']:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
