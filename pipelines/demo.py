@@ -143,7 +143,7 @@ def incoming_images(size: DemoSize, seed: int) -> list[tuple[str, bytes, str]]:
     items = [(f"{item.name}", item.data, item.labels[0]) for item in scenes.dataset(CLASSES, size.incoming_per_class, seed + 4)]
     # Two things at once in one photo: a Multiclass model must pick one, and is often unsure: the review band's job.
     items += [(f"ambiguous/{'+'.join(item.labels)}_{i}.jpg", item.data, "ambiguous: " + " + ".join(item.labels))
-              for i, item in enumerate(scenes.dataset((("beach", "forest"), ("city", "mountain")), 2, seed + 5))]
+              for i, item in enumerate(scenes.dataset((("beach", "forest"),), 5, seed + 5))]
     items += [
         ("large/over-4mb.png", scenes.oversized_png(seed=seed), "over 4 MB: shrunk, then classified"),
         ("bad/truncated.jpg", scenes.truncated_jpeg(seed), "bad: truncated JPEG"),
@@ -211,8 +211,8 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         for name, data, _ in incoming:
             client.upload_blob(name, data, overwrite=True)
         print(f"  {len(incoming)} images uploaded to incoming/ ({sum(1 for i in incoming if i[2].startswith('bad'))} bad files)")
-        policy = routing_policy(SCENES_SPEC)
-        print("  routing policy: " + json.dumps(policy))
+        policy = routing_policy(SCENES_SPEC, json.loads((reports / "scenes" / "evaluation.json").read_text()))
+        print("  routing policy from the recommended thresholds: " + json.dumps(policy))
         demo.env.update({
             "CVOPS_POLICY": json.dumps(policy),
             "CVOPS_STORAGE": azurite.connection_string,
@@ -221,22 +221,29 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         })
         demo.cvops("route", "function", "run-local", "--once")
         summary = summarize(demo, blob_service, incoming, reports)
+        summary["policy"] = policy
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     return summary
 
 
-def routing_policy(spec_path: Path) -> dict[str, Any]:
-    """The Function App's routing policy for a project: the spec's per-tag thresholds, a review band under each, and
-    "no tag passes" to review. Inline JSON in CVOPS_POLICY, as an operator may set it in the app's settings."""
+def routing_policy(spec_path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The Function App's routing policy for a project, as an operator would derive it: per tag, the threshold that
+    `cvops evaluate` recommends for the spec's target precision (the spec's own threshold where the target was not met),
+    a review band under each, and "no tag passes" to review. Inline JSON in CVOPS_POLICY, as an app setting would hold it.
+    """
     spec = yaml.safe_load(spec_path.read_text())
     default = float(spec.get("evaluation", {}).get("threshold", 0.5))
+    own = {t["name"]: float(t.get("threshold", default)) for t in spec["tags"]}
+    sweep = evaluation.get("threshold_sweep") or {}
+    chosen = {tag: round(sweep[tag]["recommended_threshold"], 2) if sweep.get(tag, {}).get("met") else threshold
+              for tag, threshold in own.items()}
     return {
-        "version": f"{spec['project']['name']}-demo-1",
+        "version": f"{spec['project']['name']}-{evaluation.get('iteration', 'iteration').replace(' ', '-').lower()}",
         "classification_type": spec["project"]["classification_type"].lower(),
         "default_threshold": default,
-        "review_band": 0.2,
+        "review_band": 0.25,
         "no_tag_passes": "review",
-        "tags": {t["name"]: {"threshold": t["threshold"]} for t in spec["tags"] if "threshold" in t},
+        "tags": {tag: {"threshold": threshold} for tag, threshold in chosen.items()},
     }
 
 
@@ -269,6 +276,7 @@ def summarize(demo: Demo, blob_service: BlobServiceClient, incoming: list[tuple[
     tags: Counter = Counter()
     problems: list[str] = []
     quarantined: list[tuple[str, str]] = []
+    notable: list[tuple[str, str, str, str]] = []
     for name, _, what in incoming:
         found = by_name.get(name, [])
         if len(found) != 1:
@@ -284,6 +292,11 @@ def summarize(demo: Demo, blob_service: BlobServiceClient, incoming: list[tuple[
             quarantined.append((name, reasons))
         elif record["outcome"] == "quarantine":
             problems.append(f"{name} ({what}) was quarantined: {reasons}")
+        else:
+            if what not in CLASSES:
+                top = sorted(record.get("predictions") or [], key=lambda p: -p.get("probability", 0))[:2]
+                notable.append((name, what, record["outcome"], ", ".join(
+                    f"{p['tag']} {p['probability']:.2f}" for p in top)))
     evaluations = {name: json.loads((reports / name / "evaluation.json").read_text()) for name in ("scenes", "multilabel")}
     return {
         "evaluations": evaluations,
@@ -291,6 +304,7 @@ def summarize(demo: Demo, blob_service: BlobServiceClient, incoming: list[tuple[
         "tags": dict(tags),
         "incoming": len(incoming),
         "quarantined": quarantined,
+        "notable": notable,
         "problems": problems,
         "reports": {name: str(reports / name / "evaluation.html") for name in evaluations},
         "timings": {k: round(v, 1) for k, v in demo.timings.items()},
@@ -313,10 +327,16 @@ def print_summary(summary: dict[str, Any]) -> None:
             print(f"  {tag['tag']:<10} {tag['threshold']:>9.2f} {tag['precision']:>9.3f} {tag['recall']:>7.3f} "
                   f"{tag['average_precision']:>6.3f}   {advice}")
     outcomes = summary["outcomes"]
-    print(f"\nRouting: {summary['incoming']} incoming images, "
+    policy = summary["policy"]
+    print(f"\nRouting policy {policy['version']}: thresholds "
+          + ", ".join(f"{tag} {rule['threshold']:.2f}" for tag, rule in policy["tags"].items())
+          + f", review band {policy['review_band']}, no tag passes: {policy['no_tag_passes']}")
+    print(f"Routing: {summary['incoming']} incoming images, "
           + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
           + f" ({sum(outcomes.values())} outcomes in all)")
     print("  accepted per tag: " + ", ".join(f"{tag} {n}" for tag, n in sorted(summary["tags"].items())))
+    for name, what, outcome, top in summary["notable"]:
+        print(f"  {outcome:<10}  {name} ({what}): {top}")
     for name, reason in summary["quarantined"]:
         print(f"  quarantine  {name}: {reason}")
     print("\nReports:  " + "  ".join(summary["reports"].values()))
