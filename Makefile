@@ -26,11 +26,17 @@ test: setup
 	bash scripts/checkov.sh
 	$(PY) -m pytest
 
+lint: setup
+	$(PY) -m ruff check .
+
 demo: setup
 	$(PY) -m pipelines.demo
 
+# Each benchmark starts its own services and prints its numbers; see the README's "Benchmarks".
 bench: setup
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_emulator.py
+	$(PY) bench/bench_upload.py
+	$(PY) bench/bench_function.py
 
 clean:
 	rm -rf .local reports bench/out
