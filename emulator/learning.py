@@ -1,7 +1,9 @@
 """The seam between the service and its learning code (`emulator.features`, `emulator.learner`).
 
 The service only needs five things from learning: a feature extractor (and its version, to know when cached features
-are stale), a train function, a way to reload a model from JSON, and the performance metrics. Passing them as one
+are stale), a train function, a way to reload a model from JSON, and the performance metrics. The extractor can also
+describe the mirror image of a picture (`mirror=True`): Advanced training passes those as `augmented_features`, extra
+examples that cost no upload, as Azure's Advanced training augments its data. Passing them as one
 object lets tests or benchmarks swap the learning code without touching the HTTP side; the real modules are imported
 only when first used, so the service starts (and answers everything but training) even while they are being changed.
 """
@@ -30,10 +32,11 @@ class TrainingResult(Protocol):
 class Learning(Protocol):
     feature_version: str
 
-    def extract_features(self, image_bytes: bytes) -> np.ndarray: ...
+    def extract_features(self, image_bytes: bytes, *, mirror: bool = False) -> np.ndarray: ...
 
     def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
-              advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0) -> TrainingResult: ...
+              advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0,
+              augmented_features: np.ndarray | None = None) -> TrainingResult: ...
 
     def model_from_json(self, data: dict) -> Model: ...
 
@@ -58,13 +61,14 @@ class ModuleLearning:
     def feature_version(self) -> str:
         return str(self._features().FEATURE_VERSION)
 
-    def extract_features(self, image_bytes: bytes) -> np.ndarray:
-        return self._features().extract_features(image_bytes)
+    def extract_features(self, image_bytes: bytes, *, mirror: bool = False) -> np.ndarray:
+        return self._features().extract_features(image_bytes, mirror=mirror)
 
     def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
-              advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0) -> TrainingResult:
+              advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0,
+              augmented_features: np.ndarray | None = None) -> TrainingResult:
         return self._learner().train(features, labels, n_tags, classification_type, advanced=advanced,
-                                     budget_seconds=budget_seconds, seed=seed)
+                                     budget_seconds=budget_seconds, seed=seed, augmented_features=augmented_features)
 
     def model_from_json(self, data: dict) -> Model:
         return self._learner().Model.from_json(data)

@@ -88,6 +88,18 @@ class ImageSource:
     error_message: str = ""
 
 
+class UnreadableTrainingImages(ValueError):
+    """Training images whose features cannot be computed; the message names them and says what to do."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], total: int) -> None:
+        shown = "; ".join(f"image {image_id}: {reason}" for image_id, reason in problems[:5])
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        super().__init__(
+            f"{len(problems)} of {total} training images could not be read, so nothing was trained ({shown}{more}). "
+            "Delete these images (DeleteImages), upload them again, and train the project again.")
+        self.image_ids = [image_id for image_id, _ in problems]
+
+
 @dataclass
 class TrainingJob:
     """Everything the worker needs, captured when TrainProject is called so later edits cannot leak in."""
@@ -509,15 +521,16 @@ class CustomVisionBackend:
         for tag_id in tag_ids:
             c.execute("INSERT OR IGNORE INTO image_tags VALUES (?, ?, ?)", (image_id, tag_id, t))
 
-    def _feature_key(self, image_id: str) -> str:
+    def _feature_key(self, image_id: str, *, mirrored: bool = False) -> str:
         version = re.sub(r"[^A-Za-z0-9_.\-]", "_", self.learning.feature_version)
-        return f"features/{version}/{image_id}.npy"
+        return f"features/{version}/{'mirrored/' if mirrored else ''}{image_id}.npy"
 
     def _cache_features(self, image_id: str, data: bytes) -> np.ndarray | None:
         """Compute features once, when the image arrives, so training only reads them.
 
         Failure here does not fail the upload (the image already passed the format checks); training retries and
-        reports a clear reason if the image still cannot be featurised.
+        reports a clear reason if the image still cannot be featurised. Mirrored features are not computed here:
+        only Advanced training uses them, so they are made (and cached) the first time it does.
         """
         try:
             features = np.asarray(self.learning.extract_features(data), dtype=np.float32)
@@ -526,18 +539,34 @@ class CustomVisionBackend:
         except (ImportError, ValueError, AttributeError):
             return None
 
-    def features_of(self, image_id: str) -> np.ndarray:
-        """Cached features of a stored image (computed now if missing or made by an older feature version)."""
-        key = self._feature_key(image_id)
+    def features_of(self, image_id: str, *, mirrored: bool = False) -> np.ndarray:
+        """Cached features of a stored image, or of its mirror image (computed now if missing or made by an older
+        feature version). ValueError saying why when the image's bytes are gone or cannot be decoded."""
+        key = self._feature_key(image_id, mirrored=mirrored)
         cached = self.blobs.get_array(key)
         if cached is not None:
             return cached
         data = self.blobs.get(f"images/{image_id}")
         if data is None:
-            raise ValueError(f"image {image_id} has no stored bytes")
-        features = np.asarray(self.learning.extract_features(data), dtype=np.float32)
+            raise ValueError("its stored bytes are missing from the service's data directory")
+        features = np.asarray(self.learning.extract_features(data, mirror=mirrored), dtype=np.float32)
         self.blobs.put_array(key, features)
         return features
+
+    def training_features(self, image_ids: Sequence[str], *, mirrored: bool = False) -> np.ndarray:
+        """(n_images, n_features) for a training job; UnreadableTrainingImages naming every image that failed.
+
+        All images are tried before failing, so one Failed iteration lists every image to fix, not just the first.
+        """
+        rows, bad = [], []
+        for image_id in image_ids:
+            try:
+                rows.append(self.features_of(image_id, mirrored=mirrored))
+            except ValueError as exc:
+                bad.append((image_id, str(exc)))
+        if bad:
+            raise UnreadableTrainingImages(bad, len(image_ids))
+        return np.stack(rows)
 
     def get_image_bytes(self, project_id: str, image_id: str) -> bytes:
         row = self.db.one("SELECT id FROM images WHERE id = ? AND project_id = ?", (image_id.lower(), project_id))
@@ -606,28 +635,53 @@ class CustomVisionBackend:
 
     def delete_images(self, project_id: str, image_ids: Sequence[str] = (), *, all_images: bool = False) -> None:
         project = self._project_row(project_id)
-        if all_images:
-            ids = [r["id"] for r in self.db.query("SELECT id FROM images WHERE project_id = ?", (project["id"],))]
-        else:
+        if not all_images:
             if not image_ids:
                 raise BadRequest("Give imageIds, or allImages=true.", code="BadRequestRequiredParamIsNull")
             if len(image_ids) > MAX_TAKE:
                 raise BadRequest(f"At most {MAX_TAKE} imageIds may be deleted per call.",
                                  code="BadRequestExceededBatchSize")
-            ids = [i.lower() for i in image_ids]
         with self.db.transaction() as c:
-            for chunk_start in range(0, len(ids), 500):
-                chunk = ids[chunk_start:chunk_start + 500]
-                c.execute(f"DELETE FROM images WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})",
-                          [project["id"], *chunk])
+            if all_images:
+                ids = [r["id"] for r in c.execute("SELECT id FROM images WHERE project_id = ?", (project["id"],))]
+            else:  # only this project's images: an id from another project must not lose that project its bytes
+                ids = [r["id"] for r in c.execute(
+                    "SELECT id FROM images WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
+                    (project["id"], json.dumps([i.lower() for i in image_ids])))]
+            c.execute("DELETE FROM images WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
+                      (project["id"], json.dumps(ids)))
             self._touch(c, project["id"])
+            in_training = self._images_in_training(c, project["id"])
         for image_id in ids:
-            self._delete_image_blobs(image_id)
+            if image_id not in in_training:  # otherwise the training job removes them when it is done
+                self._delete_image_blobs(image_id)
+
+    def _images_in_training(self, c, project_id: str) -> set[str]:
+        """Images a queued or running training job of the project still has to read.
+
+        Azure trains on a snapshot of the images taken when TrainProject is called; deleting an image afterwards
+        does not change that iteration. Here the job reads features when it runs, so their bytes must outlive it.
+        """
+        out: set[str] = set()
+        for (iteration_id,) in c.execute("SELECT id FROM iterations WHERE project_id = ? AND status = 'Training'",
+                                         (project_id,)).fetchall():
+            snapshot = self.blobs.get_json(f"iterations/{iteration_id}/snapshot.json") or {}
+            out.update(snapshot.get("imageIds", []))
+        return out
 
     def _delete_image_blobs(self, image_id: str) -> None:
         self.blobs.delete(f"images/{image_id}")
         with contextlib.suppress(ImportError, AttributeError):
             self.blobs.delete(self._feature_key(image_id))
+            self.blobs.delete(self._feature_key(image_id, mirrored=True))
+
+    def _delete_orphan_image_blobs(self, image_ids: Sequence[str]) -> None:
+        """Remove the bytes of images deleted while a training job needed them (see `_images_in_training`)."""
+        kept = {r["id"] for r in self.db.query("SELECT id FROM images WHERE id IN (SELECT value FROM json_each(?))",
+                                              (json.dumps(list(image_ids)),))}
+        for image_id in image_ids:
+            if image_id not in kept:
+                self._delete_image_blobs(image_id)
 
     def create_image_tags(self, project_id: str, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         project = self._project_row(project_id)
@@ -810,8 +864,49 @@ class CustomVisionBackend:
         if reserved_budget_in_hours < 0:
             raise BadRequest("reservedBudgetInHours cannot be negative.", code="BadRequestInvalid")
         ctype = project["classification_type"] or "Multiclass"
+        iteration_id = new_id()
+        # One transaction from reading the tags to recording the snapshot: an image deleted or tagged meanwhile is
+        # either in this iteration or not, never half (DeleteImages keeps the bytes of images a job will read).
+        with self.db.transaction() as c:
+            snapshot, fingerprint = self._training_snapshot(c, pid, ctype, selected_tags)
+            if c.execute("SELECT 1 FROM iterations WHERE project_id = ? AND status = 'Training'", (pid,)).fetchone():
+                raise BadRequest("The project is already training; wait for that iteration to finish.",
+                                 code="BadRequestTrainingAlreadyInProgress")
+            last = c.execute("SELECT fingerprint FROM iterations WHERE project_id = ? AND status = 'Completed' "
+                             "ORDER BY created DESC, rowid DESC LIMIT 1", (pid,)).fetchone()
+            if last is not None and last["fingerprint"] == fingerprint and not force_train:
+                raise BadRequest("Nothing changed since the last trained iteration; pass forceTrain=true to train "
+                                 "anyway.", code="BadRequestTrainingNotNeeded")
+            (count,) = c.execute("SELECT COUNT(*) FROM iterations WHERE project_id = ?", (pid,)).fetchone()
+            if count >= MAX_ITERATIONS_PER_PROJECT:
+                raise BadRequest(f"The project already has {count} iterations, the limit; delete an old unpublished "
+                                 "iteration first.", code="BadRequestExceedIterationPerProjectLimit")
+            numbers = [int(m.group(1)) for (n,) in c.execute("SELECT name FROM iterations WHERE project_id = ?",
+                                                              (pid,)).fetchall()
+                       if (m := re.fullmatch(r"Iteration (\d+)", n))]
+            name = f"Iteration {max(numbers, default=0) + 1}"
+            t = now()
+            c.execute(
+                "INSERT INTO iterations (id, project_id, name, status, created, last_modified, domain_id, "
+                "classification_type, training_type, reserved_budget_in_hours, fingerprint, selected_tags) "
+                "VALUES (?, ?, ?, 'Training', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (iteration_id, pid, name, t, t, project["domain_id"], ctype, training_type,
+                 reserved_budget_in_hours, fingerprint, json.dumps(snapshot["tagIds"] if selected_tags else None)),
+            )
+            self.blobs.put_json(f"iterations/{iteration_id}/snapshot.json", snapshot)
+        job = TrainingJob(pid, iteration_id, ctype, snapshot["tagIds"], snapshot["imageIds"], snapshot["labels"],
+                          advanced=training_type == "Advanced",
+                          budget_seconds=advanced_budget_seconds(reserved_budget_in_hours)
+                          if training_type == "Advanced" else 0.0)
+        if self._submit_training is None:
+            raise RuntimeError("no training worker attached")
+        self._submit_training(job)
+        return self.get_iteration(pid, iteration_id)
 
-        tags = self.db.query("SELECT * FROM tags WHERE project_id = ? ORDER BY created, rowid", (pid,))
+    def _training_snapshot(self, c, pid: str, ctype: str,
+                           selected_tags: Sequence[str] | None) -> tuple[dict[str, Any], str]:
+        """What an iteration trains on (tags, images, labels) and its fingerprint; BadRequest when it cannot train."""
+        tags = c.execute("SELECT * FROM tags WHERE project_id = ? ORDER BY created, rowid", (pid,)).fetchall()
         if selected_tags:
             wanted = {t.lower() for t in selected_tags}
             unknown = wanted - {t["id"] for t in tags}
@@ -819,18 +914,18 @@ class CustomVisionBackend:
                 raise not_found_tag(sorted(unknown)[0])
             tags = [t for t in tags if t["id"] in wanted]
         tag_ids = [t["id"] for t in tags]
-        pairs = [(r["image_id"], r["tag_id"]) for r in self.db.query(
+        pairs = [(r["image_id"], r["tag_id"]) for r in c.execute(
             "SELECT it.image_id, it.tag_id FROM image_tags it JOIN images i ON i.id = it.image_id "
-            "WHERE i.project_id = ? AND it.tag_id IN (SELECT value FROM json_each(?))", (pid, json.dumps(tag_ids)))]
+            "WHERE i.project_id = ? AND it.tag_id IN (SELECT value FROM json_each(?))",
+            (pid, json.dumps(tag_ids))).fetchall()]
         counts = {t: 0 for t in tag_ids}
         for _, t in pairs:
             counts[t] += 1
         names = {t["id"]: t["name"] for t in tags}
-        if len([t for t in tag_ids if counts[t] > 0]) < 2 and not (
-                ctype == "Multilabel" and any(counts.values())):
+        with_images = len([t for t in tag_ids if counts[t] > 0])
+        if with_images < 2 and not (ctype == "Multilabel" and with_images):
             raise BadRequest(
-                "Training needs at least 2 tags with images (found "
-                f"{len([t for t in tag_ids if counts[t] > 0])}). Add images for a second tag.",
+                f"Training needs at least 2 tags with images (found {with_images}). Add images for a second tag.",
                 code="BadRequestClassificationTrainingValidationFailed")
         short = [f"{names[t]!r} ({counts[t]})" for t in tag_ids if counts[t] < MIN_IMAGES_PER_TAG]
         if short:
@@ -849,33 +944,6 @@ class CustomVisionBackend:
                     f"{len(multi)} image(s) have more than one tag (e.g. {multi[0]}), which a Multiclass project "
                     "cannot learn. Keep one tag per image, or make the project Multilabel.",
                     code="BadRequestMultiClassClassificationTrainingValidationFailed")
-        fingerprint = training_fingerprint(ctype, tag_ids, pairs)
-
-        iteration_id, t = new_id(), now()
-        with self.db.transaction() as c:
-            if c.execute("SELECT 1 FROM iterations WHERE project_id = ? AND status = 'Training'", (pid,)).fetchone():
-                raise BadRequest("The project is already training; wait for that iteration to finish.",
-                                 code="BadRequestTrainingAlreadyInProgress")
-            last = c.execute("SELECT fingerprint FROM iterations WHERE project_id = ? AND status = 'Completed' "
-                             "ORDER BY created DESC, rowid DESC LIMIT 1", (pid,)).fetchone()
-            if last is not None and last["fingerprint"] == fingerprint and not force_train:
-                raise BadRequest("Nothing changed since the last trained iteration; pass forceTrain=true to train "
-                                 "anyway.", code="BadRequestTrainingNotNeeded")
-            (count,) = c.execute("SELECT COUNT(*) FROM iterations WHERE project_id = ?", (pid,)).fetchone()
-            if count >= MAX_ITERATIONS_PER_PROJECT:
-                raise BadRequest(f"The project already has {count} iterations, the limit; delete an old unpublished "
-                                 "iteration first.", code="BadRequestExceedIterationPerProjectLimit")
-            numbers = [int(m.group(1)) for (n,) in c.execute("SELECT name FROM iterations WHERE project_id = ?",
-                                                              (pid,)).fetchall()
-                       if (m := re.fullmatch(r"Iteration (\d+)", n))]
-            name = f"Iteration {max(numbers, default=0) + 1}"
-            c.execute(
-                "INSERT INTO iterations (id, project_id, name, status, created, last_modified, domain_id, "
-                "classification_type, training_type, reserved_budget_in_hours, fingerprint, selected_tags) "
-                "VALUES (?, ?, ?, 'Training', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (iteration_id, pid, name, t, t, project["domain_id"], ctype, training_type,
-                 reserved_budget_in_hours, fingerprint, json.dumps(tag_ids if selected_tags else None)),
-            )
         image_ids = sorted(per_image)
         snapshot = {
             "tagIds": tag_ids,
@@ -887,38 +955,46 @@ class CustomVisionBackend:
             "labels": [sorted(per_image[i]) for i in image_ids],
             "classificationType": ctype,
         }
-        self.blobs.put_json(f"iterations/{iteration_id}/snapshot.json", snapshot)
-        job = TrainingJob(pid, iteration_id, ctype, tag_ids, image_ids, snapshot["labels"],
-                          advanced=training_type == "Advanced",
-                          budget_seconds=advanced_budget_seconds(reserved_budget_in_hours)
-                          if training_type == "Advanced" else 0.0)
-        if self._submit_training is None:
-            raise RuntimeError("no training worker attached")
-        self._submit_training(job)
-        return self.get_iteration(pid, iteration_id)
+        return snapshot, training_fingerprint(ctype, tag_ids, pairs)
 
     def finish_training(self, job: TrainingJob, *, model: dict | None, oof: np.ndarray | None,
                         folds: np.ndarray | None, settings: dict | None, error: str | None,
                         elapsed_seconds: float) -> None:
-        """Record the outcome of a training job (called by the worker)."""
+        """Record the outcome of a training job (called by the worker), then drop the bytes of images that were
+        deleted while the job needed them."""
+        try:
+            self._record_training(job, model=model, oof=oof, folds=folds, settings=settings, error=error,
+                                  elapsed_seconds=elapsed_seconds)
+        finally:
+            self._delete_orphan_image_blobs(job.image_ids)
+            if self.db.one("SELECT 1 FROM iterations WHERE id = ?", (job.iteration_id,)) is None:
+                self._delete_iteration_blobs(job.iteration_id)  # the project was deleted while it trained
+
+    def _record_training(self, job: TrainingJob, *, model: dict | None, oof: np.ndarray | None,
+                         folds: np.ndarray | None, settings: dict | None, error: str | None,
+                         elapsed_seconds: float) -> None:
         minutes = max(1, int(np.ceil(elapsed_seconds / 60.0)))
         if error is None and model is not None and oof is not None and folds is not None:
-            self.blobs.put_json(f"iterations/{job.iteration_id}/model.json", model)
-            self.blobs.put_array(f"iterations/{job.iteration_id}/oof.npy", np.asarray(oof, dtype=np.float32))
-            self.blobs.put_array(f"iterations/{job.iteration_id}/folds.npy", np.asarray(folds, dtype=np.int32))
-            snapshot = self.blobs.get_json(f"iterations/{job.iteration_id}/snapshot.json") or {}
-            snapshot["settings"] = settings or {}
-            self.blobs.put_json(f"iterations/{job.iteration_id}/snapshot.json", snapshot)
-            t = now()
-            self.db.execute(
-                "UPDATE iterations SET status = 'Completed', trained_at = ?, last_modified = ?, "
-                "training_time_in_minutes = ? WHERE id = ? AND status = 'Training'",
-                (t, t, minutes, job.iteration_id))
-        else:
-            self.db.execute(
-                "UPDATE iterations SET status = 'Failed', training_error_details = ?, last_modified = ?, "
-                "training_time_in_minutes = ? WHERE id = ? AND status = 'Training'",
-                (error or "Training failed.", now(), minutes, job.iteration_id))
+            try:
+                self.blobs.put_json(f"iterations/{job.iteration_id}/model.json", model)
+                self.blobs.put_array(f"iterations/{job.iteration_id}/oof.npy", np.asarray(oof, dtype=np.float32))
+                self.blobs.put_array(f"iterations/{job.iteration_id}/folds.npy", np.asarray(folds, dtype=np.int32))
+                snapshot = self.blobs.get_json(f"iterations/{job.iteration_id}/snapshot.json") or {}
+                snapshot["settings"] = settings or {}
+                self.blobs.put_json(f"iterations/{job.iteration_id}/snapshot.json", snapshot)
+            except OSError as exc:  # e.g. a full disk under --data-dir: the iteration fails, the project can retrain
+                error = f"The trained model could not be stored ({exc}). Free space in the data directory and train again."
+            else:
+                t = now()
+                self.db.execute(
+                    "UPDATE iterations SET status = 'Completed', trained_at = ?, last_modified = ?, "
+                    "training_time_in_minutes = ? WHERE id = ? AND status = 'Training'",
+                    (t, t, minutes, job.iteration_id))
+                return
+        self.db.execute(
+            "UPDATE iterations SET status = 'Failed', training_error_details = ?, last_modified = ?, "
+            "training_time_in_minutes = ? WHERE id = ? AND status = 'Training'",
+            (error or "Training failed.", now(), minutes, job.iteration_id))
 
     # ------------------------------------------------------------------ evaluation
     def _completed_iteration(self, project_id: str, iteration_id: str):
