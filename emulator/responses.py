@@ -210,12 +210,22 @@ class CustomVisionResponses:
     def CreateProject(self, req: Request, args: dict[str, str]) -> Reply:
         domain_id = self._opt_id(req, "domainId")
         platforms = [p for p in ",".join(req.args.getlist("targetExportPlatforms")).split(",") if p]
+        check_platforms_for_version(args.get("version", ""), platforms)
         return Reply(self.backend.create_project(
             self._q(req, "name", required=True), self._q(req, "description"), domain_id,
             self._q(req, "classificationType"), platforms))
 
     def UpdateProject(self, req: Request, args: dict[str, str]) -> Reply:
-        return Reply(self.backend.update_project(self._path_id(args, "projectId"), self._json(req)))
+        project_id, body = self._path_id(args, "projectId"), self._json(req)
+        settings = body.get("settings") if isinstance(body, dict) else None
+        if isinstance(settings, dict) and isinstance(settings.get("targetExportPlatforms"), list):
+            version = args.get("version", "")
+            check_platforms_for_version(version, settings["targetExportPlatforms"])
+            if version == "v3.3":  # it never saw them (see for_version), so sending its list back must not drop them
+                current = self.backend.get_project(project_id)["settings"]["targetExportPlatforms"]
+                kept = [p for p in current if p in V34_ONLY_PLATFORMS and p not in settings["targetExportPlatforms"]]
+                settings["targetExportPlatforms"] = [*settings["targetExportPlatforms"], *kept]
+        return Reply(self.backend.update_project(project_id, body))
 
     def DeleteProject(self, req: Request, args: dict[str, str]) -> Reply:
         self.backend.delete_project(self._path_id(args, "projectId"))
@@ -503,8 +513,21 @@ class CustomVisionResponses:
         return imagelib.rendition(data, args["kind"])
 
 
-# Fields added in v3.4-preview that a v3.3 client does not know; and statuses v3.3 does not define.
+# What v3.4-preview added that v3.3's spec does not have: fields (dropped from v3.3 answers), image statuses (mapped to
+# the nearest v3.3 status), and the OpenVino export platform (left out of v3.3 lists, refused in v3.3 requests).
+# A v3.3 client (older SDKs, generated clients) may reject an enum value it does not know, so none may leak.
+V33_DROPPED_FIELDS = frozenset({"exportablePlatforms", "modelInformation", "trainingErrorDetails", "customBaseModelInfo"})
 V33_STATUS = {"ErrorImageDimensions": "ErrorImageSize", "ErrorInvalidTag": "ErrorUnknown"}
+V33_PLATFORM_LISTS = frozenset({"exportableTo", "targetExportPlatforms"})
+V34_ONLY_PLATFORMS = frozenset({"OpenVino"})
+
+
+def check_platforms_for_version(version: str, platforms: list[str]) -> None:
+    """Refuse an export platform the request's API version does not define (its spec's enum lacks it)."""
+    unknown = [p for p in platforms if version == "v3.3" and p in V34_ONLY_PLATFORMS]
+    if unknown:
+        raise BadRequest(f"Export platform {unknown[0]!r} does not exist in Training API v3.3; call v3.4-preview to "
+                         "use it.", code="BadRequestProjectUnsupportedExportPlatform")
 
 
 def for_version(api: str, version: str, operation: str, body: Json) -> Json:
@@ -524,12 +547,12 @@ def _strip_v33(body: Json) -> Json:
         return body
     out = {}
     for k, v in body.items():
-        if k in ("exportablePlatforms", "modelInformation", "trainingErrorDetails", "customBaseModelInfo"):
-            continue
-        if k == "metadata" and ("originalImageUri" in body):
+        if k in V33_DROPPED_FIELDS:
             continue
         if k == "status" and v in V33_STATUS and "sourceUrl" in body:
             v = V33_STATUS[v]
+        if k in V33_PLATFORM_LISTS and isinstance(v, list):
+            v = [p for p in v if p not in V34_ONLY_PLATFORMS]
         out[k] = _strip_v33(v)
     return out
 
