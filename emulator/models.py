@@ -77,6 +77,75 @@ def training_fingerprint(classification_type: str, tag_ids: Sequence[str], pairs
     return h.hexdigest()
 
 
+_FILTER_TOKEN = re.compile(r"\s*(?:(?P<open>\()|(?P<close>\))|'(?P<value>(?:[^']|'')*)'|(?P<word>[^\s'()]+))")
+
+
+def metadata_filter_sql(expression: str, column: str = "i.metadata") -> tuple[str, list[str]]:
+    """SQL (with parameters) for a GetImages / GetImageCount `$filter` over image metadata.
+
+    The grammar the spec describes: `key eq 'value'`, `key ne 'value'`, joined by `and` / `or` (`and` binds tighter),
+    with parentheses; a value's quote is doubled (`'it''s'`), as in OData. The spec's example writes a leading
+    `metadata=`, which is accepted. An image without the key is not `eq` any value and is `ne` every value.
+    ValueError naming what is wrong otherwise.
+    """
+    text = expression.strip()
+    if text.lower().startswith("metadata="):
+        text = text[len("metadata="):]
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _FILTER_TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            if not text[pos:].strip():
+                break
+            raise ValueError(f"cannot read {text[pos:]!r} (an unclosed quote?)")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind).replace("''", "'") if kind == "value" else m.group(kind)))
+        pos = m.end()
+    params: list[str] = []
+
+    def take(n: int) -> tuple[str, str] | None:
+        return tokens[n] if n < len(tokens) else None
+
+    def parse_or(n: int) -> tuple[str, int]:
+        sql, n = parse_and(n)
+        while (t := take(n)) and t[0] == "word" and t[1].lower() == "or":
+            right, n = parse_and(n + 1)
+            sql = f"({sql} OR {right})"
+        return sql, n
+
+    def parse_and(n: int) -> tuple[str, int]:
+        sql, n = parse_term(n)
+        while (t := take(n)) and t[0] == "word" and t[1].lower() == "and":
+            right, n = parse_term(n + 1)
+            sql = f"({sql} AND {right})"
+        return sql, n
+
+    def parse_term(n: int) -> tuple[str, int]:
+        t = take(n)
+        if t is not None and t[0] == "open":
+            sql, n = parse_or(n + 1)
+            if take(n) != ("close", ")"):
+                raise ValueError("a '(' is not closed")
+            return sql, n + 1
+        key, op, value = t, take(n + 1), take(n + 2)
+        if key is None or key[0] != "word" or '"' in key[1]:
+            raise ValueError(f"expected a metadata key at {key[1] if key else 'the end'!r}")
+        if op is None or op[0] != "word" or op[1].lower() not in ("eq", "ne"):
+            raise ValueError(f"expected eq or ne after {key[1]!r}")
+        if value is None or value[0] != "value":
+            raise ValueError(f"expected a quoted value after {key[1]} {op[1]}")
+        params.extend([f'$."{key[1]}"', value[1]])
+        compare = "=" if op[1].lower() == "eq" else "IS NOT"
+        return f"(json_extract({column}, ?) {compare} ?)", n + 3
+
+    if not tokens:
+        raise ValueError("it is empty")
+    sql, end = parse_or(0)
+    if end != len(tokens):
+        raise ValueError(f"unexpected {tokens[end][1]!r}; join conditions with and / or")
+    return sql, params
+
+
 @dataclass
 class ImageSource:
     """One image of an upload batch: its bytes (or why there are none) and its own tags."""
@@ -578,8 +647,17 @@ class CustomVisionBackend:
         return data
 
     def _image_filter(self, project_id: str, iteration_id: str | None, tag_ids: Sequence[str],
-                      tagging: str) -> tuple[str, list[Any]]:
+                      tagging: str, metadata_filter: str | None = None) -> tuple[str, list[Any]]:
         where, params = ["i.project_id = ?"], [project_id]
+        if metadata_filter:
+            try:
+                sql, values = metadata_filter_sql(metadata_filter)
+            except ValueError as exc:
+                raise BadRequest(f"$filter {metadata_filter!r} is not valid: {exc}. Write conditions like "
+                                 "key eq 'value' or key ne 'value', joined by and / or.",
+                                 code="BadRequestInvalid") from None
+            where.append(sql)
+            params.extend(values)
         if iteration_id:
             snapshot = self._iteration_snapshot(project_id, iteration_id)
             ids = snapshot["imageIds"]
@@ -602,12 +680,12 @@ class CustomVisionBackend:
 
     def get_images(self, project_id: str, *, iteration_id: str | None = None, tag_ids: Sequence[str] = (),
                    tagging: str = "All", order_by: str | None = None, take: int = 50, skip: int = 0,
-                   base_url: str = "") -> list[dict[str, Any]]:
+                   metadata_filter: str | None = None, base_url: str = "") -> list[dict[str, Any]]:
         project = self._project_row(project_id)
         self._check_page(take, skip)
         if len(tag_ids) > MAX_TAGS_PER_BATCH:
             raise BadRequest(f"At most {MAX_TAGS_PER_BATCH} tagIds may be given.", code="BadRequestExceededBatchSize")
-        where, params = self._image_filter(project["id"], iteration_id, tag_ids, tagging)
+        where, params = self._image_filter(project["id"], iteration_id, tag_ids, tagging, metadata_filter)
         direction = "ASC" if order_by == "Oldest" else "DESC"
         rows = self.db.query(
             f"SELECT i.* FROM images i WHERE {where} ORDER BY i.created {direction}, i.rowid {direction} "
@@ -615,9 +693,9 @@ class CustomVisionBackend:
         return self._images_json(rows, base_url)
 
     def count_images(self, project_id: str, *, iteration_id: str | None = None, tag_ids: Sequence[str] = (),
-                     tagging: str = "All") -> int:
+                     tagging: str = "All", metadata_filter: str | None = None) -> int:
         project = self._project_row(project_id)
-        where, params = self._image_filter(project["id"], iteration_id, tag_ids, tagging)
+        where, params = self._image_filter(project["id"], iteration_id, tag_ids, tagging, metadata_filter)
         (count,) = self.db.one(f"SELECT COUNT(*) FROM images i WHERE {where}", params)
         return count
 
@@ -1036,29 +1114,33 @@ class CustomVisionBackend:
         }
 
     def _image_performance_rows(self, project_id: str, iteration_id: str, tag_ids: Sequence[str]):
+        """(snapshot, out-of-fold probabilities, chosen rows, image rows by id) of an iteration's image performances.
+
+        Chosen are the iteration's images carrying any of `tag_ids` (all when none), and still in the project: an
+        image deleted since has no size or dates left to show, and count and list must agree for paging to work.
+        """
         row = self._completed_iteration(project_id, iteration_id)
         snapshot, oof, _ = self._evaluation(row["id"])
         wanted = {snapshot["tagIds"].index(t.lower()) for t in tag_ids if t.lower() in snapshot["tagIds"]}
         if tag_ids and not wanted:
-            return snapshot, oof, []
+            return snapshot, oof, [], {}
         chosen = [n for n, labels in enumerate(snapshot["labels"]) if not tag_ids or wanted & set(labels)]
-        return snapshot, oof, chosen
+        ids = [snapshot["imageIds"][n] for n in chosen]
+        rows = {r["id"]: r for r in self.db.query(
+            "SELECT * FROM images WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
+            (project_id, json.dumps(ids)))}
+        return snapshot, oof, [n for n in chosen if snapshot["imageIds"][n] in rows], rows
 
     def count_image_performances(self, project_id: str, iteration_id: str, tag_ids: Sequence[str] = ()) -> int:
         project = self._project_row(project_id)
-        _, _, chosen = self._image_performance_rows(project["id"], iteration_id, tag_ids)
-        return len(chosen)
+        return len(self._image_performance_rows(project["id"], iteration_id, tag_ids)[2])
 
     def get_image_performances(self, project_id: str, iteration_id: str, tag_ids: Sequence[str] = (),
                                order_by: str | None = None, take: int = 50, skip: int = 0,
                                base_url: str = "") -> list[dict[str, Any]]:
         project = self._project_row(project_id)
         self._check_page(take, skip)
-        snapshot, oof, chosen = self._image_performance_rows(project["id"], iteration_id, tag_ids)
-        ids = [snapshot["imageIds"][n] for n in chosen]
-        rows = {r["id"]: r for r in self.db.query(
-            "SELECT * FROM images WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))}
-        present = [n for n in chosen if snapshot["imageIds"][n] in rows]
+        snapshot, oof, present, rows = self._image_performance_rows(project["id"], iteration_id, tag_ids)
         present.sort(key=lambda n: (rows[snapshot["imageIds"][n]]["created"], n), reverse=order_by != "Oldest")
         out = []
         for n in present[skip:skip + take]:
@@ -1150,30 +1232,30 @@ class CustomVisionBackend:
                              base_url=base_url)
 
     def query_predictions(self, project_id: str, token: dict[str, Any], *, base_url: str = "") -> dict[str, Any]:
+        """Stored predictions (quick tests, and classify calls that store), filtered as PredictionQueryToken says.
+
+        `tags` keeps predictions whose probability for each listed tag lies within [minThreshold, maxThreshold]
+        (at most 2 tags, as the spec says). `continuation` in the answer's token is the offset of the next page,
+        empty when there is none; send the token back unchanged to get that page.
+        """
         project = self._project_row(project_id)
-        token = token if isinstance(token, dict) else {}
+        query = _prediction_query(token)
         where, params = ["project_id = ?"], [project["id"]]
-        if token.get("iterationId"):
-            where.append("iteration_id = ?")
-            params.append(str(token["iterationId"]).lower())
-        if token.get("application"):
-            where.append("application = ?")
-            params.append(token["application"])
-        if token.get("startTime"):
-            where.append("created >= ?")
-            params.append(token["startTime"])
-        if token.get("endTime"):
-            where.append("created <= ?")
-            params.append(token["endTime"])
-        direction = "ASC" if token.get("orderBy") == "Oldest" else "DESC"
-        max_count = int(token.get("maxCount") or 50)
-        skip = int(token.get("continuation") or 0) if str(token.get("continuation") or "0").isdigit() else 0
+        for column, value, compare in (("iteration_id", query["iterationId"], "="),
+                                       ("application", query["application"], "="),
+                                       ("created", query["startTime"], ">="), ("created", query["endTime"], "<=")):
+            if value:
+                where.append(f"{column} {compare} ?")
+                params.append(value)
+        direction = "ASC" if query["orderBy"] == "Oldest" else "DESC"  # Suggested: no ranking here, newest first
         rows = self.db.query(f"SELECT * FROM predictions WHERE {' AND '.join(where)} "
-                             f"ORDER BY created {direction}, rowid {direction} LIMIT ? OFFSET ?",
-                             [*params, max_count + 1, skip])
-        more = len(rows) > max_count
+                             f"ORDER BY created {direction}, rowid {direction}", params)
+        if query["tags"]:
+            rows = [r for r in rows if _within_thresholds(json.loads(r["predictions"]), query["tags"])]
+        skip, max_count = query["skip"], query["maxCount"]
+        page = rows[skip:skip + max_count]
         results = []
-        for r in rows[:max_count]:
+        for r in page:
             uri = f"{base_url}/customvision/local/images/{project['id']}/{r['id']}"
             results.append({
                 "resizedImageUri": f"{uri}/resized", "thumbnailUri": f"{uri}/thumbnail",
@@ -1181,6 +1263,7 @@ class CustomVisionBackend:
                 "project": r["project_id"], "iteration": r["iteration_id"], "created": r["created"],
                 "predictions": json.loads(r["predictions"]),
             })
+        more = skip + max_count < len(rows)
         next_token = {**token, "continuation": str(skip + max_count) if more else ""}
         return {"token": next_token, "results": results}
 
@@ -1256,6 +1339,64 @@ class CustomVisionBackend:
                              "export.", code="BadRequestExportValidationFailed")
         raise BadRequest("The local service does not export models (the model is not a neural network that "
                          f"{platform} could run). Export from Azure Custom Vision.", code="BadRequestNotSupported")
+
+
+MAX_PREDICTION_QUERY_TAGS = 2
+
+
+def _prediction_query(token: Any) -> dict[str, Any]:
+    """A PredictionQueryToken checked and normalised (times in the stored format); BadRequest naming a bad field."""
+    def bad(message: str, code: str = "BadRequestPredictionInvalidQueryParameters") -> BadRequest:
+        return BadRequest(f"The prediction query is not valid: {message}.", code=code)
+
+    token = token if isinstance(token, dict) else {}
+    order_by = token.get("orderBy") or "Newest"
+    if order_by not in ("Newest", "Oldest", "Suggested"):
+        raise bad(f"orderBy must be Newest, Oldest or Suggested, not {order_by!r}")
+    max_count = token.get("maxCount") or 50
+    if not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1:
+        raise bad(f"maxCount must be a positive integer, not {max_count!r}")
+    continuation = str(token.get("continuation") or "0")
+    if not continuation.isdigit():
+        raise bad("continuation must be the value a previous answer's token gave")
+    iteration_id = token.get("iterationId")
+    if iteration_id:
+        try:
+            iteration_id = str(uuid.UUID(str(iteration_id)))
+        except ValueError:
+            raise bad(f"iterationId {iteration_id!r} is not a uuid") from None
+    times = {}
+    for name in ("startTime", "endTime"):
+        value = token.get(name)
+        if value:
+            try:
+                t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise bad(f"{name} {value!r} is not an ISO 8601 date-time") from None
+            t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+            times[name] = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    tags = token.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, dict) and t.get("id") for t in tags):
+        raise bad("tags must be a list of {id, minThreshold, maxThreshold}")
+    if len(tags) > MAX_PREDICTION_QUERY_TAGS:
+        raise bad(f"{len(tags)} tags given; at most {MAX_PREDICTION_QUERY_TAGS} can be combined",
+                  code="BadRequestPredictionTagsExceededCount")
+    thresholds = []
+    for t in tags:
+        low, high = t.get("minThreshold", 0.0), t.get("maxThreshold", 1.0)
+        low, high = 0.0 if low is None else low, 1.0 if high is None else high
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or low > high:
+            raise bad(f"tag {t['id']}: minThreshold and maxThreshold must be numbers with min <= max")
+        thresholds.append((str(t["id"]).lower(), float(low), float(high)))
+    return {"orderBy": order_by, "maxCount": max_count, "skip": int(continuation), "iterationId": iteration_id,
+            "application": token.get("application") or None, "startTime": times.get("startTime"),
+            "endTime": times.get("endTime"), "tags": thresholds}
+
+
+def _within_thresholds(predictions: list[dict[str, Any]], thresholds: list[tuple[str, float, float]]) -> bool:
+    """Whether a stored prediction's probability for every queried tag lies in its [min, max]."""
+    probability = {p["tagId"]: p["probability"] for p in predictions}
+    return all(tag in probability and low <= probability[tag] <= high for tag, low, high in thresholds)
 
 
 def _maybe_float(value: Any) -> float | None:

@@ -353,8 +353,8 @@ class CustomVisionResponses:
             raise BadRequest(f"taggingStatus must be All, Tagged or Untagged, not {tagging!r}.", code="BadRequest")
         return Reply(self.backend.get_images(
             self._path_id(args, "projectId"), iteration_id=self._opt_id(req, "iterationId"),
-            tag_ids=self._ids(req, "tagIds", max_items=20), tagging=tagging, base_url=self._base(req),
-            **self._paging(req)))
+            tag_ids=self._ids(req, "tagIds", max_items=20), tagging=tagging, metadata_filter=self._q(req, "$filter"),
+            base_url=self._base(req), **self._paging(req)))
 
     def GetTaggedImages(self, req: Request, args: dict[str, str]) -> Reply:
         return Reply(self.backend.get_images(
@@ -373,7 +373,8 @@ class CustomVisionResponses:
             raise BadRequest(f"taggingStatus must be All, Tagged or Untagged, not {tagging!r}.", code="BadRequest")
         return Reply(self.backend.count_images(self._path_id(args, "projectId"),
                                                iteration_id=self._opt_id(req, "iterationId"),
-                                               tag_ids=self._ids(req, "tagIds"), tagging=tagging))
+                                               tag_ids=self._ids(req, "tagIds"), tagging=tagging,
+                                               metadata_filter=self._q(req, "$filter")))
 
     def GetTaggedImageCount(self, req: Request, args: dict[str, str]) -> Reply:
         return Reply(self.backend.count_images(self._path_id(args, "projectId"),
