@@ -28,7 +28,7 @@ from .learning import Learning, ModuleLearning
 from .models import CustomVisionBackend
 from .responses import CustomVisionResponses, Reply, for_version
 from .store import Storage
-from .throttle import FaultInjector, RateLimiter
+from .throttle import FaultInjector, FixedWindowLimiter
 from .training import TrainingWorker
 from .urls import build_url_map
 
@@ -67,8 +67,8 @@ class CustomVisionApp:
         )
         self.url_map = build_url_map()
         self.limiters = {
-            "prediction": RateLimiter(config.prediction_tps) if config.prediction_tps else None,
-            "training": RateLimiter(config.training_tps) if config.training_tps else None,
+            "prediction": FixedWindowLimiter(config.prediction_tps) if config.prediction_tps else None,
+            "training": FixedWindowLimiter(config.training_tps) if config.training_tps else None,
         }
         self.faults = FaultInjector(config.fault_rate)
 
@@ -95,6 +95,9 @@ class CustomVisionApp:
         return secrets.compare_digest(given.encode(), expected.encode())
 
     def dispatch(self, request: Request) -> Response:
+        # The rate limit counts a call when it arrives; the latency (a network round trip, slept before anything is
+        # answered) must not decide which one-second window it lands in, or thread wake-up jitter would.
+        arrived = time.monotonic()
         if self.config.latency_ms > 0:
             time.sleep(self.config.latency_ms / 1000.0)
         adapter = self.url_map.bind_to_environ(request.environ)
@@ -117,7 +120,7 @@ class CustomVisionApp:
                 raise Unauthorized()
             limiter = self.limiters.get(api)
             if limiter is not None:
-                wait = limiter.try_acquire()
+                wait = limiter.try_acquire(arrived)
                 if wait:
                     raise TooManyRequests(operation, api, wait)
             if self.faults.should_fail():

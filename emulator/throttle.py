@@ -1,39 +1,93 @@
 """Rate limits and injected faults: the parts of Azure's behaviour that callers must survive, made reproducible.
 
-A sliding one-second window per API (prediction, training) counts the calls; a call over the limit is refused with 429
-and a Retry-After of the whole seconds until the window has room, as Azure's gateway does.
+The model, and why. A Cognitive Services account describes its limits as ``callRateLimit.rules``: a ``count`` of calls
+per ``renewalPeriod`` seconds (ARM ``Microsoft.CognitiveServices/accounts``, ``CallRateLimit`` / ``ThrottlingRule``),
+and a refused call says "... exceeded rate limit of your current ... pricing tier. Please retry after 1 second".
+That is a counter renewed every period, i.e. a fixed window: :class:`FixedWindowLimiter`, what the service uses.
+The Retry-After it gives is the time until the counter renews, rounded up to whole seconds, so with one-second periods
+it is always 1: an upper bound, not a measurement (callers that need a precise wait must work it out themselves).
+
+Every window is judged by the time the call *arrived*: the service passes it in (see ``server.py``), so threads that
+wake late from the simulated network latency do not change which window a call counts in.
+
+:class:`SlidingWindowLimiter` is the strictest reading of "N calls per second" (no N+1 calls within any one second):
+not what Azure documents, but what a client must also survive. Tests drive client pacing against it to show it is
+correct without relying on the fixed window's leniency at its boundaries.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 
 
-class RateLimiter:
-    """At most `per_second` calls in any one-second window; thread-safe."""
+def _limit(per_second: float) -> int:
+    if not isinstance(per_second, int | float) or not math.isfinite(per_second) or per_second <= 0:
+        raise ValueError(f"calls per second must be a positive number, got {per_second!r}")
+    return max(1, int(per_second))
 
-    def __init__(self, per_second: float, *, clock=time.monotonic) -> None:
-        if per_second <= 0:
-            raise ValueError("per_second must be positive")
-        self.limit = max(1, int(per_second))
+
+class FixedWindowLimiter:
+    """At most ``per_second`` calls per one-second window, the windows counted from the limiter's creation; thread-safe.
+
+    Calls refused with 429 do not count (the gateway turned them away before they used the quota).
+    """
+
+    def __init__(self, per_second: float, *, period: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = _limit(per_second)
+        self.period = float(period)
         self._clock = clock
-        self._calls: deque[float] = deque()
+        self._epoch = clock()
+        self._counts: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def try_acquire(self) -> int:
-        """0 if the call may proceed (and is counted); otherwise the seconds to wait before retrying (at least 1)."""
+    def try_acquire(self, at: float | None = None) -> int:
+        """0 if a call arriving ``at`` (default: now) may proceed, and count it; else the whole seconds until the
+        window renews (at least 1), for Retry-After."""
         with self._lock:
-            t = self._clock()
-            while self._calls and self._calls[0] <= t - 1.0:
-                self._calls.popleft()
-            if len(self._calls) < self.limit:
-                self._calls.append(t)
+            t = self._clock() if at is None else at
+            window = math.floor((t - self._epoch) / self.period)
+            used = self._counts.get(window, 0)
+            if used < self.limit:
+                self._counts[window] = used + 1
+                for old in [w for w in self._counts if w < window - 1]:  # keep the current and previous window only
+                    del self._counts[old]
                 return 0
-            return max(1, math.ceil(self._calls[0] + 1.0 - t))
+            renews_at = self._epoch + (window + 1) * self.period
+            return max(1, math.ceil(renews_at - t))
+
+
+class SlidingWindowLimiter:
+    """At most ``per_second`` calls in any one second (the strictest model); thread-safe.
+
+    Arrival times are kept sorted, so a call judged slightly after a later arrival (threads race) is still judged
+    against the calls that arrived in the second before it.
+    """
+
+    def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = _limit(per_second)
+        self._clock = clock
+        self._calls: list[float] = []
+        self._lock = threading.Lock()
+
+    def try_acquire(self, at: float | None = None) -> int:
+        """0 if a call arriving ``at`` (default: now) may proceed, and count it; else the whole seconds until the
+        oldest call in its second leaves the window (at least 1)."""
+        with self._lock:
+            t = self._clock() if at is None else at
+            del self._calls[:bisect.bisect_left(self._calls, t - 2.0)]  # nothing older can matter any more
+            start = bisect.bisect_right(self._calls, t - 1.0)
+            end = bisect.bisect_right(self._calls, t)
+            if end - start < self.limit:
+                bisect.insort(self._calls, t)
+                return 0
+            return max(1, math.ceil(self._calls[start] + 1.0 - t))
+
+
 
 
 class FaultInjector:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.throttle import FaultInjector, RateLimiter
+from emulator.throttle import FaultInjector, FixedWindowLimiter, SlidingWindowLimiter
 
 
 class Clock:
@@ -15,18 +15,59 @@ class Clock:
         return self.t
 
 
-def test_allows_limit_calls_per_second_then_asks_to_wait():
+# --- the service's limiter: a counter renewed every second ---------------------------------------------------------
+
+def test_fixed_window_allows_the_count_then_asks_to_retry_after_the_renewal_in_whole_seconds():
     clock = Clock()
-    limiter = RateLimiter(3, clock=clock)
+    limiter = FixedWindowLimiter(3, clock=clock)
+    assert [limiter.try_acquire() for _ in range(3)] == [0, 0, 0]
+    clock.t += 0.1
+    assert limiter.try_acquire() == 1  # 0.9 s to the renewal, rounded up as Azure words it
+    clock.t += 0.9
+    assert [limiter.try_acquire() for _ in range(3)] == [0, 0, 0]
+
+
+def test_fixed_window_renews_the_whole_count_at_once_so_two_windows_can_meet_at_their_boundary():
+    clock = Clock()
+    limiter = FixedWindowLimiter(2, clock=clock)
+    clock.t += 0.9
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0, 0]
+    clock.t += 0.2  # 1.1 s after the limiter started: a new window, 0.2 s after the last two calls
+    assert [limiter.try_acquire(), limiter.try_acquire(), limiter.try_acquire()] == [0, 0, 1]
+
+
+def test_fixed_window_does_not_count_refused_calls():
+    clock = Clock()
+    limiter = FixedWindowLimiter(1, clock=clock)
+    assert limiter.try_acquire() == 0
+    assert [limiter.try_acquire() for _ in range(5)] == [1] * 5
+    clock.t += 1.0
+    assert limiter.try_acquire() == 0
+
+
+def test_fixed_window_judges_a_call_by_when_it_arrived_even_if_judged_later():
+    clock = Clock()
+    limiter = FixedWindowLimiter(1, clock=clock)
+    assert limiter.try_acquire(at=100.95) == 0
+    clock.t = 101.05  # judged after the latency, in the next window: it still counts in the one it arrived in
+    assert limiter.try_acquire(at=100.99) == 1
+    assert limiter.try_acquire(at=101.0) == 0
+
+
+# --- the strictest reading, for clients to be tested against ------------------------------------------------------
+
+def test_sliding_window_allows_the_count_then_asks_to_wait():
+    clock = Clock()
+    limiter = SlidingWindowLimiter(3, clock=clock)
     assert [limiter.try_acquire() for _ in range(3)] == [0, 0, 0]
     assert limiter.try_acquire() == 1
     clock.t += 1.0
     assert limiter.try_acquire() == 0
 
 
-def test_window_slides_rather_than_resetting_on_whole_seconds():
+def test_sliding_window_refuses_any_second_with_one_call_too_many_even_across_whole_seconds():
     clock = Clock()
-    limiter = RateLimiter(2, clock=clock)
+    limiter = SlidingWindowLimiter(2, clock=clock)
     limiter.try_acquire()
     clock.t += 0.6
     limiter.try_acquire()
@@ -34,6 +75,18 @@ def test_window_slides_rather_than_resetting_on_whole_seconds():
     assert limiter.try_acquire() == 0
     assert limiter.try_acquire() >= 1
 
+
+def test_sliding_window_judges_a_late_arrival_against_the_second_before_it():
+    clock = Clock()
+    limiter = SlidingWindowLimiter(2, clock=clock)
+    assert limiter.try_acquire(at=100.0) == 0
+    assert limiter.try_acquire(at=100.9) == 0
+    clock.t = 101.2
+    assert limiter.try_acquire(at=100.95) == 1  # two calls in (99.95, 100.95]
+    assert limiter.try_acquire(at=101.05) == 0  # only 100.9 in (100.05, 101.05]
+
+
+# --- faults and settings ------------------------------------------------------------------------------------------
 
 def test_fault_rate_zero_never_fails_and_one_always_fails():
     assert not any(FaultInjector(0.0).should_fail() for _ in range(100))
@@ -46,8 +99,13 @@ def test_fault_rate_is_roughly_the_share_of_failures():
     assert 0.25 < share < 0.35
 
 
-def test_bad_settings_are_refused():
+@pytest.mark.parametrize("limiter_class", [FixedWindowLimiter, SlidingWindowLimiter])
+@pytest.mark.parametrize("per_second", [0, -1, float("nan"), "20"])
+def test_bad_settings_are_refused(limiter_class, per_second):
     with pytest.raises(ValueError):
-        RateLimiter(0)
+        limiter_class(per_second)
+
+
+def test_bad_fault_rate_is_refused():
     with pytest.raises(ValueError):
         FaultInjector(1.5)
