@@ -7,8 +7,10 @@ than the pricing tier allows (F0: 2 predictions/s, S0: 10-20/s). So clients are 
 (:mod:`cvops.clients`) and every call goes through :func:`call`, which
 
 * paces calls with a shared :class:`Pacer` so a run stays inside the tier instead of bouncing off 429s,
-* waits what the service asks on 429 (``Retry-After``, or the seconds named in the message) and makes the whole pacer
-  hold off, so concurrent workers do not keep hammering,
+* on 429 makes the whole pacer hold off, for as long as the service asks (``Retry-After``, or the seconds named in
+  the message) or, when the pacer's own record explains the 429, only until its window has room again (see
+  :class:`Pacer`: the service's "1 second" is a rounded upper bound), so concurrent workers do not keep hammering and
+  a few milliseconds of jitter do not cost a second of quota,
 * backs off exponentially with full jitter on 5xx, 408 and connection failures,
 * never repeats blindly a non-idempotent request that may already have been applied,
 * and turns what is left into a :mod:`cvops.errors` error that names the call and what to do.
@@ -20,11 +22,13 @@ upcoming sleep), injectable sleep, and before-sleep hooks; this module only supp
 from __future__ import annotations
 
 import email.utils
+import heapq
 import math
 import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,19 +50,41 @@ Kind = Literal["throttled", "transient", "permanent"]
 
 
 class Pacer:
-    """Thread-safe client-side rate limiter: at most ``calls_per_second`` on average, ``burst`` at once.
+    """Thread-safe client-side rate limiter for a service that counts calls per second; shared by every caller.
 
-    It is a token bucket written as GCRA (one "theoretical arrival time" instead of a token count): each
-    :meth:`wait` reserves the next free slot under a lock and sleeps outside it, so threads sharing one pacer get
-    distinct slots and the lock is never held while sleeping. :meth:`penalize` is for 429s: it pushes every slot
-    past the service's ``Retry-After``, including those already handed to sleeping threads (they re-check on waking).
+    What it paces against: Custom Vision and Computer Vision count calls per one-second period and refuse the call
+    over the count with 429 and "Please retry after 1 second" (the time until the counter renews, rounded up to whole
+    seconds). Whether the count is a fixed window, a sliding one or a token bucket is not documented, so the pacer
+    keeps to the strictest of them (no more than the count in *any* second), judged by the times calls really left.
+    Three rules decide when a call may go; each caller takes its slot under one lock and sleeps outside it:
+
+    * **Spacing**: a steady ``calls_per_second * (1 - headroom)``, kept as GCRA (a token bucket written as one
+      "theoretical arrival time"), with up to ``burst`` calls at once. A burst catches up slots that no caller was
+      ready to take (every worker busy with storage when its turn came) instead of losing them for good.
+    * **Window**: at most ``floor(calls_per_second)`` calls in any ``1 / (1 - headroom)`` seconds, by the times calls
+      actually left (a caller that wakes late moves the window with it). This makes a burst safe against a strict
+      per-second counter: it only spends what the last second left unused. ``headroom`` is therefore the arrival
+      jitter tolerated (2% at 20/s: 20 ms), besides the share of the quota left unused.
+    * **Holds** after a 429 (:meth:`throttled`) or on request (:meth:`penalize`): nobody sends until they end, and
+      callers already asleep for a slot queue again behind them.
+
+    Why 429 holds are short when they can be: the service's "1 second" is an upper bound from a rounded counter. When
+    this pacer is the only caller and a 429 still comes back, a call arrived a few milliseconds early (jitter), and
+    the counter has room again when the pacer's own window does, within about one interval. Holding everyone for the
+    whole second would throw away a second of quota (5% of a minute) for a few milliseconds of overlap. So a first
+    429 holds until the pacer's window frees and trims the rate by 5%, recovered by 1% per window of calls
+    (multiplicative decrease, additive increase, as TCP does), so that jitter which keeps recurring is paced out.
+    A 429 on a call sent *after* an earlier one (within a window) shows the estimate was wrong (another client shares
+    the quota, or the configured rate is above the tier's): that one gets the full Retry-After, for everyone. Calls
+    already in flight when a 429 came back are refused for the same reason and do not escalate. A Retry-After longer
+    than the period is not the per-second counter (a quota, an API Management policy) and is always held in full.
+
     ``clock`` and ``sleep`` are injectable so tests run on a fake clock.
-
-    ``headroom`` (default 5%) runs the pacer that much under ``calls_per_second``. Gateways count calls in a sliding
-    one-second window by arrival time, so calls spaced exactly ``1/rate`` apart on this side can arrive a millisecond
-    closer and the sixth of five-per-second lands in the first's window: a 429. Five percent is 50 ms of slack per
-    second, more than network and scheduling jitter on a loaded machine, for a 5% lower throughput.
     """
+
+    DECREASE = 0.05  # share of the rate given up on each 429
+    INCREASE = 0.01  # share of the rate won back per window of calls sent
+    MIN_FACTOR = 0.25  # never slower than a quarter of the configured rate
 
     def __init__(
         self,
@@ -79,7 +105,7 @@ class Pacer:
             raise ConfigurationError(
                 f"Pacer burst must be an integer of at least 1, got {burst!r}",
                 setting="burst",
-                hint="Use 1 unless the service is known to accept short bursts.",
+                hint="Use 1 for evenly spaced calls, or a few to let callers catch up slots they missed.",
             )
         if not isinstance(headroom, int | float) or not 0.0 <= headroom < 1.0:
             raise ConfigurationError(
@@ -90,45 +116,109 @@ class Pacer:
         self.calls_per_second = float(calls_per_second)
         self.burst = burst
         self.headroom = float(headroom)
-        self._interval = 1.0 / (self.calls_per_second * (1.0 - self.headroom))
-        self._tolerance = (burst - 1) * self._interval
+        # The service's counting period as this pacer sees it: one second, or one call's worth below 1/s.
+        self._period = max(1.0, 1.0 / self.calls_per_second)
+        self._count = max(1, math.floor(self.calls_per_second * self._period + 1e-9))
+        self._factor = 1.0  # below 1 for a while after a 429
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._tat = -math.inf  # theoretical arrival time of the next call at the steady rate
         self._blocked_until = -math.inf
+        self._sent: deque[list[float]] = deque()  # [time] of recent and reserved calls, oldest first
+        self._last_throttle = -math.inf
+        self._local = threading.local()  # the slot this thread last sent in: a 429 refers to it
 
-    def _reserve(self) -> tuple[float, float]:
-        """Take the next slot; return (now, the time the caller may send)."""
+    @property
+    def rate(self) -> float:
+        """The calls per second allowed now: ``calls_per_second * (1 - headroom)``, less for a while after a 429."""
+        return self.calls_per_second * (1.0 - self.headroom) * self._factor
+
+    def _window(self) -> float:
+        return self._period / ((1.0 - self.headroom) * self._factor)
+
+    def _window_frees_at(self, now: float, window: float) -> float:
+        """When one more call fits in the window (``-inf`` if it already does); drops what can no longer matter."""
+        while self._sent and self._sent[0][0] <= now - window:
+            self._sent.popleft()
+        if len(self._sent) < self._count:
+            return -math.inf
+        return heapq.nlargest(self._count, (slot[0] for slot in self._sent))[-1] + window
+
+    def _discard(self, slot: list[float]) -> None:
+        for i, held in enumerate(self._sent):
+            if held is slot:
+                del self._sent[i]
+                return
+
+    def _reserve(self) -> tuple[float, list[float]]:
+        """Take the next slot; return (now, the slot holding the time the caller may send)."""
         with self._lock:
             now = self._clock()
+            interval, window = 1.0 / self.rate, self._window()
             tat = max(self._tat, now)
-            send_at = max(now, tat - self._tolerance, self._blocked_until)
-            self._tat = max(tat, send_at) + self._interval
-            return now, send_at
+            send_at = max(now, tat - (self.burst - 1) * interval, self._blocked_until,
+                          self._window_frees_at(now, window))
+            self._tat = max(tat, send_at) + interval
+            slot = [send_at]
+            self._sent.append(slot)
+            return now, slot
 
     def wait(self) -> float:
         """Block until the next call may go; return the seconds waited."""
         started = self._clock()
         while True:
-            now, send_at = self._reserve()
-            if send_at > now:
-                self._sleep(send_at - now)
+            now, slot = self._reserve()
+            if slot[0] > now:
+                self._sleep(slot[0] - now)
             with self._lock:
+                sent = self._clock()
                 # (a microsecond of slack: a sleep ending on the deadline must not cost a whole extra slot)
-                if self._clock() + 1e-6 >= self._blocked_until:
+                if sent + 1e-6 >= self._blocked_until:
+                    slot[0] = max(slot[0], sent)  # the window counts when the call really left
+                    self._local.slot = slot
+                    self._factor = min(1.0, self._factor + self.INCREASE / self._count)
                     break
-            # A 429 came in while we slept: our slot is void, queue again behind the penalty.
+                # A 429 came in while we slept: our slot is void, queue again behind the hold.
+                self._discard(slot)
         return max(0.0, self._clock() - started)
 
+    def _hold(self, until: float) -> None:
+        self._blocked_until = max(self._blocked_until, until)
+        # no burst right after a hold either
+        self._tat = max(self._tat, self._blocked_until + (self.burst - 1) / self.rate)
+
     def penalize(self, seconds: float) -> None:
-        """After a 429: nobody sends for ``seconds``, and no burst right after either."""
+        """Nobody sends for ``seconds``, and no burst right after either."""
         if not seconds > 0:
             return
         with self._lock:
-            until = self._clock() + seconds
-            self._blocked_until = max(self._blocked_until, until)
-            self._tat = max(self._tat, until + self._tolerance)
+            self._hold(self._clock() + seconds)
+
+    def throttled(self, retry_after: float) -> float:
+        """After a 429 on this thread's last call: hold every caller, and return how long to wait before retrying it.
+
+        ``retry_after`` is what the service asked for (or a backoff when it did not say): the upper bound of the hold.
+        """
+        retry_after = max(0.0, float(retry_after))
+        with self._lock:
+            now = self._clock()
+            slot = getattr(self._local, "slot", None)
+            self._local.slot = None
+            sent_at = slot[0] if slot is not None else -math.inf
+            if slot is not None:
+                self._discard(slot)  # the service did not count a call it refused
+            in_flight = sent_at <= self._last_throttle  # sent before the last 429 was known: the same overshoot
+            repeated = not in_flight and now - self._last_throttle < self._window()
+            if not in_flight:
+                self._factor = max(self.MIN_FACTOR, self._factor * (1.0 - self.DECREASE))
+                self._last_throttle = now
+            if retry_after > self._period or repeated:
+                hold = retry_after
+            else:
+                hold = min(retry_after, max(1.0 / self.rate, self._window_frees_at(now, self._window()) - now))
+            self._hold(now + hold)
+            return hold
 
 
 @dataclass(frozen=True)
@@ -448,7 +538,8 @@ def call(
     """Run ``fn`` (one service call) under pacing and retry; return its result or raise a cvops error naming ``what``.
 
     * before each attempt: ``pacer.wait()``;
-    * 429: wait ``Retry-After`` (or the seconds in the message, or a backoff), ``pacer.penalize`` by it, retry;
+    * 429: the service's ``Retry-After`` (or the seconds in the message, or a backoff) bounds the wait; with a pacer,
+      ``pacer.throttled`` decides how much of it every caller waits (see :class:`Pacer`), without one, all of it;
     * transient (5xx, 408, connection failures, timeouts): exponential backoff with full jitter, then retry, but if
       ``idempotent`` is false only when the request cannot have been applied (see :func:`_never_applied`): a 5xx
       answer means the service refused it, a refused connection means it never left; a reset or read timeout after
@@ -481,9 +572,10 @@ def call(
         exc = state.outcome.exception() if state.outcome else None
         if exc is not None and classify(exc) == "throttled":
             asked = retry_after_seconds(exc)
-            if asked is not None:
-                return asked
-            return _backoff(policy, state.attempt_number, uniform, floor_half=True)
+            if asked is None:
+                asked = _backoff(policy, state.attempt_number, uniform, floor_half=True)
+            # The pacer decides how much of it everyone waits (it knows whether its own window explains the 429).
+            return pacer.throttled(asked) if pacer is not None else asked
         return _backoff(policy, state.attempt_number, uniform, floor_half=False)
 
     def stop(state: tenacity.RetryCallState) -> bool:
@@ -495,8 +587,6 @@ def call(
         exc = state.outcome.exception() if state.outcome else None
         if exc is None:
             return
-        if pacer is not None and classify(exc) == "throttled":
-            pacer.penalize(state.upcoming_sleep)
         if on_retry is not None:
             on_retry(state.attempt_number, exc, state.upcoming_sleep)
 
