@@ -98,28 +98,34 @@ def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 @dataclass
 class Azurite:
-    """A running Azurite blob service on a loopback port."""
+    """A running Azurite on loopback ports: Blob Storage, and Queue Storage too unless it was started without."""
 
     port: int
     process: subprocess.Popen
     location: Path | None
     log: Path
+    queue_port: int | None = None
 
     @property
     def blob_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
     @property
+    def queue_endpoint(self) -> str | None:
+        return f"http://127.0.0.1:{self.queue_port}/{AZURITE_ACCOUNT}" if self.queue_port else None
+
+    @property
     def connection_string(self) -> str:
+        queue = f"QueueEndpoint={self.queue_endpoint};" if self.queue_port else ""
         return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-                f"BlobEndpoint={self.blob_endpoint};")
+                f"BlobEndpoint={self.blob_endpoint};{queue}")
 
     def stop(self) -> None:
         _stop(self.process)
 
 
-def azurite_binary() -> Path:
-    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+def azurite_binary(name: str = "azurite-blob") -> Path:
+    binary = REPO_ROOT / "node_modules" / ".bin" / name
     if not binary.exists():
         raise CvopsError(f"Azurite is not installed ({binary} is missing)",
                          hint="run 'npm ci' in the repository root (make demo / make test do it)")
@@ -127,12 +133,23 @@ def azurite_binary() -> Path:
 
 
 def start_azurite(*, port: int | None = None, location: Path | None = None, log_dir: Path | None = None,
-                  timeout: float = 30.0) -> Azurite:
-    """Start Azurite's blob service. `location=None` keeps its data in memory (tests); a folder persists it (demo)."""
+                  queue: bool = True, timeout: float = 30.0) -> Azurite:
+    """Start Azurite: Blob Storage, and Queue Storage (for the backlog queue) unless `queue=False`.
+
+    `location=None` keeps its data in memory (tests); a folder persists it (demo). Both services run in one process
+    (`azurite`, whose table service gets a free port too, unused), so one stop ends them all.
+    """
     port = port or free_port()
     log = _log_file(log_dir, "azurite", port)
-    cmd = [str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+    cmd = [str(azurite_binary("azurite" if queue else "azurite-blob")), "--blobHost", "127.0.0.1", "--blobPort", str(port),
            "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
+    queue_port = free_port() if queue else None
+    probe = [port]
+    if queue_port:
+        table_port = free_port()
+        cmd += ["--queueHost", "127.0.0.1", "--queuePort", str(queue_port),
+                "--tableHost", "127.0.0.1", "--tablePort", str(table_port)]
+        probe.append(queue_port)
     if location is None:
         cmd.append("--inMemoryPersistence")
     else:
@@ -143,13 +160,15 @@ def start_azurite(*, port: int | None = None, location: Path | None = None, log_
 
     def ready() -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
+            for p in probe:
+                with socket.create_connection(("127.0.0.1", p), timeout=0.2):
+                    pass
+            return True
         except OSError:
             return False
 
     proc = _launch(cmd, log=log, ready=ready, what=f"Azurite on port {port}", timeout=timeout)
-    return Azurite(port=port, process=proc, location=location, log=log)
+    return Azurite(port=port, process=proc, location=location, log=log, queue_port=queue_port)
 
 
 @dataclass

@@ -8,15 +8,9 @@ around it, so tests do not see each other's clients, pacers or records.
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -25,7 +19,6 @@ from azure.cognitiveservices.vision.customvision.training.models import ImageFil
 from azure.storage.blob import BlobServiceClient
 
 from cvops import clients, retry, scenes
-from cvops.local_services import AZURITE_ACCOUNT, REPO_ROOT, free_port
 from functions import context
 from functions.handler import Outcome, observe
 from pipelines.run_local import load_app, user_function
@@ -94,40 +87,6 @@ def multilabel_project(local_cv, training_client) -> TrainedProject:
                              size=(256, 192))
     return train_and_publish(training_client, local_cv, name="fn-multilabel", entries=entries,
                              classification_type="Multilabel", tags=CLASSES)
-
-
-@dataclass
-class QueueService:
-    port: int
-    process: subprocess.Popen
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
-
-
-@pytest.fixture(scope="session")
-def azurite_queue() -> Iterator[QueueService]:
-    """Azurite's queue service (the shared fixture starts only its blob service)."""
-    port = free_port()
-    log = Path(tempfile.mkdtemp(prefix="cvops-azurite-queue-")) / "queue.log"
-    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-queue"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(binary), "--queueHost", "127.0.0.1", "--queuePort", str(port),
-                                 "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield QueueService(port, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 def registered(name: str) -> Callable[..., Any]:

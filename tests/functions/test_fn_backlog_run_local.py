@@ -17,10 +17,10 @@ from pipelines.run_local import run_local
 
 
 @pytest.fixture
-def queue_env(function_env, azurite, azurite_queue):
+def queue_env(function_env, azurite):
     """The app with a storage connection that also has the queue endpoint, and its own backlog queue."""
     queue_name = f"{function_env.incoming}-q"
-    function_env.set(CVOPS_STORAGE=f"{azurite.connection_string}QueueEndpoint={azurite_queue.endpoint};",
+    function_env.set(CVOPS_STORAGE=azurite.connection_string,
                      CVOPS_BACKLOG_QUEUE=queue_name)
     service = QueueServiceClient.from_connection_string(function_env.settings["CVOPS_STORAGE"])
     function_env.queue = backlog_queue_client(service, queue_name)

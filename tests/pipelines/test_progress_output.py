@@ -12,12 +12,9 @@ import json
 import os
 import re
 import select
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +22,6 @@ import pytest
 from flow_helpers import unique, upload_folder_per_tag
 
 from cvops import scenes
-from cvops.local_services import AZURITE_ACCOUNT, REPO_ROOT, free_port
 
 pty = pytest.importorskip("pty")
 
@@ -84,31 +80,6 @@ def cvops(args: list[str], env: dict[str, str], cwd: Path, *, terminal: bool, ti
             os.close(side)
 
 
-@pytest.fixture(scope="module")
-def azurite_queue_endpoint() -> Iterator[str]:
-    """Azurite's queue service for classify-backlog (the shared fixtures start only the blob service)."""
-    port = free_port()
-    proc = subprocess.Popen([str(REPO_ROOT / "node_modules" / ".bin" / "azurite-queue"), "--queueHost", "127.0.0.1",
-                             "--queuePort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck",
-                             "--disableTelemetry", "--loose"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"azurite-queue did not listen on port {port}") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-
-
 def test_lint_draws_a_bar_on_a_terminal_and_nothing_with_json_or_on_a_pipe(tmp_path):
     folder = tmp_path / "set"
     for item in scenes.dataset(scenes.CLASSES, 5, seed=3, size=(64, 48)):
@@ -135,7 +106,7 @@ def test_lint_draws_a_bar_on_a_terminal_and_nothing_with_json_or_on_a_pipe(tmp_p
 @pytest.mark.azurite
 @pytest.mark.slow  # about 12 s: 12 child processes and two trainings
 def test_upload_train_evaluate_and_backlog_show_progress_on_a_terminal_and_stay_quiet_otherwise(
-        local_cv, azurite, blob_service, azurite_queue_endpoint, tmp_path):
+        local_cv, azurite, blob_service, tmp_path):
     name, training, holdout, incoming = unique("progress"), unique("training"), unique("holdout"), unique("incoming")
     upload_folder_per_tag(blob_service, training, "scenes/", 5, seed=41)
     upload_folder_per_tag(blob_service, holdout, "scenes/", 2, seed=42)
@@ -151,7 +122,7 @@ data: {{training: {{container: {training}, prefix: scenes/}}, holdout: {{contain
     env = {"VISION_TRAINING_ENDPOINT": local_cv.endpoint, "VISION_TRAINING_KEY": local_cv.training_key,
            "VISION_PREDICTION_ENDPOINT": local_cv.endpoint, "VISION_PREDICTION_KEY": local_cv.prediction_key,
            "VISION_PREDICTION_RESOURCE_ID": local_cv.prediction_resource_id,
-           "AZURE_STORAGE_CONNECTION_STRING": f"{azurite.connection_string}QueueEndpoint={azurite_queue_endpoint};",
+           "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
            "CVOPS_BACKLOG_QUEUE": f"{incoming}-q"}
     applied = cvops(["project", "apply", str(spec)], env, tmp_path, terminal=False)
     assert applied.exit_code == 0, applied.stderr_text
