@@ -68,7 +68,9 @@ def apply(service: Service, spec: ProjectSpec, *, dry_run: bool = False) -> Appl
                       idempotent=False)
         elif action.kind == "update_tag":
             tag = next(t for t in spec.tags if t.name == action.target)
+            # The SDK's Tag model requires a type; keep the tag's own (Regular or Negative), which the spec does not set.
+            current = service.t(f"get tag {tag.name!r}", lambda c, ref=action.ref, pid=project_id: c.get_tag(pid, ref))
             service.t(f"update tag {tag.name!r}",
-                      lambda c, t=tag, ref=action.ref, pid=project_id: c.update_tag(
-                          pid, ref, Tag(name=t.name, description=t.description)))
+                      lambda c, t=tag, ref=action.ref, pid=project_id, kind=current.type: c.update_tag(
+                          pid, ref, Tag(name=t.name, description=t.description, type=kind)))
     return ApplyResult(project_id, actions, applied=True)

@@ -185,3 +185,23 @@ def test_refused_images_are_listed_and_only_they_are_sent_again_once_fixed(world
     assert (up["created"], up["skipped_already_uploaded"], up["failed"]) == (2, n, 0)
     project = next(p for p in training_client.get_projects() if p.name == world.name)
     assert training_client.get_image_count(project.id) == n + 2
+
+
+def test_apply_changes_a_tag_description_in_place(local_cv, azurite, tmp_path, training_client):
+    """A second apply with a changed tag description updates the tag (same id), and a third changes nothing."""
+    env = settings_env(local_cv, azurite)
+    name = unique("retag")
+    spec = write_spec(tmp_path / "p.yaml", name, training={"folder": str(tmp_path)})
+    assert invoke(env, "project", "apply", str(spec)).exit_code == 0
+    data = yaml.safe_load(spec.read_text())
+    data["tags"][1]["description"] = "woods and trees"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    result = invoke(env, "project", "apply", str(spec))
+    assert result.exit_code == 0, result.stderr
+    project = next(p for p in training_client.get_projects() if p.name == name)
+    forest = next(t for t in training_client.get_tags(project.id) if t.name == "forest")
+    assert forest.description == "woods and trees"
+    assert forest.type == "Regular"
+    again = invoke(env, "project", "apply", str(spec), "--json")
+    assert again.exit_code == 0 and '"update_tag"' not in again.stdout
