@@ -763,7 +763,7 @@ def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: s
     from cvops.clients import queue_service_client
     from pipelines import backlog
 
-    queue = backlog.backlog_queue_client(queue_service_client(**run.settings.storage()), queue_name)
+    queue = backlog.backlog_queue_client(queue_service_client(**run.settings.queue_storage()), queue_name)
     with run.reporter.task(f"queueing blobs of {container}/{prefix or ''}") as task:
         result = backlog.enqueue_backlog(run.service.blob_service, queue, container, prefix, concurrency=concurrency,
                                          limit=limit, progress=lambda n: task.describe(f"queued {n} blobs"))

@@ -90,6 +90,29 @@ class Settings:
             hint=f"set {STORAGE_ACCOUNT_URL}=https://<account>.blob.core.windows.net to use your Azure identity, "
                  f"or {STORAGE_CONNECTION_STRING}")
 
+    def queue_storage(self) -> dict[str, str]:
+        """Keyword arguments for cvops.clients.queue_service_client, from the same storage settings.
+
+        A connection string with an explicit BlobEndpoint must name its QueueEndpoint too (Azurite's blob-only string
+        does not, and the SDK would then try a public host); an account URL maps blob.core -> queue.core.
+        """
+        storage = self.storage()
+        if conn := storage.get("connection_string"):
+            parts = {k.strip().lower() for k, _, _ in (p.partition("=") for p in conn.split(";")) if k.strip()}
+            if "blobendpoint" in parts and "queueendpoint" not in parts:
+                raise ConfigurationError(
+                    f"{STORAGE_CONNECTION_STRING} names a BlobEndpoint but no QueueEndpoint, so the backlog queue has no "
+                    f"address", setting=STORAGE_CONNECTION_STRING,
+                    hint="add QueueEndpoint=<queue service URL>; to it (Azurite: http://127.0.0.1:10001/devstoreaccount1)")
+            return {"connection_string": conn}
+        url = storage["account_url"]
+        if ".blob." not in url:
+            raise ConfigurationError(
+                f"{STORAGE_ACCOUNT_URL}={url} is not a blob.core URL, so the queue service's URL cannot be derived",
+                setting=STORAGE_ACCOUNT_URL,
+                hint=f"use https://<account>.blob.core.windows.net, or {STORAGE_CONNECTION_STRING} with a QueueEndpoint")
+        return {"account_url": url.replace(".blob.", ".queue.", 1)}
+
     def redacted(self) -> dict[str, str]:
         """For `--json` diagnostics: which settings are set, never their secret values."""
         secret = {TRAINING_KEY, PREDICTION_KEY, STORAGE_CONNECTION_STRING}

@@ -52,3 +52,16 @@ def test_a_dotenv_file_is_read_and_a_named_missing_one_is_an_error(tmp_path):
     assert config.dotenv_file_values(env)["VISION_TRAINING_KEY"] == "from-file"
     with pytest.raises(ConfigurationError, match="does not exist"):
         config.dotenv_file_values(tmp_path / "missing.env")
+
+
+def test_the_backlog_queue_address_comes_from_the_same_storage_settings():
+    blob_only = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=k;BlobEndpoint=http://127.0.0.1:1/a;"
+    with pytest.raises(ConfigurationError) as refused:
+        config.Settings({config.STORAGE_CONNECTION_STRING: blob_only}).queue_storage()
+    assert refused.value.setting == config.STORAGE_CONNECTION_STRING and "QueueEndpoint" in str(refused.value)
+    both = blob_only + "QueueEndpoint=http://127.0.0.1:2/a;"
+    assert config.Settings({config.STORAGE_CONNECTION_STRING: both}).queue_storage() == {"connection_string": both}
+    derived = config.Settings({config.STORAGE_ACCOUNT_URL: "https://acct.blob.core.windows.net"}).queue_storage()
+    assert derived == {"account_url": "https://acct.queue.core.windows.net"}
+    with pytest.raises(ConfigurationError):
+        config.Settings({config.STORAGE_ACCOUNT_URL: "http://127.0.0.1:10000/devstoreaccount1"}).queue_storage()
