@@ -324,7 +324,8 @@ def images_lint(run: Run, source: str | None, container: str | None, prefix: str
     from pipelines import lint
 
     src = run.source(_source_spec(run, source, container, prefix))
-    listed = src.list()
+    with run.reporter.task(f"listing {src}"):
+        listed = src.list()
     with run.reporter.task(f"reading {len(listed)} images", total=len(listed)) as task, \
             ThreadPoolExecutor(max_workers=8) as pool:
         infos = []

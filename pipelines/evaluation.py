@@ -94,7 +94,8 @@ def evaluate(service: Service, project_id: str, iteration: Any, *, tag_names: Se
     }
     if holdout is None:
         return result
-    images = holdout.list()
+    with (reporter or NullReporter()).task(f"listing {holdout}"):
+        images = holdout.list()
     y = label_matrix(images, tag_names)
     predictions = predict_holdout(service, holdout, images, project_id, iteration.id, concurrency=concurrency,
                                   reporter=reporter)

@@ -125,7 +125,8 @@ def check_tags(items: Sequence[Item], tag_ids: dict[str, str]) -> None:
 def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes: bool = False, augment: bool = False,
            concurrency: int = 8, sas_minutes: int = 60, reporter: Reporter | None = None) -> UploadReport:
     reporter = reporter or NullReporter()
-    images = source.list()
+    with reporter.task(f"listing {source}"):
+        images = source.list()
     use_urls = not via_bytes and source.spec.kind in ("blob", "manifest") and all(im.is_blob for im in images)
     report = UploadReport(str(source), "urls" if use_urls else "bytes", listed=len(images))
     variants = augmentation.plan_variants(images) if augment else []
@@ -182,7 +183,8 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
             return batch, None, CvopsError(str(e)), sent_bytes
         return batch, summary, None, sent_bytes
 
-    with reporter.task(f"uploading {len(pending)} images in {len(batches)} batches", total=len(pending)) as task, \
+    plural = "es" if len(batches) != 1 else ""
+    with reporter.task(f"uploading {len(pending)} images in {len(batches)} batch{plural}", total=len(pending)) as task, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for batch, summary, error, sent in pool.map(send, batches):
             report.image_bytes_sent += sent
