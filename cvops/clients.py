@@ -8,10 +8,19 @@ modest: blob and queue calls are idempotent and azure-core handles their 5xx/tim
 
 Endpoints are the only difference between Azure and the local services: pass the local URL and everything else is
 the same code path.
+
+Keyless access: each Cognitive Services builder takes a key *or* an Entra ID token credential (no key: a managed
+identity in Azure, the developer's ``az login`` locally, through ``DefaultAzureCredential``). The msrest-based SDKs
+predate azure-core and only know msrest credentials, so :class:`TokenCredentialAuthentication` bridges the two.
+Tokens only work on a resource's custom subdomain endpoint (``https://<name>.cognitiveservices.azure.com/``), not on
+a regional one, and the identity needs a role on the resource (e.g. "Cognitive Services Custom Vision Deployment").
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,11 +30,13 @@ from azure.cognitiveservices.vision.customvision.prediction import CustomVisionP
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, generate_blob_sas
 from azure.storage.queue import QueueServiceClient
-from msrest.authentication import ApiKeyCredentials, CognitiveServicesCredentials
+from msrest.authentication import ApiKeyCredentials, Authentication, CognitiveServicesCredentials
 
 from cvops.errors import ConfigurationError
 
 __all__ = [
+    "COGNITIVE_SERVICES_SCOPE",
+    "TokenCredentialAuthentication",
     "blob_service_client",
     "computer_vision_client",
     "prediction_client",
@@ -34,6 +45,10 @@ __all__ = [
     "training_client",
 ]
 
+# The Entra ID scope of every Cognitive Services resource (Custom Vision training and prediction, Computer Vision).
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+# Ask for a new token this long before the current one expires, as azure-core's bearer token policy does.
+TOKEN_REFRESH_MARGIN_SECONDS = 300
 # azure-core's defaults are 10 retries with a 0.8 s factor, which can hide an outage for minutes; 3 is plenty for
 # Storage, whose errors are rare and short.
 STORAGE_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 10}
@@ -66,6 +81,47 @@ def _endpoint(endpoint: str, what: str) -> str:
     return endpoint.rstrip("/")
 
 
+class TokenCredentialAuthentication(Authentication):
+    """msrest authentication that sends ``Authorization: Bearer <token>`` from an azure-core ``TokenCredential``.
+
+    msrest asks for a signed session before every request, so the token is kept and reused until
+    :data:`TOKEN_REFRESH_MARGIN_SECONDS` before it expires (one ``get_token`` per hour, not per call; the lock keeps
+    concurrent workers from all fetching at once). The token is never part of ``repr`` or of any log line: msrest's
+    own request logging masks the Authorization header, and nothing here logs.
+    """
+
+    def __init__(self, credential: Any, scope: str = COGNITIVE_SERVICES_SCOPE, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not callable(getattr(credential, "get_token", None)):
+            raise ConfigurationError(
+                f"A token credential must have get_token(scope), got {type(credential).__name__}",
+                setting="credential",
+                hint="Pass an azure.identity credential, e.g. DefaultAzureCredential() or ManagedIdentityCredential().",
+            )
+        self.credential = credential
+        self.scope = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_on = 0.0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.credential).__name__}, scope={self.scope!r})"
+
+    def token(self) -> str:
+        """A current access token, fetched again when it is about to expire."""
+        with self._lock:
+            if self._token is None or self._expires_on - self._clock() < TOKEN_REFRESH_MARGIN_SECONDS:
+                access = self.credential.get_token(self.scope)
+                self._token, self._expires_on = access.token, float(access.expires_on)
+            return self._token
+
+    def signed_session(self, session: Any = None) -> Any:
+        session = super().signed_session(session)
+        session.headers["Authorization"] = f"Bearer {self.token()}"
+        return session
+
+
 def _key(key: str, what: str) -> str:
     if not isinstance(key, str) or not key.strip():
         raise ConfigurationError(
@@ -75,6 +131,23 @@ def _key(key: str, what: str) -> str:
     return key.strip()
 
 
+def _credentials(key: str | None, credential: Any, what: str, make_key_credentials: Callable[[str], Any]) -> Any:
+    """The msrest credentials for a key, or for a token credential when there is no key (None or "")."""
+    if key and credential is not None:
+        raise ConfigurationError(
+            f"The {what} client was given both a key and a token credential", setting=f"{what} key",
+            hint="Use one: the key, or leave the key empty to sign in with the identity.",
+        )
+    if key is None or key == "":
+        if credential is None:
+            # Imported here: azure.identity is slow to import and unused when a key is given.
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        return TokenCredentialAuthentication(credential)
+    return make_key_credentials(_key(key, what))
+
+
 def _no_msrest_retries(client: Any) -> Any:
     """cvops.retry owns retries: turn msrest's off, and let every status through to the SDK's error handling."""
     client.config.retry_policy.retries = 0
@@ -82,23 +155,32 @@ def _no_msrest_retries(client: Any) -> Any:
     return client
 
 
-def training_client(endpoint: str, key: str) -> CustomVisionTrainingClient:
-    """A Custom Vision training client (API v3.4-preview as the SDK sends it) with msrest retries off."""
-    credentials = ApiKeyCredentials(in_headers={"Training-key": _key(key, "Custom Vision training")})
-    return _no_msrest_retries(CustomVisionTrainingClient(_endpoint(endpoint, "Custom Vision training"), credentials))
+def training_client(endpoint: str, key: str | None = None, *, credential: Any = None) -> CustomVisionTrainingClient:
+    """A Custom Vision training client (API v3.4-preview as the SDK sends it) with msrest retries off.
+
+    With ``key``, the Training-Key header; with no key (None or ""), a bearer token from ``credential``
+    (``DefaultAzureCredential`` when omitted).
+    """
+    what = "Custom Vision training"
+    credentials = _credentials(key, credential, what, lambda k: ApiKeyCredentials(in_headers={"Training-key": k}))
+    return _no_msrest_retries(CustomVisionTrainingClient(_endpoint(endpoint, what), credentials))
 
 
-def prediction_client(endpoint: str, key: str) -> CustomVisionPredictionClient:
-    """A Custom Vision prediction client (API v3.1) with msrest retries off."""
-    credentials = ApiKeyCredentials(in_headers={"Prediction-key": _key(key, "Custom Vision prediction")})
-    return _no_msrest_retries(
-        CustomVisionPredictionClient(_endpoint(endpoint, "Custom Vision prediction"), credentials))
+def prediction_client(endpoint: str, key: str | None = None, *,
+                      credential: Any = None) -> CustomVisionPredictionClient:
+    """A Custom Vision prediction client (API v3.1) with msrest retries off; key or token as for
+    :func:`training_client`."""
+    what = "Custom Vision prediction"
+    credentials = _credentials(key, credential, what, lambda k: ApiKeyCredentials(in_headers={"Prediction-key": k}))
+    return _no_msrest_retries(CustomVisionPredictionClient(_endpoint(endpoint, what), credentials))
 
 
-def computer_vision_client(endpoint: str, key: str) -> ComputerVisionClient:
-    """A Computer Vision (Image Analysis 3.2) client with msrest retries off; used for adult/racy/gore scores."""
-    credentials = CognitiveServicesCredentials(_key(key, "Computer Vision"))
-    return _no_msrest_retries(ComputerVisionClient(_endpoint(endpoint, "Computer Vision"), credentials))
+def computer_vision_client(endpoint: str, key: str | None = None, *, credential: Any = None) -> ComputerVisionClient:
+    """A Computer Vision (Image Analysis 3.2) client with msrest retries off, used for adult/racy/gore scores; key or
+    token as for :func:`training_client`."""
+    what = "Computer Vision"
+    credentials = _credentials(key, credential, what, CognitiveServicesCredentials)
+    return _no_msrest_retries(ComputerVisionClient(_endpoint(endpoint, what), credentials))
 
 
 def _storage_client(cls: Any, what: str, connection_string: str | None, account_url: str | None,

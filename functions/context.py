@@ -14,10 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.cognitiveservices.vision.computervision import ComputerVisionClient
-from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
 from azure.storage.blob import BlobServiceClient
-from msrest.authentication import Authentication
 
 from cvops import clients
 from cvops.retry import Pacer, RetryPolicy
@@ -25,7 +22,6 @@ from functions.config import AppConfig, StorageConnection, load_config, relevant
 
 __all__ = ["AppContext", "build_context", "current", "install", "reset"]
 
-COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 # Pace 2% under the configured rate, with bursts of up to 4 to catch up slots missed while every worker was busy
 # with storage. Both are safe against a strict per-second counter because the pacer never sends more than the count
 # within 1/(1 - 0.02) s (20 ms of arrival jitter at 20/s) and a 429 costs a short hold, not a whole second:
@@ -45,29 +41,10 @@ class AppContext:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-class _TokenAuthentication(Authentication):
-    """msrest authentication with an Entra ID token, for keyless access through the app's managed identity."""
-
-    def __init__(self, credential: Any):
-        self._credential = credential
-
-    def signed_session(self, session=None):
-        session = super().signed_session(session)
-        token = self._credential.get_token(COGNITIVE_SCOPE)
-        session.headers["Authorization"] = f"Bearer {token.token}"
-        return session
-
-
 def _identity(client_id: str | None = None) -> Any:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
-
-
-def _keyless(client: Any) -> Any:
-    client.config.retry_policy.retries = 0
-    client.config.retry_policy.policy.status_forcelist = []
-    return client
 
 
 def blob_service_for(storage: StorageConnection, **options: Any) -> BlobServiceClient:
@@ -87,18 +64,15 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
                   retry_policy: RetryPolicy | None = None) -> AppContext:
     """Clients and pacers for ``config``; pass ``blob_service`` or ``storage_options`` to instrument storage, and
     ``retry_policy`` to bound retries differently (tests that must fail fast)."""
-    if config.prediction_key:
-        prediction = clients.prediction_client(config.prediction_endpoint, config.prediction_key)
-    else:
-        prediction = _keyless(CustomVisionPredictionClient(config.prediction_endpoint.rstrip("/"),
-                                                           _TokenAuthentication(_identity())))
+    # No key: the app's managed identity (one credential, so one token cache, for both services).
+    keyless = not config.prediction_key or (config.moderation_enabled and not config.moderation_key)
+    credential = _identity() if keyless else None
+    prediction = clients.prediction_client(config.prediction_endpoint, config.prediction_key or None,
+                                           credential=None if config.prediction_key else credential)
     moderation = None
     if config.moderation_enabled:
-        if config.moderation_key:
-            moderation = clients.computer_vision_client(config.moderation_endpoint, config.moderation_key)
-        else:
-            moderation = _keyless(ComputerVisionClient(config.moderation_endpoint.rstrip("/"),
-                                                       _TokenAuthentication(_identity())))
+        moderation = clients.computer_vision_client(config.moderation_endpoint, config.moderation_key or None,
+                                                    credential=None if config.moderation_key else credential)
     return AppContext(
         config=config,
         blob_service=blob_service or blob_service_for(config.storage, **dict(storage_options or {})),
