@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from azure.cognitiveservices.vision.customvision.prediction.models import (
     CustomVisionErrorException as PredictionError,
 )
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.cognitiveservices.vision.customvision.training.models import (
     CustomVisionErrorException,
     PredictionQueryToken,
 )
 from cv_samples import png, project_with_images, raw, unique_name, wait_trained
+from msrest.authentication import ApiKeyCredentials
 
 from cvops import scenes
+from emulator.learning import ModuleLearning
+from emulator.server import serve
 
 
 def error_of(call, *args, **kwargs):
@@ -47,8 +53,6 @@ def test_retraining_with_nothing_new_is_not_needed_unless_forced(training_client
     assert e.error.code == "BadRequestTrainingNotNeeded"
     forced = training_client.train_project(p.id, force_train=True)
     assert forced.status == "Training"
-    e = error_of(training_client.train_project, p.id, force_train=True)
-    assert e.error.code == "BadRequestTrainingAlreadyInProgress"
     assert wait_trained(training_client, p.id, forced.id).status == "Completed"
     training_client.delete_iteration(p.id, forced.id)
 
@@ -154,3 +158,36 @@ def test_advanced_training_needs_a_budget(training_client):
     p, _ = project_with_images(training_client, {"beach": 5, "forest": 5}, seed=11)
     e = error_of(training_client.train_project, p.id, training_type="Advanced")
     assert e.error.code == "BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining"
+
+
+class GatedLearning(ModuleLearning):
+    """The real learner, held at the start of training until the test opens the gate: "while training" is a state
+    the test controls, not a race against a fast machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def train(self, *args, **kwargs):
+        assert self.gate.wait(30), "the test never opened the training gate"
+        return super().train(*args, **kwargs)
+
+
+def test_training_while_training_is_refused_until_the_iteration_completes():
+    learning = GatedLearning()
+    service = serve(learning=learning)
+    try:
+        trainer = CustomVisionTrainingClient(service.url, ApiKeyCredentials(in_headers={"Training-key": service.training_key}))
+        trainer.config.retry_policy.retries = 0
+        project, _ = project_with_images(trainer, {"beach": 5, "forest": 5}, seed=3)
+        first = trainer.train_project(project.id)
+        assert first.status == "Training"
+        e = error_of(trainer.train_project, project.id, force_train=True)
+        assert e.error.code == "BadRequestTrainingAlreadyInProgress"
+        assert trainer.get_iteration(project.id, first.id).status == "Training"
+        learning.gate.set()
+        assert wait_trained(trainer, project.id, first.id).status == "Completed"
+        assert trainer.train_project(project.id, force_train=True).status == "Training"
+    finally:
+        learning.gate.set()
+        service.stop()
