@@ -32,33 +32,35 @@ def _limit(per_second: float) -> int:
 
 
 class FixedWindowLimiter:
-    """At most ``per_second`` calls per one-second window, the windows counted from the limiter's creation; thread-safe.
+    """At most ``per_second`` calls per one-second window; thread-safe.
 
-    Calls refused with 429 do not count (the gateway turned them away before they used the quota).
+    A window opens with the first call after the previous one ended (a counter that starts when it is first used and
+    renews a period later), so a burst after a quiet second is judged as a whole rather than split by a boundary no
+    caller can see. Under steady traffic windows follow each other, and two can still meet between two bursts:
+    the leniency of a fixed window that a careful client must not rely on. Calls refused with 429 do not count (the
+    gateway turned them away before they used the quota).
     """
 
     def __init__(self, per_second: float, *, period: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = _limit(per_second)
         self.period = float(period)
         self._clock = clock
-        self._epoch = clock()
-        self._counts: dict[int, int] = {}
+        self._windows: list[list[float]] = []  # [start, calls counted] of the current window and the one before
         self._lock = threading.Lock()
 
     def try_acquire(self, at: float | None = None) -> int:
-        """0 if a call arriving ``at`` (default: now) may proceed, and count it; else the whole seconds until the
+        """0 if a call arriving ``at`` (default: now) may proceed, and count it; else the whole seconds until its
         window renews (at least 1), for Retry-After."""
         with self._lock:
             t = self._clock() if at is None else at
-            window = math.floor((t - self._epoch) / self.period)
-            used = self._counts.get(window, 0)
-            if used < self.limit:
-                self._counts[window] = used + 1
-                for old in [w for w in self._counts if w < window - 1]:  # keep the current and previous window only
-                    del self._counts[old]
+            if not self._windows or t >= self._windows[-1][0] + self.period:
+                self._windows = [*self._windows[-1:], [t, 0]]
+            # A call judged late (threads race) counts in the window it arrived in, if that one is still known.
+            window = next((w for w in reversed(self._windows) if w[0] <= t < w[0] + self.period), self._windows[-1])
+            if window[1] < self.limit:
+                window[1] += 1
                 return 0
-            renews_at = self._epoch + (window + 1) * self.period
-            return max(1, math.ceil(renews_at - t))
+            return max(1, math.ceil(window[0] + self.period - t))
 
 
 class SlidingWindowLimiter:

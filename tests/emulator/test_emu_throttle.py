@@ -27,12 +27,22 @@ def test_fixed_window_allows_the_count_then_asks_to_retry_after_the_renewal_in_w
     assert [limiter.try_acquire() for _ in range(3)] == [0, 0, 0]
 
 
-def test_fixed_window_renews_the_whole_count_at_once_so_two_windows_can_meet_at_their_boundary():
+def test_fixed_window_opens_with_the_first_call_so_a_burst_after_a_quiet_second_is_judged_whole():
     clock = Clock()
     limiter = FixedWindowLimiter(2, clock=clock)
-    clock.t += 0.9
-    assert [limiter.try_acquire(), limiter.try_acquire()] == [0, 0]
-    clock.t += 0.2  # 1.1 s after the limiter started: a new window, 0.2 s after the last two calls
+    clock.t += 0.95  # wherever a burst starts, no boundary falls inside it
+    assert limiter.try_acquire() == 0
+    clock.t += 0.1
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0, 1]
+
+
+def test_fixed_window_renews_the_whole_count_at_once_so_two_windows_can_meet():
+    clock = Clock()
+    limiter = FixedWindowLimiter(2, clock=clock)
+    assert limiter.try_acquire() == 0  # opens the window [100, 101)
+    clock.t = 100.9
+    assert limiter.try_acquire() == 0
+    clock.t = 101.0  # a new window: 0.1 s after the last call, two more pass (a sliding window would refuse one)
     assert [limiter.try_acquire(), limiter.try_acquire(), limiter.try_acquire()] == [0, 0, 1]
 
 
@@ -48,10 +58,10 @@ def test_fixed_window_does_not_count_refused_calls():
 def test_fixed_window_judges_a_call_by_when_it_arrived_even_if_judged_later():
     clock = Clock()
     limiter = FixedWindowLimiter(1, clock=clock)
-    assert limiter.try_acquire(at=100.95) == 0
-    clock.t = 101.05  # judged after the latency, in the next window: it still counts in the one it arrived in
-    assert limiter.try_acquire(at=100.99) == 1
-    assert limiter.try_acquire(at=101.0) == 0
+    assert limiter.try_acquire(at=100.0) == 0
+    assert limiter.try_acquire(at=101.05) == 0  # opens the next window
+    assert limiter.try_acquire(at=100.99) == 1  # judged after that, but it arrived in the first one, which is full
+    assert limiter.try_acquire(at=101.5) == 1
 
 
 # --- the strictest reading, for clients to be tested against ------------------------------------------------------
