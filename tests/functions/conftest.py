@@ -21,7 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from cvops import clients, retry, scenes
 from functions import context
 from functions.handler import Outcome, observe
-from pipelines.run_local import load_app, user_function
+from pipelines.run_local import input_stream, load_app, user_function
 
 CLASSES = ("beach", "forest", "city")
 _counter = itertools.count(1)
@@ -119,16 +119,7 @@ class FunctionEnv:
 
     def stream(self, name: str, container: str | None = None) -> func.InputStream:
         """The InputStream the host builds for a blob trigger: name is container/blob, properties carry the ETag."""
-        container = container or self.incoming
-        blob = self.blob_service.get_blob_client(container, name)
-        download = blob.download_blob()
-        data = download.readall()
-        props = download.properties
-        return func.blob.InputStream(
-            data=data, name=f"{container}/{name}", uri=blob.url, length=props.size,
-            blob_properties={"ETag": props.etag, "LastModified": props.last_modified.isoformat(),
-                             "ContentType": props.content_settings.content_type, "ContentLength": props.size},
-            metadata=dict(props.metadata or {}))
+        return input_stream(self.blob_service, container or self.incoming, name)
 
     def deliver(self, name: str) -> Outcome:
         """Call the registered blob trigger with this blob; return the handler's outcome."""
