@@ -8,7 +8,7 @@ import time
 import azure.functions as func
 import pytest
 from azure.storage.queue import QueueServiceClient
-from conftest import registered, scene
+from fn_helpers import registered, scene
 
 from functions.backlog_message import BacklogItem
 from functions.handler import observe

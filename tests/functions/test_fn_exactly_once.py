@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import registered, scene
+from fn_helpers import registered, scene
 
 from functions import store
 from functions.handler import observe

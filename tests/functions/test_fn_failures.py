@@ -7,7 +7,7 @@ import threading
 import uuid
 
 import pytest
-from conftest import CLASSES, registered, scene, trained_service
+from fn_helpers import CLASSES, registered, scene, trained_service
 
 from cvops.errors import ConfigurationError, TransientServiceError
 from cvops.local_services import AZURITE_KEY, free_port

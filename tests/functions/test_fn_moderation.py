@@ -16,7 +16,7 @@ import os
 
 import pytest
 import vcr
-from conftest import scene
+from fn_helpers import scene
 from record_moderation import CASSETTE, example_body, record_cassette, recorded_scores, serving
 
 from cvops.errors import ConfigurationError

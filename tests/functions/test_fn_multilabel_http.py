@@ -6,7 +6,7 @@ import json
 
 import azure.functions as func
 import pytest
-from conftest import registered, scene
+from fn_helpers import registered, scene
 
 from functions.naming import SIDECAR_SUFFIX
 from pipelines.run_local import load_app, registered_functions

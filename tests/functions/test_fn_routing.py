@@ -6,7 +6,7 @@ import json
 
 import function_samples as samples
 import pytest
-from conftest import scene
+from fn_helpers import scene
 
 from functions.naming import SIDECAR_SUFFIX
 
