@@ -56,6 +56,11 @@ FEATURE_GROUPS: dict[str, slice] = _group_slices()
 FEATURE_DIM = sum(_GROUP_SIZES.values())
 
 
+DECODE_SIZE = (SIDE * 2, SIDE * 2)
+"""The smallest decoded size the features need: a JPEG may decode at a reduced scale down to it (several times
+faster). The service's image checks decode with it too, so one decode serves both (`emulator.images.decode_image`)."""
+
+
 def extract_features(image_bytes: bytes, *, mirror: bool = False) -> np.ndarray:
     """The 1-D float32 feature vector of an encoded image (JPEG, PNG, BMP, GIF...), of length FEATURE_DIM.
 
@@ -63,6 +68,18 @@ def extract_features(image_bytes: bytes, *, mirror: bool = False) -> np.ndarray:
     learner can use it to augment a small training set. Raises ValueError when the bytes are not a decodable image.
     """
     rgb = load_rgb(image_bytes)
+    if mirror:
+        rgb = rgb[:, ::-1]
+    return features_of_pixels(rgb)
+
+
+def features_of_image(image: Image.Image, *, mirror: bool = False) -> np.ndarray:
+    """`extract_features` of an image already decoded (first frame loaded; a JPEG drafted to DECODE_SIZE or larger).
+
+    The same numbers as `extract_features` of its bytes: what lets the service check an upload or a prediction and
+    describe it from one decode.
+    """
+    rgb = rgb_of_image(image)
     if mirror:
         rgb = rgb[:, ::-1]
     return features_of_pixels(rgb)
@@ -93,7 +110,12 @@ def load_rgb(image_bytes: bytes, side: int = SIDE) -> np.ndarray:
             f"cannot read image: the data ({len(image_bytes)} bytes) is damaged or truncated ({exc}); "
             "re-export or re-upload the file"
         ) from exc
-    img = _upright(img)
+    return rgb_of_image(img, side)
+
+
+def rgb_of_image(image: Image.Image, side: int = SIDE) -> np.ndarray:
+    """A decoded image as an upright RGB uint8 array of shape (side, side, 3)."""
+    img = _upright(image)
     img = _to_rgb(img)
     img = img.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(img, dtype=np.uint8)
@@ -226,4 +248,7 @@ def _texture(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([*histograms, np.asarray(scales, np.float32)])
 
 
-__all__ = ["FEATURE_DIM", "FEATURE_GROUPS", "FEATURE_VERSION", "extract_features", "features_of_pixels", "load_rgb"]
+__all__ = [
+    "DECODE_SIZE", "FEATURE_DIM", "FEATURE_GROUPS", "FEATURE_VERSION", "extract_features", "features_of_image",
+    "features_of_pixels", "load_rgb", "rgb_of_image",
+]

@@ -1,7 +1,9 @@
 """The seam between the service and its learning code (`emulator.features`, `emulator.learner`).
 
-The service only needs five things from learning: a feature extractor (and its version, to know when cached features
-are stale), a train function, a way to reload a model from JSON, and the performance metrics. The extractor can also
+The service only needs a few things from learning: a feature extractor (and its version, to know when cached features
+are stale), a train function, a way to reload a model from JSON, and the performance metrics. The extractor also takes
+an image the service has already decoded to check it (`features_of_image`, with `decode_size` saying how small a JPEG
+may be decoded), so an upload or a prediction is decoded once, not twice. The extractor can also
 describe the mirror image of a picture (`mirror=True`): Advanced training passes those as `augmented_features`, extra
 examples that cost no upload, as Azure's Advanced training augments its data. Passing them as one
 object lets tests or benchmarks swap the learning code without touching the HTTP side; the real modules are imported
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 
 class Model(Protocol):
@@ -31,8 +34,11 @@ class TrainingResult(Protocol):
 
 class Learning(Protocol):
     feature_version: str
+    decode_size: tuple[int, int]
 
     def extract_features(self, image_bytes: bytes, *, mirror: bool = False) -> np.ndarray: ...
+
+    def features_of_image(self, image: Image.Image, *, mirror: bool = False) -> np.ndarray: ...
 
     def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
               advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0,
@@ -61,8 +67,15 @@ class ModuleLearning:
     def feature_version(self) -> str:
         return str(self._features().FEATURE_VERSION)
 
+    @property
+    def decode_size(self) -> tuple[int, int]:
+        return tuple(self._features().DECODE_SIZE)
+
     def extract_features(self, image_bytes: bytes, *, mirror: bool = False) -> np.ndarray:
         return self._features().extract_features(image_bytes, mirror=mirror)
+
+    def features_of_image(self, image: Image.Image, *, mirror: bool = False) -> np.ndarray:
+        return self._features().features_of_image(image, mirror=mirror)
 
     def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
               advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0,

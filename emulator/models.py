@@ -192,7 +192,7 @@ class CustomVisionBackend:
         self.blobs = storage.blobs
         self.learning = learning
         self.domains = {d["id"]: d for d in load_domains()}
-        self._model_cache: dict[str, Any] = {}
+        self._model_cache: dict[str, tuple[Any, dict[str, list[str]]]] = {}  # iteration id -> (model, its tags)
         self._model_lock = threading.Lock()
         self._submit_training = None  # set by the training worker
         self._fail_interrupted_training()
@@ -553,9 +553,10 @@ class CustomVisionBackend:
         if source.error_status:
             return result(source.error_status)
         try:
-            info = imagelib.inspect_image(source.data or b"")
+            decoded = self._decode(source.data or b"", imagelib.MAX_TRAINING_IMAGE_BYTES)
         except imagelib.ImageRejected as exc:
             return result(exc.status)
+        sha256 = decoded.sha256()
         tag_ids = list(dict.fromkeys(batch_tags + [t.lower() for t in source.tag_ids]))
         types = {tag_types[t] for t in tag_ids}
         if "Negative" in types and len(tag_ids) > 1:
@@ -563,7 +564,7 @@ class CustomVisionBackend:
         t = now()
         with self.db.transaction() as c:
             existing = c.execute("SELECT * FROM images WHERE project_id = ? AND sha256 = ?",
-                                 (pid, info.sha256)).fetchone()
+                                 (pid, sha256)).fetchone()
             if existing is not None:
                 self._add_tags(c, existing["id"], tag_ids, t)
                 status, image_id = "OKDuplicate", existing["id"]
@@ -573,7 +574,7 @@ class CustomVisionBackend:
                     return result("ErrorLimitExceed")
                 image_id = new_id()
                 c.execute("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (image_id, pid, t, info.width, info.height, info.format, info.sha256,
+                          (image_id, pid, t, decoded.width, decoded.height, decoded.format, sha256,
                            json.dumps(metadata) if metadata else None))
                 self._add_tags(c, image_id, tag_ids, t)
                 self._touch(c, pid)
@@ -581,7 +582,7 @@ class CustomVisionBackend:
                 # Written inside the transaction: a reader that sees the row always finds the bytes.
                 self.blobs.put(f"images/{image_id}", source.data or b"")
         if status == "OK":
-            self._cache_features(image_id, source.data or b"")
+            self._cache_features(image_id, decoded)
         row = self.db.one("SELECT * FROM images WHERE id = ?", (image_id,))
         return result(status, row)
 
@@ -594,15 +595,28 @@ class CustomVisionBackend:
         version = re.sub(r"[^A-Za-z0-9_.\-]", "_", self.learning.feature_version)
         return f"features/{version}/{'mirrored/' if mirrored else ''}{image_id}.npy"
 
-    def _cache_features(self, image_id: str, data: bytes) -> np.ndarray | None:
-        """Compute features once, when the image arrives, so training only reads them.
+    def _decode(self, data: bytes, max_bytes: int) -> imagelib.DecodedImage:
+        """Check an image and decode it once, at the smallest scale the features can use (ImageRejected if refused).
+
+        When the learning code cannot be loaded the checks still run, on a full decode: uploads keep working, and
+        training says what is wrong.
+        """
+        try:
+            reduce_to = self.learning.decode_size
+        except (ImportError, AttributeError):
+            reduce_to = None
+        return imagelib.decode_image(data, max_bytes=max_bytes, reduce_to=reduce_to)
+
+    def _cache_features(self, image_id: str, decoded: imagelib.DecodedImage) -> np.ndarray | None:
+        """Compute features once, when the image arrives (from the pixels its checks decoded), so training only
+        reads them.
 
         Failure here does not fail the upload (the image already passed the format checks); training retries and
         reports a clear reason if the image still cannot be featurised. Mirrored features are not computed here:
         only Advanced training uses them, so they are made (and cached) the first time it does.
         """
         try:
-            features = np.asarray(self.learning.extract_features(data), dtype=np.float32)
+            features = np.asarray(self.learning.features_of_image(decoded.pixels), dtype=np.float32)
             self.blobs.put_array(self._feature_key(image_id), features)
             return features
         except (ImportError, ValueError, AttributeError):
@@ -1163,33 +1177,39 @@ class CustomVisionBackend:
                  "tagName": snapshot["tagNames"][k], "tagType": snapshot["tagTypes"][k]} for k in order]
 
     # ------------------------------------------------------------------ prediction
-    def _model(self, iteration_id: str) -> Any:
-        with self._model_lock:
-            model = self._model_cache.get(iteration_id)
-        if model is None:
-            data = self.blobs.get_json(f"iterations/{iteration_id}/model.json")
-            if data is None:
-                raise NotFound("The model of this iteration is missing.", code="ErrorPredictionModelNotFound")
-            model = self.learning.model_from_json(data)
-            with self._model_lock:
-                self._model_cache[iteration_id] = model
-        return model
+    def _predictor(self, iteration_id: str) -> tuple[Any, dict[str, list[str]]]:
+        """The model of a completed iteration and its tags (ids, names, types in the model's order), loaded once.
 
-    def _predict(self, project_id: str, iteration_id: str, data: bytes, *, store: bool, application: str | None,
-                 base_url: str) -> dict[str, Any]:
-        snapshot = self.blobs.get_json(f"iterations/{iteration_id}/snapshot.json")
-        features = np.asarray(self.learning.extract_features(data), dtype=np.float32)
-        probabilities = np.asarray(self._model(iteration_id).predict_proba(features[None, :]))[0]
-        row = self.db.one("SELECT domain_id FROM iterations WHERE id = ?", (iteration_id,))
+        Both are fixed once the iteration completes, and the snapshot they come from lists every training image:
+        parsing it on each call would cost more than the prediction on a large project.
+        """
+        with self._model_lock:
+            cached = self._model_cache.get(iteration_id)
+        if cached is None:
+            data = self.blobs.get_json(f"iterations/{iteration_id}/model.json")
+            snapshot = self.blobs.get_json(f"iterations/{iteration_id}/snapshot.json")
+            if data is None or snapshot is None:
+                raise NotFound("The model of this iteration is missing.", code="ErrorPredictionModelNotFound")
+            tags = {k: snapshot[k] for k in ("tagIds", "tagNames", "tagTypes")}
+            cached = (self.learning.model_from_json(data), tags)
+            with self._model_lock:
+                self._model_cache[iteration_id] = cached
+        return cached
+
+    def _predict(self, project_id: str, iteration, image: imagelib.DecodedImage, *, store: bool,
+                 application: str | None, base_url: str) -> dict[str, Any]:
+        model, tags = self._predictor(iteration["id"])
+        features = np.asarray(self.learning.features_of_image(image.pixels), dtype=np.float32)
+        probabilities = np.asarray(model.predict_proba(features[None, :]))[0]
         prediction = {
-            "id": new_id(), "project": project_id, "iteration": iteration_id, "created": now(),
-            "predictions": self._ranked(snapshot, probabilities),
+            "id": new_id(), "project": project_id, "iteration": iteration["id"], "created": now(),
+            "predictions": self._ranked(tags, probabilities),
         }
         if store:
-            self.blobs.put(f"predictions/{prediction['id']}", data)
+            self.blobs.put(f"predictions/{prediction['id']}", image.data)
             self.db.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (prediction["id"], project_id, iteration_id, row["domain_id"], prediction["created"],
-                             application, json.dumps(prediction["predictions"])))
+                            (prediction["id"], project_id, iteration["id"], iteration["domain_id"],
+                             prediction["created"], application, json.dumps(prediction["predictions"])))
         return prediction
 
     def quick_test(self, project_id: str, data: bytes, *, iteration_id: str | None = None, store: bool = True,
@@ -1203,13 +1223,13 @@ class CustomVisionBackend:
             if row is None:
                 raise NotFound("The project has no trained iteration to test; train it first.",
                                code="NotFoundProjectDefaultIteration")
-        self._check_prediction_image(data, imagelib.MAX_TRAINING_IMAGE_BYTES)
-        return self._predict(project["id"], row["id"], data, store=store, application=None, base_url=base_url)
+        image = self._check_prediction_image(data, imagelib.MAX_TRAINING_IMAGE_BYTES)
+        return self._predict(project["id"], row, image, store=store, application=None, base_url=base_url)
 
-    @staticmethod
-    def _check_prediction_image(data: bytes, max_bytes: int) -> None:
+    def _check_prediction_image(self, data: bytes, max_bytes: int) -> imagelib.DecodedImage:
+        """The image decoded once for the checks and the features; BadRequest with the prediction API's codes."""
         try:
-            imagelib.inspect_image(data, max_bytes=max_bytes)
+            return self._decode(data, max_bytes)
         except imagelib.ImageRejected as exc:
             code = {"ErrorImageSize": "BadRequestImageSizeBytes",
                     "ErrorImageDimensions": "BadRequestImageDimensions"}.get(exc.status, "BadRequestImageFormat")
@@ -1227,9 +1247,8 @@ class CustomVisionBackend:
         if application is not None and (len(application) > 64 or not re.fullmatch(r"[\w.\-]*", application)):
             raise BadRequest("application must be at most 64 letters, digits, '.', '_' or '-'.",
                              code="BadRequestPredictionInvalidApplicationName")
-        self._check_prediction_image(data, imagelib.MAX_PREDICTION_IMAGE_BYTES)
-        return self._predict(project["id"], row["id"], data, store=store, application=application,
-                             base_url=base_url)
+        image = self._check_prediction_image(data, imagelib.MAX_PREDICTION_IMAGE_BYTES)
+        return self._predict(project["id"], row, image, store=store, application=application, base_url=base_url)
 
     def query_predictions(self, project_id: str, token: dict[str, Any], *, base_url: str = "") -> dict[str, Any]:
         """Stored predictions (quick tests, and classify calls that store), filtered as PredictionQueryToken says.

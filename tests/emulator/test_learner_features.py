@@ -10,7 +10,16 @@ import pytest
 from PIL import Image
 
 from cvops import scenes
-from emulator.features import FEATURE_DIM, FEATURE_GROUPS, FEATURE_VERSION, extract_features, load_rgb
+from emulator.features import (
+    DECODE_SIZE,
+    FEATURE_DIM,
+    FEATURE_GROUPS,
+    FEATURE_VERSION,
+    extract_features,
+    features_of_image,
+    load_rgb,
+)
+from emulator.images import decode_image
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +128,32 @@ def test_undecodable_bytes_raise_value_error_saying_what_to_do(data, hint):
     with pytest.raises(ValueError, match=hint) as caught:
         extract_features(data)
     assert "upload" in str(caught.value)
+
+
+def _with_orientation(img: Image.Image, fmt: str) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _encode(img.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: _encode(s.resize((2048, 1536)), "JPEG", quality=92),  # decoded at 1/4 scale
+        lambda s: _encode(s.resize((700, 300)), "JPEG"),  # 1/2 scale
+        lambda s: _encode(s.convert("CMYK"), "JPEG"),
+        lambda s: _with_orientation(s, "JPEG"),
+        lambda s: _encode(s.convert("RGBA"), "PNG"),
+        lambda s: _encode(Image.fromarray(np.asarray(s.convert("L"), dtype=np.uint16) * 257), "PNG"),
+        lambda s: _encode(s, "GIF", save_all=True, append_images=[s.rotate(90)]),
+        lambda s: _encode(s, "BMP"),
+    ],
+    ids=["jpeg-2048", "jpeg-700", "jpeg-cmyk", "jpeg-exif-rotated", "png-rgba", "png-16bit", "gif-animated", "bmp"],
+)
+def test_features_of_the_checked_decode_equal_features_of_the_bytes(scene, make):
+    """The service checks an image and computes its features from one decode: the numbers must be those that
+    `extract_features` gives from the bytes, or models trained before and after would disagree."""
+    data = make(scene)
+    decoded = decode_image(data, reduce_to=DECODE_SIZE)
+    np.testing.assert_array_equal(features_of_image(decoded.pixels), extract_features(data))
+    np.testing.assert_array_equal(features_of_image(decoded.pixels, mirror=True), extract_features(data, mirror=True))
