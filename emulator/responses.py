@@ -13,14 +13,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.wrappers import Request
 
 from . import images as imagelib
 from .exceptions import BadRequest, NotFound
 from .fetch import FetchError, UrlFetcher
 from .models import ImageSource
+from .multipart import MultipartError, boundary_of, split_multipart
 
 Json = Any
 
@@ -35,38 +34,16 @@ class Reply:
         self.status = status
 
 
-def parse_multipart(body: bytes, content_type: str) -> list[tuple[str, str | None, bytes]]:
-    """(field name, file name, raw bytes) of every part.
+def parse_multipart(body: bytes, content_type: str) -> list[tuple[str | None, str | None, bytes]]:
+    """(field name, file name, raw bytes) of every part; BadRequest naming what is wrong with a broken body.
 
     Parsed here rather than with `request.files`: the SDK sends image bytes as a part without a file name, which a
-    form parser would decode as text (and mangle).
+    form parser would decode as text (and mangle). `emulator.multipart` says why it is not werkzeug's parser.
     """
-    _, options = parse_options_header(content_type)
-    boundary = options.get("boundary")
-    if not boundary:
-        raise BadRequest("multipart/form-data body without a boundary.", code="BadRequestImageStream")
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=None)
-    decoder.receive_data(body)
-    decoder.receive_data(None)
-    parts: list[tuple[str, str | None, bytes]] = []
-    current: tuple[str, str | None] | None = None
-    chunks: list[bytes] = []
-    while True:
-        try:
-            event = decoder.next_event()
-        except ValueError as exc:
-            raise BadRequest(f"The multipart body cannot be parsed: {exc}.", code="BadRequestImageStream") from exc
-        if isinstance(event, (File, Field)):
-            current = (event.name, getattr(event, "filename", None))
-            chunks = []
-        elif isinstance(event, Data):
-            chunks.append(event.data)
-            if not event.more_data and current is not None:
-                parts.append((current[0], current[1], b"".join(chunks)))
-                current = None
-        elif isinstance(event, (Epilogue, NeedData)):
-            break
-    return parts
+    try:
+        return split_multipart(body, boundary_of(content_type))
+    except MultipartError as exc:
+        raise BadRequest(f"The multipart body cannot be parsed: {exc}.", code="BadRequestImageStream") from exc
 
 
 class CustomVisionResponses:
