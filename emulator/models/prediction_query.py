@@ -1,0 +1,68 @@
+"""QueryPredictions' PredictionQueryToken checked and normalised, and the tag-threshold test it asks for: pure
+functions over the request's JSON and the stored predictions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ..exceptions import BadRequest
+
+MAX_PREDICTION_QUERY_TAGS = 2
+
+
+def parse_prediction_query(token: Any) -> dict[str, Any]:
+    """A PredictionQueryToken checked and normalised (times in the stored format); BadRequest naming a bad field."""
+    def bad(message: str, code: str = "BadRequestPredictionInvalidQueryParameters") -> BadRequest:
+        return BadRequest(f"The prediction query is not valid: {message}.", code=code)
+
+    token = token if isinstance(token, dict) else {}
+    order_by = token.get("orderBy") or "Newest"
+    if order_by not in ("Newest", "Oldest", "Suggested"):
+        raise bad(f"orderBy must be Newest, Oldest or Suggested, not {order_by!r}")
+    max_count = token.get("maxCount") or 50
+    if not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1:
+        raise bad(f"maxCount must be a positive integer, not {max_count!r}")
+    continuation = str(token.get("continuation") or "0")
+    if not continuation.isdigit():
+        raise bad("continuation must be the value a previous answer's token gave")
+    iteration_id = token.get("iterationId")
+    if iteration_id:
+        try:
+            iteration_id = str(uuid.UUID(str(iteration_id)))
+        except ValueError:
+            raise bad(f"iterationId {iteration_id!r} is not a uuid") from None
+    times = {}
+    for name in ("startTime", "endTime"):
+        value = token.get(name)
+        if value:
+            try:
+                t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise bad(f"{name} {value!r} is not an ISO 8601 date-time") from None
+            t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+            times[name] = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    tags = token.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, dict) and t.get("id") for t in tags):
+        raise bad("tags must be a list of {id, minThreshold, maxThreshold}")
+    if len(tags) > MAX_PREDICTION_QUERY_TAGS:
+        raise bad(f"{len(tags)} tags given; at most {MAX_PREDICTION_QUERY_TAGS} can be combined",
+                  code="BadRequestPredictionTagsExceededCount")
+    thresholds = []
+    for t in tags:
+        low, high = t.get("minThreshold", 0.0), t.get("maxThreshold", 1.0)
+        low, high = 0.0 if low is None else low, 1.0 if high is None else high
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or low > high:
+            raise bad(f"tag {t['id']}: minThreshold and maxThreshold must be numbers with min <= max")
+        thresholds.append((str(t["id"]).lower(), float(low), float(high)))
+    return {"orderBy": order_by, "maxCount": max_count, "skip": int(continuation), "iterationId": iteration_id,
+            "application": token.get("application") or None, "startTime": times.get("startTime"),
+            "endTime": times.get("endTime"), "tags": thresholds}
+
+
+def within_thresholds(predictions: list[dict[str, Any]], thresholds: list[tuple[str, float, float]]) -> bool:
+    """Whether a stored prediction's probability for every queried tag lies in its [min, max]."""
+    probability = {p["tagId"]: p["probability"] for p in predictions}
+    return all(tag in probability and low <= probability[tag] <= high for tag, low, high in thresholds)
