@@ -528,7 +528,7 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
 
         doc = result["holdout"] or service_report(result["service"], {t.name: t.image_count for t in tags})
         doc = {**doc, "project": spec.name if spec else project_id, "iteration": iteration.name}
-        paths = write_reports(doc, Path(report_dir), title=f"{doc['project']}: iteration {iteration.name}")
+        paths = write_reports(doc, Path(report_dir), title=f"{doc['project']}: {iteration.name}")
         result["reports"] = {k: str(v) for k, v in paths.items() if k in ("json", "markdown", "html")}
 
     def human(console: Any) -> None:
