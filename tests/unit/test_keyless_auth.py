@@ -7,11 +7,8 @@ tokens (no Entra ID here), shaped like azure-core's ``TokenCredential``.
 
 from __future__ import annotations
 
-import http.server
 import io
-import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +21,8 @@ from cvops import clients
 from cvops.errors import ConfigurationError
 from functions import context
 from functions.config import load_config
+
+from .scripted_http import Answer, Request, serving
 
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.keyless-test-token.c2lnbmF0dXJl"
 PROJECT = "00000000-0000-0000-0000-000000000001"
@@ -54,38 +53,18 @@ def recorder() -> Iterator[Recorder]:
     """An HTTP server that records request headers and answers each API with the smallest valid body."""
     seen: list[dict[str, str]] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
-            seen.append({k.lower(): v for k, v in self.headers.items()})
-            if "/training/" in self.path:
-                body: object = []
-            elif "/prediction/" in self.path:
-                body = {"id": PROJECT, "project": PROJECT, "iteration": PROJECT, "predictions": []}
-            else:
-                body = {"adult": {"isAdultContent": False, "adultScore": 0.01}}
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(request: Request) -> Answer:
+        seen.append(request.headers)
+        if "/training/" in request.path:
+            body: object = []
+        elif "/prediction/" in request.path:
+            body = {"id": PROJECT, "project": PROJECT, "iteration": PROJECT, "predictions": []}
+        else:
+            body = {"adult": {"isAdultContent": False, "adultScore": 0.01}}
+        return 200, {}, body
 
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield Recorder(f"http://127.0.0.1:{server.server_port}", seen)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(answer) as url:
+        yield Recorder(url, seen)
 
 
 def one_call(kind: str, endpoint: str, **kwargs) -> None:

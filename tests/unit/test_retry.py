@@ -34,6 +34,8 @@ from cvops.errors import ConfigurationError, CvopsError, ServiceError, Throttled
 from cvops.retry import Pacer, RetryPolicy, call, classify, retry_after_seconds
 from emulator.throttle import FixedWindowLimiter, SlidingWindowLimiter
 
+from .scripted_http import Answer, Request, serving
+
 ENDPOINT = "https://contoso-cv.cognitiveservices.azure.com"
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -654,39 +656,13 @@ def closed_port() -> int:
 def scripted() -> Iterator[tuple[str, Script]]:
     script = Script()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(request: Request) -> Answer:
+        script.requests.append(f"{request.method} {request.path}")
+        reply = script.answers.pop(0) if script.answers else (200, {}, [])
+        return None if reply == "reset" else reply
 
-        def _answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            script.requests.append(f"{self.command} {self.path}")
-            answer = script.answers.pop(0) if script.answers else (200, {}, [])
-            if answer == "reset":
-                self.close_connection = True
-                return
-            status, headers, body = answer
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", script
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(answer) as url:
+        yield url, script
 
 
 def test_clients_hand_a_get_5xx_to_the_sdk_with_its_headers(scripted) -> None:
