@@ -64,13 +64,13 @@ param moveSource bool = false
 @description('true: predictions are stored in the Custom Vision project (classify_image); false: no-store calls.')
 param storePredictions bool = false
 
-@description('Prediction calls per second per instance; 0 picks the tier\'s limit (F0: 2, S0: 10).')
-@minValue(0)
-param predictionTps int = 0
+@description('Prediction calls per second per instance, e.g. \'2.5\'; empty: the tier\'s quota (F0: 2, S0: 10) shared by maximumInstanceCount instances.')
+param predictionTps string = ''
 
-@description('Computer Vision calls per second per instance; 0 picks the tier\'s limit (F0: 1, S1: 10).')
-@minValue(0)
-param moderationTps int = 0
+
+@description('Computer Vision calls per second per instance; empty: the tier\'s quota (F0: 20 a minute, S1: 10/s) shared by maximumInstanceCount instances.')
+param moderationTps string = ''
+
 
 @description('Most Function App instances. Instances x predictionTps must stay within the prediction quota.')
 @minValue(1)
@@ -114,9 +114,14 @@ var keyless = visionAuth == 'keyless'
 var keysOff = disableLocalAuth && keyless
 var moderationName = moderation ? moderationAccount.outputs.name : ''
 var moderationEndpoint = moderation ? moderationAccount.outputs.endpoint : ''
-var tps = predictionTps > 0 ? predictionTps : (visionSku == 'F0' ? 2 : 10)
-// Computer Vision F0 allows 20 calls a minute: 1 per second per instance is the nearest whole rate.
-var moderationRate = moderationTps > 0 ? moderationTps : (moderationSku == 'F0' ? 1 : 10)
+// Each instance paces itself (CVOPS_PREDICTION_TPS), so the quota is shared: every instance gets quota / instances,
+// written with two decimals (Bicep has no floats). Stored predictions allow 10/s on S0, no-store 20/s: 10 is safe for both.
+var predictionHundredths = max(1, (visionSku == 'F0' ? 200 : 1000) / maximumInstanceCount)
+var tps = !empty(predictionTps) ? predictionTps : '${predictionHundredths / 100}.${padLeft(string(predictionHundredths % 100), 2, '0')}'
+// Computer Vision F0 allows 20 calls a minute (0.33/s), S1 10/s.
+var moderationHundredths = max(1, (moderationSku == 'F0' ? 33 : 1000) / maximumInstanceCount)
+var moderationRate = !empty(moderationTps) ? moderationTps : '${moderationHundredths / 100}.${padLeft(string(moderationHundredths % 100), 2, '0')}'
+
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'

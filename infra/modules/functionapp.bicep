@@ -72,12 +72,10 @@ param storePredictions bool = false
 param moveSource bool = false
 
 @description('Client-side pacing of prediction calls per second and instance.')
-@minValue(1)
-param predictionTps int = 10
+param predictionTps string = '2.50'
 
 @description('Client-side pacing of Computer Vision (moderation) calls per second and instance.')
-@minValue(1)
-param moderationTps int = 10
+param moderationTps string = '2.50'
 
 @description('Most instances the app scales out to. With predictionTps, this bounds the calls per second.')
 @minValue(1)
@@ -165,8 +163,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CVOPS_POLICY', value: policy }
         { name: 'CVOPS_STORE_PREDICTIONS', value: storePredictions ? 'true' : 'false' }
         { name: 'CVOPS_MOVE_SOURCE', value: moveSource ? 'true' : 'false' }
-        { name: 'CVOPS_PREDICTION_TPS', value: string(predictionTps) }
-        { name: 'CVOPS_MODERATION_TPS', value: string(moderationTps) }
+        { name: 'CVOPS_PREDICTION_TPS', value: predictionTps }
+        { name: 'CVOPS_MODERATION_TPS', value: moderationTps }
       ]
     }
     functionAppConfig: {
