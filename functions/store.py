@@ -3,9 +3,11 @@
 Why conditional writes: the result record is created with ``If-None-Match: *``, so of two deliveries of the same
 blob version (or a retry whose first answer was lost) exactly one creates it and the other learns it exists and
 adopts its decision. Copies and sidecars are plain overwrites of names derived from the source version: rewriting
-the same bytes to the same name is harmless, so a rerun converges. Each copy is verified on the way in: the MD5 we
-computed is sent with the upload and compared with the MD5 the service reports, so "copied" means "the service holds
-exactly these bytes" before the source may be deleted.
+the same bytes to the same name is harmless, so a rerun converges. Each copy is verified on the way in, by the service:
+every request that carries bytes (the one Put Blob, or each Put Block of a blob above the client's
+``max_single_put_size``) carries their MD5, and the service refuses a request whose bytes do not match it, so
+"copied" means "the service holds exactly these bytes" before the source may be deleted, at no extra storage call.
+The upload's response is not compared: after a block upload its Content-MD5 is that of the block list, not the blob.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import json
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContentSettings, StorageErrorCode
 
 from cvops.errors import TransientServiceError
 from functions.records import dumps_line
@@ -61,18 +63,26 @@ class BlobStore:
 
     def put_verified(self, container: str, name: str, data: bytes, *, content_type: str | None,
                      metadata: dict[str, str]) -> None:
-        """Upload ``data`` (overwriting), and check the service stored exactly these bytes."""
+        """Upload ``data`` (overwriting); the service refuses it unless it received exactly these bytes.
+
+        ``validate_content`` puts each request's MD5 in its Content-MD5 header, which the service checks for Put Blob
+        and for every Put Block alike; the committed block list names only blocks that passed. The whole-blob MD5 is
+        also stored as the blob's Content-MD5 so later readers can check their download.
+        """
         self.calls += 1
         md5 = hashlib.md5(data, usedforsecurity=False).digest()
-        answer = self._blob(container, name).upload_blob(
-            data, overwrite=True, metadata=metadata,
-            content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)))
-        stored = answer.get("content_md5")
-        if stored is not None and bytes(stored) != md5:
+        try:
+            self._blob(container, name).upload_blob(
+                data, overwrite=True, metadata=metadata, validate_content=True,
+                content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)))
+        except HttpResponseError as exc:
+            if exc.error_code != StorageErrorCode.MD5_MISMATCH:
+                raise
             raise TransientServiceError(
-                f"copy to {container}/{name} was stored with MD5 {base64.b64encode(bytes(stored)).decode()}, "
-                f"not {base64.b64encode(md5).decode()}: the bytes changed in transit",
-                hint="the invocation fails so the host retries it; the source is left in place")
+                f"copy to {container}/{name} (MD5 {base64.b64encode(md5).decode()}) was refused by the service: "
+                "the bytes it received do not match their MD5, they changed in transit",
+                code=str(exc.error_code), status=exc.status_code,
+                hint="the invocation fails so the host retries it; the source is left in place") from exc
 
     def put_json(self, container: str, name: str, record: dict[str, Any]) -> None:
         self.calls += 1
