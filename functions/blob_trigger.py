@@ -24,10 +24,13 @@ bp = func.Blueprint()
 log = logging.getLogger("cvops.functions")
 
 
-def source_from_stream(stream: func.InputStream, container: str, data: bytes, ctx: context.AppContext) -> SourceRef:
-    """The source reference from the trigger's metadata (name is ``container/name``; properties carry the ETag).
+def source_from_stream(stream: func.InputStream, container: str, data: bytes,
+                       ctx: context.AppContext) -> tuple[SourceRef, bytes]:
+    """The source reference from the trigger's metadata (name is ``container/name``; properties carry the ETag), and
+    the bytes that belong to it.
 
-    If the host gave no ETag or Last-Modified, they are read from the blob (one more storage call).
+    If the host gave no ETag or Last-Modified, the blob is read again, bytes and properties in one download (one more
+    storage call), so the version and the content cannot come from two different writes.
     """
     full = stream.name or ""
     name = full[len(container) + 1:] if full.startswith(f"{container}/") else full
@@ -35,13 +38,20 @@ def source_from_stream(stream: func.InputStream, container: str, data: bytes, ct
     etag = props.get("ETag") or props.get("Etag") or props.get("etag")
     modified = parse_time(props.get("LastModified") or props.get("Last-Modified") or props.get("lastModified"))
     content_type = props.get("ContentType") or props.get("contentType")
-    if not etag or modified is None:
-        fetched = ctx.blob_service.get_blob_client(container, name).get_blob_properties()
-        log.warning("trigger metadata for %s/%s had no ETag or LastModified; read them from the blob", container, name)
-        etag, modified = etag or fetched.etag, modified or fetched.last_modified
+    fetched_again = not etag or modified is None
+    if fetched_again:
+        # Without the host's ETag, the bytes and the version must come from one read: a properties call after the
+        # host's read could describe a newer version than the bytes, and the record would file A's bytes under B's key.
+        download = ctx.blob_service.get_blob_client(container, name).download_blob()
+        log.warning("trigger metadata for %s/%s had no ETag or LastModified; read the blob again with its properties",
+                    container, name)
+        data = download.readall()
+        fetched = download.properties
+        etag, modified = fetched.etag, fetched.last_modified
         content_type = content_type or fetched.content_settings.content_type
-    return SourceRef(container=container, name=name, etag=str(etag), size=stream.length or len(data),
-                     last_modified=modified, content_type=content_type, uri=stream.uri)
+    source = SourceRef(container=container, name=name, etag=str(etag), size=len(data) if fetched_again else
+                       (stream.length or len(data)), last_modified=modified, content_type=content_type, uri=stream.uri)
+    return source, data
 
 
 @bp.blob_trigger(arg_name="blob", path="%CVOPS_INCOMING_CONTAINER%/{name}", connection=settings.STORAGE_CONNECTION,
@@ -50,5 +60,5 @@ def route_new_blob(blob: func.InputStream) -> None:
     """Validate, classify and route one new blob (observers of the handler see its outcome)."""
     ctx = context.current()
     data = blob.read() or b""
-    source = source_from_stream(blob, ctx.config.incoming.container, data, ctx)
+    source, data = source_from_stream(blob, ctx.config.incoming.container, data, ctx)
     process_blob(source, data, ctx)

@@ -19,7 +19,7 @@ and Power BI, Synapse serverless SQL or Spark read the folder as one JSON Lines 
 
 A run killed between any two writes converges on the rerun the host makes. A changed blob has a new ETag, hence a
 new key and its own record. Four storage calls per accepted image (GET, record, copy, sidecar), plus the delete when
-moving; a duplicate delivery costs two (GET, HEAD) and no prediction.
+moving; a duplicate delivery costs two (GET of the record, GET of the last sidecar) and no prediction.
 """
 
 from __future__ import annotations
@@ -211,8 +211,22 @@ def _complete(store: BlobStore, ctx: AppContext, source: SourceRef, data: bytes,
     config = ctx.config
     targets = [tuple(d.split("/", 1)) for d in record["destinations"]]
     written: list[str] = []
-    done = bool(targets) and check_done and store.exists(targets[-1][0], naming.sidecar_name(targets[-1][1]))
-    if not done:
+    # Copy names follow the blob's name, not its version, so a sidecar found there may belong to another version of
+    # the same blob: it marks this version done only if it carries this record's key. When it is another version's,
+    # this version writes over it only while it is still the blob's current version (Last-Modified has one-second
+    # resolution, so it cannot order two writes within a second); a late retry of a replaced version writes nothing.
+    done = stale = False
+    if targets and check_done:
+        sidecar = store.read_json(targets[-1][0], naming.sidecar_name(targets[-1][1]))
+        if sidecar is not None and sidecar.get("key") == record["key"]:
+            done = True
+        elif sidecar is not None:
+            current = store.current_etag(source.container, source.name)
+            stale = current != source.etag if current is not None else not _newer(record, sidecar)
+    if stale:
+        log.warning("%s/%s (etag %s): a newer version is already routed there; this version's copies are not written",
+                    source.container, source.name, source.etag)
+    if not done and not stale:
         content_type = source.content_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
         metadata = {"cvops_source_etag": source.etag.strip('"'), "cvops_record": f"{config.results.container}/"
                     f"{record_name}", "cvops_outcome": record["outcome"]}
@@ -225,6 +239,12 @@ def _complete(store: BlobStore, ctx: AppContext, source: SourceRef, data: bytes,
     if config.move_source and store.delete_version(source.container, source.name, source.etag):
         written.append(f"deleted {source.container}/{source.name}")
     return written
+
+
+def _newer(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """True when record ``one`` describes a later version of the blob than ``other`` (by the blob's Last-Modified)."""
+    first, second = parse_time(one.get("blob", {}).get("last_modified")), parse_time(other["blob"]["last_modified"])
+    return first is not None and second is not None and first > second
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cvops.errors import ConfigurationError
 
@@ -57,7 +57,9 @@ def result_blob_name(results: Location, name: str, etag: str, arrived: datetime)
     The date is the blob's own Last-Modified, not the time of processing, so a rerun computes the same name.
     ``date=YYYY-MM-DD`` is the Hive-style partition Spark, Synapse serverless SQL and Power BI folder queries read.
     """
-    return results.blob(f"date={arrived:%Y-%m-%d}", f"{record_key(name, etag)}.jsonl")
+    # In UTC: the host's metadata and the SDK may give the same instant with different offsets, and one version must
+    # always map to one record name.
+    return results.blob(f"date={arrived.astimezone(UTC):%Y-%m-%d}", f"{record_key(name, etag)}.jsonl")
 
 
 def safe_tag(tag: str) -> str:

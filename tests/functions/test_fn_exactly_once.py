@@ -108,3 +108,44 @@ def test_the_source_is_moved_only_after_its_copy_and_only_if_unchanged(function_
     function_env.upload("n.jpg", scene("city"))  # replaced while the old version was being routed
     registered("route_new_blob")(stale)
     assert function_env.names("incoming") == ["n.jpg"]  # the new version stays for its own event
+
+
+def test_a_new_version_killed_after_its_record_is_routed_on_rerun_not_taken_for_the_old_one(function_env, monkeypatch):
+    """Version A of a name is routed; version B replaces it and its first delivery dies right after its record. The
+    retry must write B's copies (A's sidecar at the same path is not B's), and only then move B's source."""
+    function_env.set(CVOPS_MOVE_SOURCE="true")
+    function_env.upload("x.jpg", scene("beach", seed=21))
+    function_env.deliver("x.jpg")  # A: routed and moved
+    version_b = scene("beach", seed=22)
+    function_env.upload("x.jpg", version_b)
+    stream_b = function_env.stream("x.jpg")
+    original = store.BlobStore.put_verified
+
+    def killed(self, *args, **kwargs):
+        raise Killed("killed after B's record")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store.BlobStore, "put_verified", killed)
+        with pytest.raises(Killed):
+            registered("route_new_blob")(stream_b)
+    assert store.BlobStore.put_verified is original
+
+    outcome = function_env.deliver("x.jpg")  # the host's retry of B
+    assert outcome.duplicate
+    container, copy = outcome.record["destinations"][0].split("/", 1)
+    assert function_env.blob_service.get_blob_client(container, copy).download_blob().readall() == version_b
+    assert function_env.names("incoming") == []
+
+
+def test_a_late_retry_of_an_old_version_does_not_overwrite_the_new_versions_copy(function_env):
+    function_env.upload("y.jpg", scene("beach", seed=31))
+    stream_a = function_env.stream("y.jpg")
+    function_env.deliver("y.jpg")  # A routed
+    version_b = scene("beach", seed=32)
+    function_env.upload("y.jpg", version_b)
+    routed_b = function_env.deliver("y.jpg")  # B routed over A's copy
+    registered("route_new_blob")(stream_a)  # the host retries A late
+    for destination in routed_b.record["destinations"]:
+        container, copy = destination.split("/", 1)
+        assert function_env.blob_service.get_blob_client(container, copy).download_blob().readall() == version_b
+    assert len(function_env.records()) == 2
