@@ -38,13 +38,13 @@ class BlobStore:
         return self.service.get_blob_client(container, name)
 
     def read_json(self, container: str, name: str) -> dict[str, Any] | None:
-        """The JSON (or one-line JSON Lines) blob, or None if it does not exist."""
+        """The JSON blob (a one-record JSON Lines file is one JSON document too), or None if it does not exist."""
         self.calls += 1
         try:
             raw = self._blob(container, name).download_blob().readall()
         except ResourceNotFoundError:
             return None
-        return json.loads(raw.decode("utf-8").splitlines()[0])
+        return json.loads(raw.decode("utf-8"))  # a one-line JSON Lines record or an indented sidecar
 
     def create_record(self, container: str, name: str, record: dict[str, Any]) -> bool:
         """Create the record only if absent; False when it already exists (a duplicate or a concurrent delivery)."""
@@ -60,6 +60,14 @@ class BlobStore:
     def exists(self, container: str, name: str) -> bool:
         self.calls += 1
         return self._blob(container, name).exists()
+
+    def current_etag(self, container: str, name: str) -> str | None:
+        """The blob's ETag now, or None if it no longer exists."""
+        self.calls += 1
+        try:
+            return str(self._blob(container, name).get_blob_properties().etag)
+        except ResourceNotFoundError:
+            return None
 
     def put_verified(self, container: str, name: str, data: bytes, *, content_type: str | None,
                      metadata: dict[str, str]) -> None:
