@@ -436,13 +436,16 @@ def classify(exc: BaseException) -> Kind:
 def _never_applied(exc: BaseException) -> bool:
     """True when the service cannot have acted on the request, so even a non-idempotent one may be sent again.
 
-    That is when it answered with an error status (429/5xx: the front end refused it), or when no connection was
+    That is when it answered 429 or 503 (the front end refused it), or when no connection was
     ever made (connection refused, DNS failure, connect timeout; azure-core's ``ServiceRequestError`` means exactly
     "no request was sent"). A read timeout or a connection reset after sending is not: the request may have been
     applied, and repeating a POST could, e.g., start a second training run.
     """
-    if _status(exc) is not None:
-        return True
+    status = _status(exc)
+    if status is not None:
+        # 429 and 503 are the front end's refusals (rate limit, busy). A 500, 502 or 504 may come from a gateway
+        # after the backend acted (a project created, a training started), so it counts as "may have been applied".
+        return status in (429, 503)
     if isinstance(exc, ServiceRequestError) and not isinstance(exc, ServiceResponseError):
         return True
     seen: set[int] = set()
@@ -574,6 +577,10 @@ def call(
             asked = retry_after_seconds(exc)
             if asked is None:
                 asked = _backoff(policy, state.attempt_number, uniform, floor_half=True)
+            # A wait past this call's budget is not waited (stop gives up first), so it must not hold the shared pacer
+            # either: one absurd Retry-After would otherwise stall every other call of the process that long.
+            if asked > policy.max_total - (clock() - started):
+                return asked
             # The pacer decides how much of it everyone waits (it knows whether its own window explains the 429).
             return pacer.throttled(asked) if pacer is not None else asked
         return _backoff(policy, state.attempt_number, uniform, floor_half=False)

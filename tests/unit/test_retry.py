@@ -7,6 +7,7 @@ fake clock, so backoffs of minutes take none; only the thread-safety test and th
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import http.server
 import json
@@ -696,7 +697,30 @@ def test_a_get_5xx_from_a_plain_msrest_client_is_still_transient(scripted) -> No
     script.answers = [(502, {}, {"code": "BadGateway"}), (200, {}, [])]
     client = CustomVisionTrainingClient(endpoint, ApiKeyCredentials(in_headers={"Training-key": SECRET}))
     client.config.retry_policy.retries = 0
-    assert run(client.get_projects, FakeClock(), what="list projects", idempotent=False) == []
+    assert run(client.get_projects, FakeClock(), what="list projects") == []
+
+
+@pytest.mark.parametrize("status, sent", [(503, 2), (502, 1), (500, 1), (504, 1)])
+def test_a_non_idempotent_post_is_repeated_only_after_a_front_end_refusal(scripted, status, sent) -> None:
+    """503 (busy) means the request was refused; a 500/502/504 may come after the backend acted (a project created)."""
+    endpoint, script = scripted
+    script.answers = [(status, {}, {"code": "Error", "message": "x"}),
+                      (200, {}, {"id": "00000000-0000-0000-0000-000000000001", "name": "p"})]
+    client = clients.training_client(endpoint, SECRET)
+    with contextlib.suppress(CvopsError):  # after a 5xx that may have been applied, the call gives up
+        run(lambda: client.create_project("p"), FakeClock(), what="create project", idempotent=False)
+    assert sum(r.startswith("POST") for r in script.requests) == sent
+
+
+def test_a_retry_after_beyond_the_budget_does_not_hold_the_shared_pacer() -> None:
+    clock = FakeClock()
+    pacer = Pacer(10, clock=clock, sleep=clock.sleep)
+    with pytest.raises(ThrottledError):
+        run(raising(cv_error(429, headers={"Retry-After": "86400"})), clock, what="classify", pacer=pacer,
+            policy=RetryPolicy(max_total=120))
+    before = clock()
+    pacer.wait()
+    assert clock() - before < 1.0, "one absurd Retry-After stalled the next, unrelated call"
 
 
 def test_401_from_a_real_server_names_the_key_and_the_endpoint(scripted) -> None:
