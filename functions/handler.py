@@ -36,11 +36,11 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from cvops.errors import ConfigurationError
+from cvops.redaction import install_log_redaction
 from functions import images, naming, vision
 from functions.context import AppContext
 from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
-from functions.redaction import install_log_redaction
 from functions.store import BlobStore
 
 __all__ = ["Outcome", "Verdict", "evaluate", "observe", "process_blob"]

@@ -15,9 +15,9 @@ import logging
 import azure.functions as func
 
 from cvops.errors import ConfigurationError, TransientServiceError
+from cvops.redaction import redact
 from functions import context
 from functions.handler import evaluate
-from functions.redaction import redact
 
 bp = func.Blueprint()
 log = logging.getLogger("cvops.functions")

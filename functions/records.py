@@ -2,7 +2,7 @@
 
 Why its own module and a pure builder: the record is a contract (Power BI reports, Synapse views and the review UI
 read its fields), so its shape is built in one place from plain data, tested without services, and passed through
-:func:`functions.redaction.redact` so no credential that leaked into an error message reaches it.
+:func:`cvops.redaction.redact` so no credential that leaked into an error message reaches it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cvops.redaction import redact, strip_query
 from functions.policy import Decision, Policy
-from functions.redaction import redact, strip_query
 
 __all__ = ["RECORD_SCHEMA", "SourceRef", "build_record", "dumps_line"]
 

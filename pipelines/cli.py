@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError
+from cvops.redaction import redact
 from pipelines import config
 from pipelines.spec import ProjectSpec, SourceSpec, parse_source
 
@@ -123,7 +124,11 @@ class Run:
 
 
 def _fail(run: Run | None, message: str, status: int, **extra: Any) -> None:
-    """One line on stderr; with --json also a JSON document on stdout; then exit with ``status``."""
+    """One line on stderr; with --json also a JSON document on stdout; then exit with ``status``.
+
+    The message is redacted: an SDK or HTTP error can echo a SAS URL or a connection string, and CI logs are kept.
+    """
+    message = redact(message)
     click.echo(f"cvops: error: {message}", err=True)
     if run is not None and run.json:
         click.echo(json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))

@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from cvops.errors import CvopsError, ServiceError
+from cvops.redaction import strip_query
 from pipelines.progress import NullReporter, Reporter
 from pipelines.service import Service
 from pipelines.training import performance
@@ -73,12 +74,19 @@ def export(service: Service, project_id: str, iteration: Any, *, platform: str, 
                                  hint="run the command again later; it picks up the running export")
             task.describe(f"exporting {iteration.name} to {platform}: {mine[0].status if mine else 'queued'}")
             sleep(2.0)
-    with requests.get(url, stream=True, timeout=60) as response:
-        response.raise_for_status()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        size = 0
-        with out.open("wb") as f:
-            for chunk in response.iter_content(1 << 16):
-                f.write(chunk)
-                size += len(chunk)
+    try:
+        with requests.get(url, stream=True, timeout=60) as response:
+            response.raise_for_status()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            size = 0
+            with out.open("wb") as f:
+                for chunk in response.iter_content(1 << 16):
+                    f.write(chunk)
+                    size += len(chunk)
+    except requests.RequestException as e:
+        # The download URL is a SAS URL: name its path, never its query.
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        raise CvopsError(f"downloading the {platform} export of {iteration.name} from {strip_query(url)} failed"
+                         + (f" (HTTP {status})" if status else f" ({type(e).__name__})"),
+                         hint="run the command again; the export stays on the service") from None
     return {"iteration": iteration.name, "platform": platform, "flavor": flavor, "out": str(out), "bytes": size}

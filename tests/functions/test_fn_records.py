@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from cvops.errors import ConfigurationError
+from cvops.redaction import RedactingFilter, redact, strip_query
 from functions import settings
 from functions.naming import Location, copy_name, record_key, result_blob_name, sidecar_name
 from functions.policy import Decision, Reason, parse_policy
 from functions.records import SourceRef, build_record, dumps_line
-from functions.redaction import RedactingFilter, redact, strip_query
 
 REPO = Path(__file__).resolve().parents[2]
 

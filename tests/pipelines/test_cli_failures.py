@@ -205,3 +205,17 @@ def test_apply_changes_a_tag_description_in_place(local_cv, azurite, tmp_path, t
     assert forest.type == "Regular"
     again = invoke(env, "project", "apply", str(spec), "--json")
     assert again.exit_code == 0 and '"update_tag"' not in again.stdout
+
+
+def test_an_error_line_never_carries_a_sas_signature_or_account_key(capsys):
+    """Errors from the SDKs or HTTP can echo a SAS URL or a connection string; the one line on stderr is redacted."""
+    import click
+
+    from pipelines.cli import _fail
+
+    with pytest.raises(click.exceptions.Exit):
+        _fail(None, "internal error: GET https://fake.blob.core.windows.net/c/m.zip?sv=2024&sig=SECRETSIG failed; "
+                    "AccountKey=SECRETKEY==", 70)
+    err = capsys.readouterr().err
+    assert "SECRETSIG" not in err and "SECRETKEY" not in err
+    assert "m.zip" in err
