@@ -7,8 +7,9 @@ Why the source keys are packed: an upload must be resumable after a crash withou
 state). v3.4 images carry metadata, but metadata is set per *batch* (``ImageUrlCreateBatch.metadata``), not per entry,
 and holds at most 10 pairs of 256 characters. So every image of a batch carries the digests of all images of that
 batch: 64 digests of 16 hex characters fill 4 values exactly. Listing the project's images and unioning those digests
-gives the set of sources already uploaded. When some entries of a batch fail, the successful images' metadata is
-rewritten to list only the successes, so a failed image is retried on the next run (see upload.py).
+gives the set of sources already uploaded. The digests are written only after the service has answered (an update of
+the succeeded images, listing only the succeeded entries), never at creation: a key in the project then always means
+its image is there, so a rerun can skip it safely (see upload.py).
 """
 
 from __future__ import annotations

@@ -5,9 +5,13 @@ From Blob, the default sends short-lived read-only SAS URLs (``create_images_fro
 itself, so no image byte passes through the machine running the command. ``via_bytes`` reads and sends the files
 (``create_images_from_files``) for storage the service cannot reach; a local folder always goes that way.
 
-Resuming: each image's source key is kept in the metadata of the images of its batch (see batching.py). Before
-sending, the project's images are listed and every source whose key is there is skipped; so a rerun after a crash
-sends only what is missing, and the service's own OKDuplicate (same bytes) catches the rest.
+Resuming: an image's source key is recorded (as a digest, see batching.py) only once the service has said the image
+is there. Each batch is created carrying just the cvops marker; then one ``update_image_metadata`` call writes the
+digests of the batch's succeeded entries (``OK`` and ``OKDuplicate``) onto the images that succeeded. Before sending,
+the project's images are listed and every source whose digest is there is skipped. So a failed entry is never
+recorded, and whatever breaks between the two calls (the update refused, the process killed, a create retried after
+a read timeout that answers ``OKDuplicate``) leaves keys unrecorded, never recorded-but-missing: the next run sends
+those images again and the service's own OKDuplicate (same bytes) absorbs the copies.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 
 from cvops.errors import ConfigurationError, CvopsError
 from pipelines import augment as augmentation
-from pipelines.batching import pack_keys, plan_batches, source_digest, uploaded_digests
+from pipelines.batching import pack_keys, plan_batches, source_digest, unpack_keys, uploaded_digests
 from pipelines.progress import NullReporter, Reporter
 from pipelines.service import Service
 from pipelines.sources import ImageSource, SourceImage
@@ -89,6 +93,7 @@ class UploadReport:
     batches: int = 0
     create_calls: int = 0
     image_bytes_sent: int = 0
+    unrecorded: int = 0  # uploaded, but their keys are not in the project's metadata: the next run resends them
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -99,6 +104,7 @@ class UploadReport:
         return {"source": self.source, "mode": self.mode, "listed": self.listed, "augmented": self.augmented,
                 "skipped_already_uploaded": self.skipped, "created": self.created, "duplicates": self.duplicates,
                 "batches": self.batches, "create_calls": self.create_calls, "image_bytes_sent": self.image_bytes_sent,
+                "not_recorded": self.unrecorded,
                 "failed": len(self.failures), "failures": [f.to_dict() for f in self.failures]}
 
 
@@ -155,8 +161,9 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
     if not batches:
         return report
 
-    def send(batch: list[Item]) -> tuple[list[Item], Any, CvopsError | None, int]:
-        meta = pack_keys([it.digest for it in batch], augment=batch[0].augment)
+    def send(batch: list[Item]) -> tuple[list[Item], _Outcome | None, CvopsError | None, int]:
+        """Create one batch, then record its keys; in a worker, so the recording calls overlap like the creates."""
+        meta = pack_keys([], augment=batch[0].augment)  # keys are recorded only after the service answers: _record
         sent_bytes = 0
         try:
             if use_urls and batch[0].augment is None:
@@ -181,44 +188,75 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
             return batch, None, e, sent_bytes
         except ValueError as e:  # e.g. Pillow could not decode an image to augment
             return batch, None, CvopsError(str(e)), sent_bytes
-        return batch, summary, None, sent_bytes
+        return batch, _record(service, project_id, batch, summary), None, sent_bytes
 
     plural = "es" if len(batches) != 1 else ""
     with reporter.task(f"uploading {len(pending)} images in {len(batches)} batch{plural}", total=len(pending)) as task, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for batch, summary, error, sent in pool.map(send, batches):
+        for batch, outcome, error, sent in pool.map(send, batches):
             report.image_bytes_sent += sent
             if error is not None:
                 report.failures += [Failure(it.key, it.path, getattr(error, "code", None) or "Error", str(error))
                                     for it in batch]
-            else:
+            elif outcome is not None:
                 report.create_calls += 1
-                _record(service, project_id, batch, summary, report)
+                report.created += outcome.created
+                report.duplicates += outcome.duplicates
+                report.unrecorded += outcome.unrecorded
+                report.failures += outcome.failures
             task.advance(len(batch))
     return report
 
 
-def _record(service: Service, project_id: str, batch: list[Item], summary: Any, report: UploadReport) -> None:
-    """Count a batch's per-image outcomes; when some failed, rewrite the successes' metadata to list only them."""
+@dataclass
+class _Outcome:
+    """What one batch did; tallied by the worker that sent it, summed into the report by the caller's thread."""
+
+    created: int = 0
+    duplicates: int = 0
+    unrecorded: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _record(service: Service, project_id: str, batch: list[Item], summary: Any) -> _Outcome:
+    """Count a batch's per-image outcomes, then record the succeeded entries' keys on the images that succeeded.
+
+    Updated: every ``OK`` image (created just now, marker only) and every ``OKDuplicate`` image whose metadata lists
+    no cvops keys (created by an earlier run that stopped before this step, or by a retried create). A duplicate whose
+    image already lists keys (same bytes under another source key) is left alone, since the update would replace
+    those keys; its own key rides on the batch's other images. When the update fails, the images stay unrecorded
+    and are sent again next run: a wasted call, never a skipped image.
+    """
+    out = _Outcome()
     results = list(summary.images or [])
-    ok_ids: list[str] = []
-    ok_digests: list[str] = []
-    failed = False
+    ids: list[str] = []
+    digests: list[str] = []
     for item, result in zip(batch, _align(batch, results), strict=True):
         status = getattr(result, "status", None) or "ErrorUnknown"
+        if status not in SUCCESS:
+            out.failures.append(Failure(item.key, item.path, status, REASONS.get(status, status)))
+            continue
         if status == "OK":
-            report.created += 1
-            ok_ids.append(result.image.id)
-            ok_digests.append(item.digest)
-        elif status == "OKDuplicate":
-            report.duplicates += 1
+            out.created += 1
         else:
-            failed = True
-            report.failures.append(Failure(item.key, item.path, status, REASONS.get(status, status)))
-    if failed and ok_ids:
-        meta = pack_keys(ok_digests, augment=batch[0].augment)
-        service.t("record uploaded keys in image metadata",
-                  lambda c: c.update_image_metadata(project_id, ok_ids, meta))
+            out.duplicates += 1
+        digests.append(item.digest)
+        image = getattr(result, "image", None)
+        image_id = getattr(image, "id", None)
+        if image_id and (status == "OK" or not unpack_keys(getattr(image, "metadata", None))):
+            ids.append(image_id)
+    ids = list(dict.fromkeys(ids))  # two entries with the same bytes answer with the same image
+    if not ids:
+        return out
+    meta = pack_keys(digests, augment=batch[0].augment)
+    try:
+        outcome = service.t("record uploaded keys in image metadata",
+                            lambda c: c.update_image_metadata(project_id, ids, meta))
+    except CvopsError:
+        out.unrecorded += len(ids)
+        return out
+    out.unrecorded += sum(1 for r in (getattr(outcome, "images", None) or []) if getattr(r, "status", "OK") != "OK")
+    return out
 
 
 def _align(batch: list[Item], results: list[Any]) -> list[Any]:
