@@ -402,6 +402,9 @@ def images_upload(run: Run, source: str | None, container: str | None, prefix: s
             f"{report.listed} images in {report.source} (+{report.augmented} variants): {report.created} uploaded, "
             f"{report.duplicates} duplicates, {report.skipped} already there, {len(report.failures)} failed; "
             f"{report.create_calls} create calls by {report.mode}, {report.image_bytes_sent} image bytes sent")
+        if report.unrecorded:
+            console.print(f"{report.unrecorded} uploaded images could not be marked as uploaded; the next run sends them "
+                          "again and the service answers OKDuplicate")
 
     run.emit({"ok": report.ok, **report.to_dict()}, human)
     if not report.ok:
