@@ -79,9 +79,13 @@ class BlobStore:
         """
         self.calls += 1
         md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        blob = self._blob(container, name)
+        # One Put Blob: the service checks the body against the blob's Content-MD5 we send, so the SDK need not hash
+        # the bytes a second time. Block uploads: only per-request MD5s (validate_content) protect each block.
+        blocks = len(data) > blob._config.max_single_put_size
         try:
-            self._blob(container, name).upload_blob(
-                data, overwrite=True, metadata=metadata, validate_content=True,
+            blob.upload_blob(
+                data, overwrite=True, metadata=metadata, validate_content=blocks,
                 content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)))
         except HttpResponseError as exc:
             if exc.error_code != StorageErrorCode.MD5_MISMATCH:
