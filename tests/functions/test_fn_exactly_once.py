@@ -149,3 +149,22 @@ def test_a_late_retry_of_an_old_version_does_not_overwrite_the_new_versions_copy
         container, copy = destination.split("/", 1)
         assert function_env.blob_service.get_blob_client(container, copy).download_blob().readall() == version_b
     assert len(function_env.records()) == 2
+
+
+def test_without_the_hosts_etag_the_bytes_and_the_version_come_from_one_read(function_env):
+    """The host normally passes the ETag; when it does not, the blob is read again with its properties, so a newer
+    write between the host's read and ours cannot file the old bytes under the new version's key."""
+    import azure.functions as func
+
+    from functions import context
+    from functions.blob_trigger import source_from_stream
+
+    function_env.upload("z.jpg", scene("beach", seed=41))
+    old_stream = function_env.stream("z.jpg")
+    newer = scene("city", seed=42)
+    function_env.upload("z.jpg", newer)  # replaced after the host read it
+    bare = func.blob.InputStream(data=old_stream.read(), name=old_stream.name, uri=old_stream.uri,
+                                 length=old_stream.length, blob_properties={}, metadata={})
+    source, data = source_from_stream(bare, function_env.incoming, bare.read(), context.current())
+    current = function_env.blob_service.get_blob_client(function_env.incoming, "z.jpg").get_blob_properties()
+    assert data == newer and source.etag == current.etag and source.size == len(newer)

@@ -92,3 +92,10 @@ def test_host_json_pins_the_bundle_and_the_poison_threshold():
     assert host["extensionBundle"]["version"] == "[4.*, 5.0.0)"
     assert host["extensions"]["blobs"]["poisonBlobThreshold"] >= 1
     assert host["extensions"]["queues"]["messageEncoding"] == "base64"
+
+
+def test_one_version_has_one_record_name_whatever_offset_its_time_carries():
+    instant = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    in_tokyo = instant.astimezone(timezone(timedelta(hours=9)))  # already 2 March there
+    names = {result_blob_name(Location("results"), "c/a.jpg", "0x1", when) for when in (instant, in_tokyo)}
+    assert names == {f"date=2026-03-01/{record_key('c/a.jpg', '0x1')}.jsonl"}
