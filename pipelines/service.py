@@ -23,6 +23,7 @@ from pipelines import config
 from pipelines.plan import ProjectState, TagState, find_project
 
 T = TypeVar("T")
+C = TypeVar("C")
 PAGE = 256  # GetImages allows at most 256 per call
 
 
@@ -64,35 +65,26 @@ class Service:
     def _count(self, kind: str) -> None:
         self.calls[kind] = self.calls.get(kind, 0) + 1
 
-    def t(self, what: str, fn: Callable[[CustomVisionTrainingClient], T], *, idempotent: bool = True) -> T:
-        """One training-API call, paced and retried."""
-        client = self.training
+    def _paced(self, kind: str, client: C, pacer: Pacer, what: str, fn: Callable[[C], T], *, idempotent: bool) -> T:
+        """One counted call of ``kind`` through the shared retry layer at ``pacer``'s rate."""
 
         def attempt() -> T:
-            self._count("training")
+            self._count(kind)
             return fn(client)
 
-        return call(attempt, what=what, pacer=self.training_pacer, policy=self.policy, idempotent=idempotent)
+        return call(attempt, what=what, pacer=pacer, policy=self.policy, idempotent=idempotent)
+
+    def t(self, what: str, fn: Callable[[CustomVisionTrainingClient], T], *, idempotent: bool = True) -> T:
+        """One training-API call, paced and retried."""
+        return self._paced("training", self.training, self.training_pacer, what, fn, idempotent=idempotent)
 
     def start_training(self, what: str, fn: Callable[[CustomVisionTrainingClient], T]) -> T:
         """TrainProject has its own, lower, limit on F0; and it is not idempotent (a repeat could start a 2nd run)."""
-        client = self.training
-
-        def attempt() -> T:
-            self._count("train")
-            return fn(client)
-
-        return call(attempt, what=what, pacer=self.train_pacer, policy=self.policy, idempotent=False)
+        return self._paced("train", self.training, self.train_pacer, what, fn, idempotent=False)
 
     def p(self, what: str, fn: Callable[[CustomVisionPredictionClient], T]) -> T:
         """One prediction-API call, paced at the tier's prediction rate."""
-        client = self.prediction
-
-        def attempt() -> T:
-            self._count("prediction")
-            return fn(client)
-
-        return call(attempt, what=what, pacer=self.prediction_pacer, policy=self.policy)
+        return self._paced("prediction", self.prediction, self.prediction_pacer, what, fn, idempotent=True)
 
     # lookups ------------------------------------------------------------------------------------------------------
     def classification_domains(self) -> dict[str, str]:
