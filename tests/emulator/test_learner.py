@@ -89,23 +89,57 @@ def test_multiclass_probabilities_are_a_softmax(quick, scenes_test):
     assert (p > 0).all()
 
 
-def test_numpy_prediction_equals_scikit_learns_for_the_same_fit(quick, scenes_train, scenes_test):
+# Two claims, two tolerances (see FACTS.md, "Machines"):
+# - same model, same numbers: our numpy prediction and scikit-learn's, given the *same* fitted parameters, differ only
+#   by the rounding of a different operation order: 1e-12 in a probability (float64 carries about 1e-16 relative).
+# - two *separate* fits of the same data are not bit-identical across machines: L-BFGS stops at a gradient tolerance and
+#   its path depends on the BLAS kernel OpenBLAS picks for the CPU (4.5e-8 apart was seen on one machine). They must
+#   still be the same model for every purpose a threshold serves: 1e-4 in a probability (routing thresholds are set to
+#   two or three decimals) and the same top tag for every image.
+SAME_MODEL_ATOL = 1e-12
+SEPARATE_FITS_ATOL = 1e-4
+
+
+def _reference(x: np.ndarray, target: np.ndarray):
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=learner.QUICK_SETTINGS["C"], max_iter=500))
-    reference.fit(scenes_train.features.astype(np.float64), scenes_train.truth.argmax(axis=1))
-    np.testing.assert_allclose(
-        quick.model.predict_proba(scenes_test.features), reference.predict_proba(scenes_test.features), atol=1e-9
-    )
+    return reference.fit(x.astype(np.float64), target)
+
+
+def _model_of(reference, n_tags: int) -> learner.Model:
+    """The learner's Model holding exactly the parameters scikit-learn fitted (a softmax over +-z/2 for two tags)."""
+    scaler, lr = reference[0], reference[1]
+    coef, intercept = lr.coef_, lr.intercept_
+    if n_tags == 2 and coef.shape[0] == 1:
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    return learner.Model("Multiclass", scaler.mean_, scaler.scale_, coef, intercept)
+
+
+def test_numpy_prediction_equals_scikit_learns_for_the_same_fitted_model(scenes_train, scenes_test):
+    reference = _reference(scenes_train.features, scenes_train.truth.argmax(axis=1))
+    # float64 in: scikit-learn keeps float32 features in float32, whose rounding (about 4e-8 here) is not the claim
+    x = scenes_test.features.astype(np.float64)
+    np.testing.assert_allclose(_model_of(reference, 4).predict_proba(x), reference.predict_proba(x), rtol=0, atol=SAME_MODEL_ATOL)
+
+
+def test_learner_fit_and_a_separate_scikit_learn_fit_are_the_same_model_within_tolerance(quick, scenes_train, scenes_test):
+    reference = _reference(scenes_train.features, scenes_train.truth.argmax(axis=1))
+    x = scenes_test.features.astype(np.float64)
+    ours, theirs = quick.model.predict_proba(x), reference.predict_proba(x)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=SEPARATE_FITS_ATOL)
+    np.testing.assert_array_equal(ours.argmax(axis=1), theirs.argmax(axis=1))
 
 
 def test_two_tag_multiclass_is_the_binary_logistic_as_a_softmax(scenes_train, scenes_test):
     rows = [i for i, tags in enumerate(scenes_train.labels) if tags[0] in (0, 3)]
     x, labels = scenes_train.features[rows], [[0] if scenes_train.labels[i][0] == 0 else [1] for i in rows]
+    reference = _reference(x, np.array([t[0] for t in labels]))
+    # the same fitted binary logistic, rewritten as a two-tag softmax, predicts the same numbers
+    np.testing.assert_allclose(_model_of(reference, 2).predict_proba(scenes_test.features),
+                               reference.predict_proba(scenes_test.features.astype(np.float64)), rtol=0, atol=SAME_MODEL_ATOL)
+    # and the learner's own (separate) fit is that model within the tolerance separate fits need
     result = learner.train(x, labels, 2, "Multiclass")
-    reference = make_pipeline(StandardScaler(), LogisticRegression(C=learner.QUICK_SETTINGS["C"], max_iter=500))
-    reference.fit(x.astype(np.float64), [t[0] for t in labels])
-    np.testing.assert_allclose(
-        result.model.predict_proba(scenes_test.features), reference.predict_proba(scenes_test.features), atol=1e-9
-    )
+    np.testing.assert_allclose(result.model.predict_proba(scenes_test.features),
+                               reference.predict_proba(scenes_test.features.astype(np.float64)), rtol=0, atol=SEPARATE_FITS_ATOL)
 
 
 def test_model_json_round_trip_predicts_identically_and_holds_only_plain_json(quick, scenes_test):
