@@ -7,6 +7,7 @@ stop the app with one message naming the setting, not surface one blob at a time
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def _rate(name: str, env: Mapping[str, str]) -> float:
         rate = float(value)
     except ValueError:
         rate = -1.0
-    if not rate > 0:
+    if not (rate > 0 and math.isfinite(rate)):  # "nan" and "inf" parse as floats
         raise ConfigurationError(f"app setting {name}={value!r} is not a positive number of calls per second",
                                  setting=name, hint=f"set {name} to the pricing tier's limit, e.g. 10")
     return rate

@@ -28,6 +28,7 @@ import jsonschema
 import yaml
 
 from cvops.errors import ConfigurationError
+from cvops.numbers import is_finite_number, refuse_non_finite
 
 __all__ = [
     "MODERATION_SCORES",
@@ -157,11 +158,17 @@ def load_policy(source: str, base_dir: Path) -> Policy:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"policy file {path} does not parse: {' '.join(str(exc).split())}",
                                  setting=POLICY_SETTING, hint="fix its syntax") from exc
-    return parse_policy(data, origin=f"policy file {path.name}")
+    return parse_policy(data, origin=f"policy file {path}")
 
 
 def parse_policy(data: Any, *, origin: str = "policy") -> Policy:
-    """Validate plain data against ``policy.schema.json`` plus the rules a schema cannot say; build a Policy."""
+    """Validate plain data against ``policy.schema.json`` plus the rules a schema cannot say; build a Policy.
+
+    Non-finite numbers are refused first (JSON Schema's ``minimum``/``maximum`` let NaN through, and a NaN limit
+    would make every comparison false: ``reject_above: NaN`` would reject nothing).
+    """
+    refuse_non_finite(data, origin=origin, setting=POLICY_SETTING,
+                      hint=f"write a number from 0 to 1 (NaN and infinities switch a rule off); see {SCHEMA_PATH.name}")
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     problems = [f"{_where(e)}: {e.message}" for e in errors]
@@ -204,12 +211,17 @@ def decide(policy: Policy, predictions: Mapping[str, float] | Iterable[tuple[str
     moderation_outcome = _moderate(policy, moderation or {}, reasons)
     if moderation_outcome == "rejected":
         return Decision("rejected", (), tuple(reasons))
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    # A score that is not a finite number (a service answering NaN) compares false with every limit, so it could
+    # neither pass nor fail a rule: it is left out of the ranking and the image goes to a person instead.
+    invalid = sorted(tag for tag, score in scores.items() if not is_finite_number(score))
+    for tag in invalid:
+        reasons.append(Reason("invalid_score", f"{tag} score {scores[tag]!r} is not a finite number", tag=tag))
+    ranked = sorted(((t, s) for t, s in scores.items() if t not in invalid), key=lambda item: (-item[1], item[0]))
     if policy.classification_type == "multiclass":
         outcome, tags = _multiclass(policy, ranked[:1], reasons)
     else:
         outcome, tags = _multilabel(policy, ranked, reasons)
-    if moderation_outcome == "review" and outcome == "accepted":
+    if (moderation_outcome == "review" or invalid) and outcome == "accepted":
         outcome = "review"
     return Decision(outcome, tags, tuple(reasons))
 
@@ -221,7 +233,11 @@ def _moderate(policy: Policy, scores: Mapping[str, float], reasons: list[Reason]
         score = scores.get(name)
         if band is None or score is None:
             continue
-        if band.reject_above is not None and score > band.reject_above:
+        if not is_finite_number(score):
+            # NaN is above nothing and at or above nothing: without this it would pass every band unseen.
+            reasons.append(Reason("invalid_score", f"{name} score {score!r} is not a finite number", tag=name))
+            outcome = outcome or "review"
+        elif band.reject_above is not None and score > band.reject_above:
             reasons.append(Reason("moderation_reject", f"{name} score {score:.3f} is above {band.reject_above}",
                                   tag=name, score=score, limit=band.reject_above))
             outcome = "rejected"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -35,6 +36,17 @@ from pipelines.spec import ProjectSpec, SourceSpec, parse_source
 EXIT_FAILED, EXIT_CONFIG, EXIT_SERVICE, EXIT_TRANSIENT, EXIT_BUG = 1, 2, 3, 4, 70
 SPEC_ENV = "CVOPS_SPEC"
 PROJECT_ENV = "CVOPS_PROJECT"
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange refusing NaN and infinities: click reads "nan" and "inf" as floats, and NaN passes every
+    range check (``--min-precision nan`` would switch a gate off)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def exit_code(error: CvopsError) -> int:
@@ -425,7 +437,7 @@ def _perf_table(console: Any, perf: dict[str, Any], title: str) -> None:
 @click.option("--budget-hours", type=click.IntRange(1, 96), default=None, help="Budget for --advanced.")
 @click.option("--force", is_flag=True, help="Train even if nothing changed since the last iteration.")
 @click.option("--wait", is_flag=True, help="Wait for Completed or Failed, showing progress.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+@click.option("--timeout", type=FiniteFloatRange(min=1), default=None,
               help="With --wait: give up waiting after this many seconds (the spec's training.timeout_seconds, else 3600).")
 @common()
 def train_cmd(run: Run, advanced: bool, budget_hours: int | None, force: bool, wait: bool,
@@ -472,14 +484,14 @@ def train_cmd(run: Run, advanced: bool, budget_hours: int | None, force: bool, w
 # evaluate ---------------------------------------------------------------------------------------------------------
 @cli.command("evaluate")
 @click.option("--iteration", "iteration_ref", default=None, help="Iteration id or name (default: newest Completed).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="One threshold for every tag (default: the spec's per-tag thresholds, else 0.5).")
 @click.option("--holdout", default=None, help="Held-out labelled images (same forms as upload SOURCE); default: "
                                               "the spec's data.holdout, if any.")
 @click.option("--no-holdout", is_flag=True, help="Only the service's numbers, even if the spec declares a holdout.")
-@click.option("--target-precision", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--target-precision", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Recommend per-tag thresholds reaching this precision.")
-@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--target-recall", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Recommend per-tag thresholds reaching this recall.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write evaluation.json, .md and .html (with plots) into this folder.")
@@ -568,10 +580,10 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
 @cli.command("publish")
 @click.option("--iteration", "iteration_ref", default="latest", show_default=True, help="Iteration id, name or latest.")
 @click.option("--name", "publish_name", default=None, help="Publish name (default: the spec's publish.name).")
-@click.option("--min-precision", type=click.FloatRange(0, 1), default=None, help="Gate (default: the spec's gates).")
-@click.option("--min-recall", type=click.FloatRange(0, 1), default=None, help="Gate.")
-@click.option("--min-map", type=click.FloatRange(0, 1), default=None, help="Gate on mean average precision.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--min-precision", type=FiniteFloatRange(0, 1), default=None, help="Gate (default: the spec's gates).")
+@click.option("--min-recall", type=FiniteFloatRange(0, 1), default=None, help="Gate.")
+@click.option("--min-map", type=FiniteFloatRange(0, 1), default=None, help="Gate on mean average precision.")
+@click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="Threshold of the gated precision/recall (default: the spec's evaluation threshold, else 0.5).")
 @click.option("--keep", type=click.IntRange(0, 20), default=None,
               help="Delete unpublished iterations beyond the newest K (default: the spec's publish.keep).")
@@ -622,7 +634,7 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
 # predict ----------------------------------------------------------------------------------------------------------
 @cli.command("predict")
 @click.argument("target")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="One threshold for every tag (default: the spec's per-tag thresholds, else 0.5).")
 @click.option("--no-store", is_flag=True, help="Do not keep the image in the project's prediction history.")
 @click.option("--name", "publish_name", default=None, help="Publish name (default: the spec's publish.name).")
@@ -691,7 +703,7 @@ def status_cmd(run: Run) -> None:
 @click.option("--flavor", default=None, help="e.g. Linux/Windows/ARM (DockerFile), TensorFlowLite/TensorFlowJs.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="Where to save the model.")
 @click.option("--iteration", "iteration_ref", default="latest", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True)
+@click.option("--timeout", type=FiniteFloatRange(min=1), default=600, show_default=True)
 @common()
 def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_ref: str, timeout: float) -> None:
     """Export an iteration trained on a compact domain, wait for it, and download it.

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from cvops.errors import ConfigurationError
+from cvops.numbers import refuse_non_finite
 
 COMPACT_DOMAINS = frozenset({
     "General (compact)", "General (compact) [S1]", "Food (compact)", "Landmarks (compact)", "Retail (compact)",
@@ -105,7 +106,13 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 
 def validate(data: Any, *, origin: str = "spec") -> None:
-    """Raise a ConfigurationError naming the first wrong field (the most relevant one, per jsonschema's best_match)."""
+    """Raise a ConfigurationError naming the first wrong field (the most relevant one, per jsonschema's best_match).
+
+    NaN and infinities are refused first: the schema's ``minimum``/``maximum`` let NaN through (``threshold: .nan``
+    would be applied), see :mod:`cvops.numbers`.
+    """
+    refuse_non_finite(data, origin=origin,
+                      hint="write a finite number (the spec's schema is pipelines/spec.schema.json)")
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
