@@ -1,19 +1,30 @@
 """The backlog queue's message: which blob to route. Written by `cvops classify-backlog`, read by the queue trigger.
 
 Why a tiny JSON object and not the blob's URL: the handler reads the blob with the app's own identity, so no SAS
-travels through the queue, and the container may be any container of the account (a backlog is often an archive).
+travels through the queue (the message still names the container, so a wrong one is refused with its name).
 The ETag seen at listing time is informational: the handler routes whatever version is there when the message is
 processed, keyed by that version's ETag, so a message delivered twice still gives one outcome.
+
+Which blobs a message may name (:func:`refusal`): only blobs of the app's incoming container, by a name the service
+would store. Anyone who can write to the queue could otherwise make the app copy a blob of any container (a private
+one, or its own ``classified``/``results`` output, which it would route again as ``classified/beach/beach/...``) into
+the outputs its readers see; and a ``.``/``..`` path segment is resolved by URL normalisation before the request
+reaches the service, so ``../other/x.jpg`` would read another container's blob. These are permanent: retrying
+cannot make them right, so they are refused once instead of being retried to the poison queue.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["BacklogItem"]
+__all__ = ["MAX_BLOB_NAME", "BacklogItem", "Refusal", "refusal"]
 
 VERSION = 1
+MAX_BLOB_NAME = 1024  # characters (Azure's limit for a blob name)
+_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -42,3 +53,36 @@ class BacklogItem:
             raise ValueError(f"backlog message needs non-empty 'container' and 'name': {text[:200]!r}")
         etag = body.get("etag")
         return cls(container, name, etag if isinstance(etag, str) and etag else None)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a backlog message is refused for good: a stable ``code`` for queries and a one-line ``message``."""
+
+    code: str
+    message: str
+
+
+def refusal(item: BacklogItem, *, incoming: str, outputs: Mapping[str, str] | None = None) -> Refusal | None:
+    """None when ``item`` names a blob the app may route; else why not. Pure.
+
+    ``incoming`` is the incoming container; ``outputs`` maps each output container to the setting that names it (so
+    the message can say which of the app's own outputs was named).
+    """
+    container, name = item.container, item.name
+    if not _CONTAINER.match(container):
+        return Refusal("invalid_container", f"container {container[:100]!r} is not a valid blob container name "
+                                            "(3-63 lowercase letters, digits and single hyphens)")
+    if container in (outputs or {}):
+        return Refusal("output_container", f"container {container!r} is the app's output ({outputs[container]}); "
+                                           "routing it would route the app's own output again")
+    if container != incoming:
+        return Refusal("not_incoming_container", f"container {container!r} is not the incoming container "
+                                                 f"{incoming!r}; the backlog routes only blobs of the incoming container")
+    if len(name) > MAX_BLOB_NAME:
+        return Refusal("invalid_blob_name", f"blob name is {len(name)} characters, above Azure's {MAX_BLOB_NAME}")
+    segments = name.replace("\\", "/").split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return Refusal("invalid_blob_name", f"blob name {name[:200]!r} has a '.' or '..' segment, which URL "
+                                            "normalisation would resolve to another blob")
+    return None

@@ -7,7 +7,9 @@ the CVOPS_INCOMING_CONTAINER setting and the connection from the CVOPS_STORAGE s
 
 Failures: transient ones propagate, so the host retries the blob and after ``poisonBlobThreshold`` attempts puts it
 on ``webjobs-blobtrigger-poison``; a configuration error propagates too (the image is fine, the app is not). Bad
-images are quarantined by the handler and the invocation succeeds.
+images are quarantined by the handler and the invocation succeeds. A blob deleted before a trigger without its ETag
+could read it again is a permanent condition, not a failure: it is logged and the invocation succeeds at once (see
+:func:`source_from_stream` for why nothing is recorded).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 
 import azure.functions as func
+from azure.core.exceptions import ResourceNotFoundError
 
 from functions import context, settings
 from functions.handler import parse_time, process_blob
@@ -25,12 +28,16 @@ log = logging.getLogger("cvops.functions")
 
 
 def source_from_stream(stream: func.InputStream, container: str, data: bytes,
-                       ctx: context.AppContext) -> tuple[SourceRef, bytes]:
+                       ctx: context.AppContext) -> tuple[SourceRef, bytes] | None:
     """The source reference from the trigger's metadata (name is ``container/name``; properties carry the ETag), and
-    the bytes that belong to it.
+    the bytes that belong to it; None when the blob must be read again and no longer exists.
 
     If the host gave no ETag or Last-Modified, the blob is read again, bytes and properties in one download (one more
-    storage call), so the version and the content cannot come from two different writes.
+    storage call), so the version and the content cannot come from two different writes. If it is gone by then
+    (deleted, or moved by ``CVOPS_MOVE_SOURCE`` after another delivery routed it), retrying cannot bring it back, so
+    this is not raised for the host to retry five times. Nothing is recorded: records are keyed by the version's
+    ETag, which is unknown here, and a record keyed otherwise would give an image already routed a second outcome;
+    the warning log names the blob.
     """
     full = stream.name or ""
     name = full[len(container) + 1:] if full.startswith(f"{container}/") else full
@@ -42,7 +49,14 @@ def source_from_stream(stream: func.InputStream, container: str, data: bytes,
     if fetched_again:
         # Without the host's ETag, the bytes and the version must come from one read: a properties call after the
         # host's read could describe a newer version than the bytes, and the record would file A's bytes under B's key.
-        download = ctx.blob_service.get_blob_client(container, name).download_blob()
+        try:
+            download = ctx.blob_service.get_blob_client(container, name).download_blob()
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) == "ContainerNotFound":
+                raise  # the incoming container itself is gone: the app's configuration, not this blob
+            log.warning("%s/%r was deleted before it could be read again (the trigger gave no ETag); "
+                        "nothing to route", container, name)
+            return None
         log.warning("trigger metadata for %s/%s had no ETag or LastModified; read the blob again with its properties",
                     container, name)
         data = download.readall()
@@ -60,5 +74,6 @@ def route_new_blob(blob: func.InputStream) -> None:
     """Validate, classify and route one new blob (observers of the handler see its outcome)."""
     ctx = context.current()
     data = blob.read() or b""
-    source, data = source_from_stream(blob, ctx.config.incoming.container, data, ctx)
-    process_blob(source, data, ctx)
+    found = source_from_stream(blob, ctx.config.incoming.container, data, ctx)
+    if found is not None:
+        process_blob(*found, ctx)
