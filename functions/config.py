@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvops.errors import ConfigurationError
+from cvops.redaction import check_connection_string, register_secret
 from functions import settings
-from functions.naming import Location
+from functions.naming import Location, check_disjoint
 from functions.policy import Policy, load_policy
 
 __all__ = ["APP_ROOT", "AppConfig", "StorageConnection", "load_config", "relevant_environment"]
@@ -24,6 +26,8 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 """Where function_app.py, host.json and policy.yaml live (the deployment package's root)."""
 
 _STORAGE_PREFIX = settings.STORAGE_CONNECTION
+# Connection strings the app or its host read; registered for redaction even when the app does not use them itself.
+_SECRET_NAMES = (_STORAGE_PREFIX, "AzureWebJobsStorage")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,9 @@ class StorageConnection:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> StorageConnection:
-        conn = env.get(_STORAGE_PREFIX, "").strip()
-        if conn:
-            return cls(connection_string=conn)
+        raw = env.get(_STORAGE_PREFIX, "")
+        if raw.strip():
+            return cls(connection_string=check_connection_string(_STORAGE_PREFIX, raw))
         blob_uri = (env.get(f"{_STORAGE_PREFIX}__blobServiceUri") or env.get(f"{_STORAGE_PREFIX}__serviceUri") or "")
         if not blob_uri.strip():
             raise ConfigurationError(
@@ -120,9 +124,25 @@ def _rate(name: str, env: Mapping[str, str]) -> float:
     return rate
 
 
+def _project_id(env: Mapping[str, str]) -> str:
+    """VISION_PROJECT_ID, which must be a project's id (a UUID), not its name: the service would answer a non-UUID
+    with an error that reads as if the publish name were wrong."""
+    value = settings.read("VISION_PROJECT_ID", env)
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"app setting VISION_PROJECT_ID={value!r} is not a project id (a UUID such as "
+            "0f8fad5b-d9cb-469f-a165-70867728950e)", setting="VISION_PROJECT_ID",
+            hint="set it to the project's id, not its name: `cvops status --project NAME --json` prints it") from None
+    return value
+
+
 def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_ROOT) -> AppConfig:
     """Read and check every setting; a ConfigurationError names the first wrong one."""
     env = os.environ if environ is None else environ
+    for name in _SECRET_NAMES:  # the host's own storage connection may be printed by an SDK error too
+        register_secret(env.get(name))
     locations = {
         key: Location.parse(settings.read(name, env), name)
         for key, name in (("incoming", "CVOPS_INCOMING_CONTAINER"), ("classified", "CVOPS_CLASSIFIED_CONTAINER"),
@@ -138,6 +158,7 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
             raise ConfigurationError(
                 f"app setting {name} points into the incoming container {location.container!r}: every copy "
                 "would trigger the function again", setting=name, hint="use another container for outputs")
+    check_disjoint({key: location for key, location in locations.items() if key != "incoming"})
     policy = load_policy(settings.read("CVOPS_POLICY", env), app_root)
     moderation_endpoint = settings.read("VISION_MODERATION_ENDPOINT", env)
     if moderation_endpoint and not policy.uses_moderation:
@@ -152,7 +173,7 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
     return AppConfig(
         prediction_endpoint=settings.read("VISION_PREDICTION_ENDPOINT", env),
         prediction_key=settings.read("VISION_PREDICTION_KEY", env),
-        project_id=settings.read("VISION_PROJECT_ID", env),
+        project_id=_project_id(env),
         publish_name=settings.read("VISION_PUBLISH_NAME", env),
         moderation_endpoint=moderation_endpoint,
         moderation_key=settings.read("VISION_MODERATION_KEY", env),

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cvops.errors import ConfigurationError
+from cvops.redaction import check_key, register_secret
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,19 @@ BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
 def read(name: str, environ: Mapping[str, str] | None = None) -> str:
-    """The value of a catalogued setting, its default when unset, or a ConfigurationError naming it when required."""
+    """The value of a catalogued setting, its default when unset, or a ConfigurationError naming it when required.
+
+    A secret setting's value is registered with :mod:`cvops.redaction` and checked (:func:`cvops.redaction.check_key`).
+    """
     setting = BY_NAME[name]
     env = os.environ if environ is None else environ
-    value = env.get(name, "").strip()
+    raw = env.get(name, "")
+    value = raw.strip()
+    if setting.secret:
+        # Registered before anything else can fail, so no message, log line or record can carry it; checked so a
+        # key that can never work (a line break from `az ... -o tsv`, a non-ASCII character) is named, not echoed.
+        register_secret(raw)
+        return check_key(name, raw) if value else ""
     if value:
         return value
     if setting.required:

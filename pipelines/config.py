@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvops.errors import ConfigurationError
+from cvops.redaction import check_connection_string, check_key, register_secret
 
 TRAINING_ENDPOINT = "VISION_TRAINING_ENDPOINT"
 TRAINING_KEY = "VISION_TRAINING_KEY"
@@ -22,6 +23,11 @@ PREDICTION_RESOURCE_ID = "VISION_PREDICTION_RESOURCE_ID"
 STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 STORAGE_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
 TIER = "CVOPS_TIER"
+
+# Settings whose values are credentials: registered for redaction as soon as they are read, checked when used,
+# never printed (``Settings.redacted``). An account URL is not secret itself, but may carry a SAS query.
+KEYS = frozenset({TRAINING_KEY, PREDICTION_KEY})
+SECRETS = KEYS | {STORAGE_CONNECTION_STRING}
 
 NAMES = (TRAINING_ENDPOINT, TRAINING_KEY, PREDICTION_ENDPOINT, PREDICTION_KEY, PREDICTION_RESOURCE_ID,
          STORAGE_CONNECTION_STRING, STORAGE_ACCOUNT_URL, TIER)
@@ -64,7 +70,7 @@ class Settings:
             what = _WHAT.get(name, name)
             raise ConfigurationError(f"{name} is not set ({what})", setting=name,
                                      hint=f"export {name}=..., put it in .env, or pass the matching --option")
-        return value
+        return check_key(name, value) if name in KEYS else value
 
     @property
     def tier(self) -> str:
@@ -81,7 +87,7 @@ class Settings:
     def storage(self) -> dict[str, str]:
         """Keyword arguments for cvops.clients.blob_service_client: a connection string wins over an account URL."""
         if conn := self.get(STORAGE_CONNECTION_STRING):
-            return {"connection_string": conn}
+            return {"connection_string": check_connection_string(STORAGE_CONNECTION_STRING, conn)}
         if url := self.get(STORAGE_ACCOUNT_URL):
             return {"account_url": url}
         raise ConfigurationError(
@@ -115,15 +121,22 @@ class Settings:
 
     def redacted(self) -> dict[str, str]:
         """For `--json` diagnostics: which settings are set, never their secret values."""
-        secret = {TRAINING_KEY, PREDICTION_KEY, STORAGE_CONNECTION_STRING}
-        return {k: ("<set>" if k in secret else v) for k, v in self.values.items() if v}
+        return {k: ("<set>" if k in SECRETS else v) for k, v in self.values.items() if v}
 
 
 def resolve(environ: Mapping[str, str], dotenv: Mapping[str, str | None] | None = None,
             overrides: Mapping[str, str | None] | None = None) -> Settings:
-    """Flags over environment over .env (the usual precedence: a .env file never overrides what CI exported)."""
+    """Flags over environment over .env (the usual precedence: a .env file never overrides what CI exported).
+
+    Every secret value met in any layer is registered for redaction here, before anything can print it, whether
+    or not it wins (a losing .env key is still a key).
+    """
     values: dict[str, str] = {}
     for name in NAMES:
+        for layer in (overrides or {}, environ, dotenv or {}):
+            value = layer.get(name)
+            if value is not None and (name in SECRETS or (name == STORAGE_ACCOUNT_URL and "?" in str(value))):
+                register_secret(str(value) if name in SECRETS else str(value).split("?", 1)[1])
         for layer in (overrides or {}, environ, dotenv or {}):
             value = layer.get(name)
             if value is not None and str(value).strip():

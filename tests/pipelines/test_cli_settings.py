@@ -55,7 +55,7 @@ def test_a_dotenv_file_is_read_and_a_named_missing_one_is_an_error(tmp_path):
 
 
 def test_the_backlog_queue_address_comes_from_the_same_storage_settings():
-    blob_only = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=k;BlobEndpoint=http://127.0.0.1:1/a;"
+    blob_only = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/a;"
     with pytest.raises(ConfigurationError) as refused:
         config.Settings({config.STORAGE_CONNECTION_STRING: blob_only}).queue_storage()
     assert refused.value.setting == config.STORAGE_CONNECTION_STRING and "QueueEndpoint" in str(refused.value)
