@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,9 +24,22 @@ from cvops.errors import ConfigurationError
 from functions.backlog_message import BacklogItem
 from functions.naming import SIDECAR_SUFFIX
 
-__all__ = ["BacklogResult", "backlog_queue_client", "enqueue_backlog", "iter_backlog"]
+__all__ = ["BacklogResult", "backlog_queue_client", "check_queue_name", "enqueue_backlog", "iter_backlog"]
 
 log = logging.getLogger("cvops.backlog")
+
+# Azure Storage queue names: 3-63 characters, lowercase letters, digits and single hyphens, starting and ending
+# with a letter or digit.
+_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def check_queue_name(name: str, setting: str = "--queue") -> str:
+    """``name`` if Azure Storage accepts it as a queue name, else a ConfigurationError naming ``setting`` (the
+    service would answer a bare 400 InvalidResourceName). Pure."""
+    if not _QUEUE_NAME.match(name or ""):
+        raise ConfigurationError(f"{setting} {name!r} is not a valid queue name", setting=setting,
+                                 hint="use 3-63 lowercase letters, digits and single hyphens, e.g. cvops-backlog")
+    return name
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class BacklogResult:
 def backlog_queue_client(queue_service, queue_name: str) -> QueueClient:
     """A client for the backlog queue that encodes as the host expects (host.json ``messageEncoding: base64``);
     the queue is created if missing."""
-    client = queue_service.get_queue_client(queue_name, message_encode_policy=TextBase64EncodePolicy())
+    client = queue_service.get_queue_client(check_queue_name(queue_name), message_encode_policy=TextBase64EncodePolicy())
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()
     return client

@@ -28,8 +28,8 @@ from typing import Any
 
 import click
 
-from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError
-from cvops.redaction import redact
+from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError, from_exception
+from cvops.redaction import install_log_redaction, redact
 from pipelines import config
 from pipelines.spec import ProjectSpec, SourceSpec, parse_source
 
@@ -116,7 +116,8 @@ class Run:
     def console(self):
         from rich.console import Console
 
-        return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 120, highlight=False)
+        return Console(file=_RedactingStream(sys.stdout), soft_wrap=False,
+                       width=None if sys.stdout.isatty() else 120, highlight=False)
 
     @property
     def reporter(self):
@@ -130,17 +131,37 @@ class Run:
 
     def emit(self, data: dict[str, Any], human: Callable[[Any], None]) -> None:
         if self.json:
-            click.echo(json.dumps(data, indent=2, default=str))
+            click.echo(redact(json.dumps(data, indent=2, default=str)))
         else:
             human(self.console)
+
+
+class _RedactingStream:
+    """stdout for rich's tables: every write is redacted (a row could echo a URL with a SAS, or a setting)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+# One error line stays readable: an SDK message (an XML body, a list of 500 tags) is cut here.
+MAX_ERROR_CHARS = 600
 
 
 def _fail(run: Run | None, message: str, status: int, **extra: Any) -> None:
     """One line on stderr; with --json also a JSON document on stdout; then exit with ``status``.
 
-    The message is redacted: an SDK or HTTP error can echo a SAS URL or a connection string, and CI logs are kept.
+    The message is redacted (an SDK or HTTP error can echo a SAS URL, a connection string or a key that reached a
+    header), collapsed to one line and cut at :data:`MAX_ERROR_CHARS`; CI logs are kept.
     """
-    message = redact(message)
+    message = redact(" ".join(message.split()))
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
     click.echo(f"cvops: error: {message}", err=True)
     if run is not None and run.json:
         click.echo(json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))
@@ -158,7 +179,13 @@ class Group(click.Group):
             _fail(run, str(e), exit_code(e), **({"code": e.code} if getattr(e, "code", None) else {}))
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except Exception as e:  # a bug: say so in one line, traceback on demand
+        except Exception as e:
+            # The user's environment (a wrong storage key, an unreachable account, a missing container, an
+            # unwritable path) is mapped in one place, cvops.errors.from_exception; what is left is a bug.
+            mapped = from_exception(e)
+            if mapped is not None:
+                _fail(ctx.find_object(Run), str(mapped), exit_code(mapped),
+                      **({"code": mapped.code} if getattr(mapped, "code", None) else {}))
             if os.environ.get("CVOPS_DEBUG"):
                 raise
             _fail(ctx.find_object(Run), f"internal error: {type(e).__name__}: {e} "
@@ -231,6 +258,7 @@ def cli(ctx: click.Context, **flags: str | None) -> None:
              "prediction_endpoint": config.PREDICTION_ENDPOINT, "prediction_key": config.PREDICTION_KEY,
              "prediction_resource_id": config.PREDICTION_RESOURCE_ID,
              "storage_account_url": config.STORAGE_ACCOUNT_URL}
+    install_log_redaction()  # the SDKs log request headers at DEBUG; this CLI's output must not carry a key either
     run = ctx.ensure_object(Run)
     run.overrides.update({names[k]: v for k, v in flags.items() if v})
 
@@ -758,9 +786,8 @@ def function_run_local(run: Run, settings_file: str, once: bool, concurrency: in
         stop.set()
         raise click.exceptions.Exit(130) from None
     data = stats.to_dict()
-    run.emit({"ok": not stats.failed, **data},
-             lambda c: c.print(", ".join(f"{k}: {v}" for k, v in data.items())))
-    if stats.failed:
+    run.emit(data, lambda c: c.print(", ".join(f"{k}: {v}" for k, v in data.items())))
+    if not stats.ok:  # by how each blob ended: a failure a later retry fixed is counted, not fatal
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
@@ -782,8 +809,11 @@ def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: s
       cvops classify-backlog --container incoming --json
     """
     from cvops.clients import queue_service_client
+    from functions.naming import Location
     from pipelines import backlog
 
+    Location.parse(container, "--container")  # a bad name is the user's typo, not the service's 400
+    backlog.check_queue_name(queue_name)
     queue = backlog.backlog_queue_client(queue_service_client(**run.settings.queue_storage()), queue_name)
     with run.reporter.task(f"queueing blobs of {container}/{prefix or ''}") as task:
         result = backlog.enqueue_backlog(run.service.blob_service, queue, container, prefix, concurrency=concurrency,
