@@ -27,6 +27,7 @@ from typing import Any, Literal
 import jsonschema
 import yaml
 
+from cvops import strict_yaml
 from cvops.errors import ConfigurationError
 from cvops.numbers import is_finite_number, refuse_non_finite
 
@@ -154,7 +155,7 @@ def load_policy(source: str, base_dir: Path) -> Policy:
                                  setting=POLICY_SETTING,
                                  hint="deploy the file with the app, or fix the path (relative to the app root)") from exc
     try:
-        data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
+        data = json.loads(raw) if path.suffix.lower() == ".json" else strict_yaml.safe_load(raw)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"policy file {path} does not parse: {' '.join(str(exc).split())}",
                                  setting=POLICY_SETTING, hint="fix its syntax") from exc

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import jsonschema
 import yaml
 
+from cvops import strict_yaml
 from cvops.errors import ConfigurationError
 from cvops.numbers import refuse_non_finite
 
@@ -105,6 +106,19 @@ def _where(error: jsonschema.ValidationError) -> str:
     return out or "(top level)"
 
 
+def _message(error: jsonschema.ValidationError, shown: int = 5) -> str:
+    """jsonschema's message, short: it quotes the whole offending value (a list of 501 tags on one line), so a long
+    list is shown as its first few items "and N more", and any other long value is cut."""
+    instance = error.instance
+    if isinstance(instance, list) and error.validator in ("maxItems", "minItems"):
+        items = [repr(i.get("name", i) if isinstance(i, dict) else i)[:40] for i in instance[:shown]]
+        more = f" and {len(instance) - shown} more" if len(instance) > shown else ""
+        bound = "at most" if error.validator == "maxItems" else "at least"
+        return f"{len(instance)} items ({', '.join(items)}{more}); {bound} {error.validator_value} allowed"
+    message = error.message
+    return message if len(message) <= 200 else f"{message[:200]}… ({len(message) - 200} more characters)"
+
+
 def validate(data: Any, *, origin: str = "spec") -> None:
     """Raise a ConfigurationError naming the first wrong field (the most relevant one, per jsonschema's best_match).
 
@@ -118,7 +132,7 @@ def validate(data: Any, *, origin: str = "spec") -> None:
     if error is None:
         return
     where = _where(error)
-    raise ConfigurationError(f"{origin}: {where}: {error.message}", setting=where,
+    raise ConfigurationError(f"{origin}: {where}: {_message(error)}", setting=where,
                              hint="fix the spec (its schema is pipelines/spec.schema.json) and run again")
 
 
@@ -219,8 +233,12 @@ def load(path: str | Path) -> ProjectSpec:
                                  hint="pass the path of a project spec (see examples/scenes/project.yaml)") from None
     except OSError as e:
         raise ConfigurationError(f"cannot read spec file {p}: {e.strerror}", setting="spec") from None
+    except UnicodeDecodeError as e:
+        raise ConfigurationError(f"spec {p} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})",
+                                 setting="spec", hint="save the file as UTF-8 (most editors: File > Save with "
+                                                      "encoding) and run again") from None
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.safe_load(text)  # a key given twice is refused, naming it and its lines
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
