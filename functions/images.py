@@ -8,26 +8,69 @@ most 10,240 px) is converted and the reason recorded; what cannot is a :class:`R
 which the caller turns into a quarantine record. The original bytes are never modified: the copy that is routed is
 the original; only the bytes sent for prediction are normalised.
 
-Fast path: an image that needs no change is only checked to be complete (its end marker, or a decode when it has
-none) and its original bytes are sent as they are.
+Fast path: an image that needs no change is only checked to be complete (its end marker and checksums, or a decode
+when it has neither) and its original bytes are sent as they are.
+
+Memory: Pillow decodes to full-size buffers outside Python's allocator, so a pixel cap alone does not cap memory (a
+488 KB RGBA PNG of 10950 x 10950 took 1.8 GB through the old path). Each image's peak is estimated from its header
+before anything is decoded (:func:`estimate_memory`), the work is planned to fit ``Limits.memory_budget_bytes``
+(reduced JPEG decoding, an earlier and smaller downscale), and what cannot fit is refused before decoding. A
+process-wide gate holds concurrent decodes to ``MEMORY_POOL_BYTES`` together, whatever concurrency the host allows.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "APP_FOOTPRINT_BYTES",
+    "CONCURRENT_IMAGES",
     "CONVERTIBLE_FORMATS",
+    "HOST_ALLOWANCE_BYTES",
+    "INSTANCE_MEMORY_BYTES",
+    "MEMORY_BUDGET_BYTES",
+    "MEMORY_POOL_BYTES",
     "Limits",
+    "MemoryEstimate",
     "NormalisedImage",
     "Rejection",
+    "estimate_memory",
+    "input_too_large",
     "normalise",
 ]
+
+MiB = 1024 * 1024
+INSTANCE_MEMORY_BYTES = 2048 * MiB
+"""Flex Consumption's default instance memory; every concurrent invocation on the instance shares it."""
+CONCURRENT_IMAGES = 8
+"""host.json ``extensions.blobs.maxDegreeOfParallelism``: images one instance may be validating at once."""
+HOST_ALLOWANCE_BYTES = 256 * MiB
+"""The Functions host (.NET) and the Python worker's own runtime (gRPC, the invocation's copy of the blob's bytes
+in flight): not measurable on this machine (no ``func`` here), so a round allowance."""
+APP_FOOTPRINT_BYTES = 192 * MiB
+"""This app in the worker: ``import function_app`` with the Azure SDKs and Pillow measured 67 MB of RSS (VmHWM in a
+fresh process, Python 3.11, 2026-11-30); the rest covers its clients, connection pools, thread stacks and logs."""
+MEMORY_POOL_BYTES = INSTANCE_MEMORY_BYTES - HOST_ALLOWANCE_BYTES - APP_FOOTPRINT_BYTES
+"""What all images being validated at once may use together: 2,048 - 256 - 192 = 1,600 MiB."""
+MEMORY_BUDGET_BYTES = MEMORY_POOL_BYTES // CONCURRENT_IMAGES
+"""Peak memory one image may take from the moment its bytes arrive until its prediction bytes are encoded:
+(2,048 MiB instance - 256 MiB host allowance - 192 MiB app footprint) / 8 concurrent images = 200 MiB.
+
+It counts the input bytes (twice: the trigger's copy and the one in flight), every buffer the path allocates at
+once (decode, mode conversion, resize, re-encode) and fixed encoder overhead; see :func:`estimate_memory` for the
+bytes per pixel by mode. tests/functions/test_fn_memory_budget.py measures the real peak (RSS) of the worst images
+against it, one at a time and eight at once.
+"""
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF"})
 """What the Prediction API accepts as is (Custom Vision limits page)."""
@@ -39,6 +82,22 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _NEEDS_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, TypeError, Image.DecompressionBombError)
 
+_STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+"""Bytes per pixel of Pillow's in-memory image by mode; every other mode (LA, PA, RGB, RGBA, CMYK, YCbCr, I, F) is
+stored as 4 bytes per pixel, RGB included (Pillow pads it to RGBX)."""
+_WORK_BYTES_PER_PIXEL = 8
+"""A conversion step (rotate, 16-to-8 bit, to RGB, the encoder's mode change) holds its input and output at once:
+at most 4 + 4 bytes per working pixel; earlier images are released before the next step."""
+_RESIZE_BYTES_PER_PIXEL = 28
+"""Downscaling to ``p`` working pixels: a box ``reduce`` to under 4p pixels (16 bytes each per working pixel), then
+Lanczos to the exact size (horizontal pass under 2p, 8 bytes; output p, 4 bytes)."""
+_FIXED_OVERHEAD_BYTES = 16 * MiB
+"""libjpeg/zlib state, row buffers, Python objects of one invocation."""
+_INPUT_COPIES = 2
+"""The trigger's ``bytes`` and the worker's copy in flight are alive while the image is validated."""
+_MIN_WORK_SIDE = 256
+"""Custom Vision upscales anything smaller; shrinking below this to fit memory would only lose the picture."""
+
 # Our own pixel limit (Limits.max_pixels) is what decides; Pillow's global warning below it would only be noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -47,8 +106,12 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 class Limits:
     """What the Prediction API accepts and what this process is willing to decode.
 
-    ``max_pixels`` guards memory: a 100 KB PNG can declare 50,000 x 50,000 pixels (7.5 GB decoded). 120 MP covers
-    the largest camera sensors and a 10,240 px square, and decodes in about 360 MB.
+    ``max_pixels`` refuses absurd headers cheaply (a 100 KB PNG can declare 50,000 x 50,000 pixels); it does not
+    bound memory by itself: ``memory_budget_bytes`` does (see :data:`MEMORY_BUDGET_BYTES` for its arithmetic), by
+    planning each image's decode and conversions from its header and refusing what cannot fit.
+    ``max_input_bytes`` refuses oversize uploads before they are parsed: their bytes alone would eat the budget
+    (counted twice, see :func:`estimate_memory`); 32 MiB is above any camera JPEG and far above the 4 MB that
+    prediction accepts.
     """
 
     max_bytes: int = 4 * 1024 * 1024
@@ -57,6 +120,8 @@ class Limits:
     max_pixels: int = 120_000_000
     jpeg_qualities: tuple[int, ...] = (90, 80, 70)
     min_side_when_shrinking: int = 512
+    max_input_bytes: int = 32 * MiB
+    memory_budget_bytes: int = MEMORY_BUDGET_BYTES
 
 
 @dataclass(frozen=True)
@@ -98,14 +163,155 @@ class Rejection:
         return {"reason": self.reason, "message": self.message}
 
 
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """One image's planned peak memory and the plan that keeps it there (all from the header, nothing decoded).
+
+    ``decode_scale``: a JPEG is decoded at 1/decode_scale (1, 2, 4 or 8); other formats at 1. ``work_pixels``: the
+    image's pixels after any downscale. ``memory_shrink``: the plan shrinks below what ``max_side`` alone asks, to
+    fit the budget. ``fits`` is False when no plan fits: the image is refused before it is decoded.
+    """
+
+    peak_bytes: int
+    decode_scale: int
+    work_pixels: int
+    memory_shrink: bool
+    fits: bool
+    detail: str
+
+
+def input_too_large(size: int, limits: Limits = Limits()) -> Rejection | None:  # noqa: B008 - frozen dataclass
+    """Refuse a blob by its size alone, before its bytes are read (for callers that know the size first)."""
+    if size <= limits.max_input_bytes:
+        return None
+    return Rejection("too_large",
+                     f"the blob is {size:,} bytes, above the {limits.max_input_bytes:,} bytes this function reads "
+                     f"(an image that large cannot be validated within {limits.memory_budget_bytes // MiB} MiB); "
+                     "downscale or recompress it before uploading")
+
+
+def _storage_bytes(mode: str) -> int:
+    return _STORAGE_BYTES.get(mode, 4)
+
+
+def _decoder_extra(fmt: str, mode: str, pixels: int) -> int:
+    """Buffers a decoder (or our first conversion at full size) holds beside the decoded image, per format.
+
+    WebP: libwebp's animation decoder keeps two RGBA canvases. TIFF: libtiff may read the whole image as one strip,
+    or as an RGBA raster (4 bytes a pixel). BMP: Pillow's RLE decoder builds the raw pixels first. GIF: a copy of
+    the frame for disposal. ``1`` and 16-bit modes are converted at full size before any downscale.
+    """
+    extra = {"WEBP": 8 * pixels, "TIFF": 4 * pixels + _storage_bytes(mode) * pixels, "BMP": 4 * pixels,
+             "GIF": pixels}.get(fmt, 0)
+    if mode == "1" or mode.startswith("I;16"):
+        extra += _storage_bytes(mode) * pixels
+    return extra
+
+
+def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, limits: Limits = Limits(),  # noqa: B008
+                    *, convert: bool, jpeg_coefficient_bytes: int = 0, checked_by_decode: bool = True
+                    ) -> MemoryEstimate:
+    """Peak memory of validating one image, and the decode scale and working size that keep it under
+    ``limits.memory_budget_bytes``.
+
+    peak = 2 x input bytes (the trigger's copy and ours)
+         + decoded pixels x bytes per pixel of the mode (1: 1-bit, L, P; 2: 16-bit; 4: every other mode, RGB too)
+         + the decoder's own buffers (:func:`_decoder_extra`; a progressive or multi-scan JPEG keeps every DCT
+           coefficient, 2 bytes per sample, whatever the output scale)
+         + working pixels x 8 (one conversion's input and output) or x 28 when downscaling (box reduce to under 4x
+           the target, then Lanczos)
+         + 3 x the prediction byte limit (encoder output) + 16 MiB fixed.
+
+    ``convert`` False: the image is only checked: a JPEG by two 1/8-scale decodes one after the other, a PNG by its
+    checksums (``checked_by_decode`` False: no decode), other formats by one full decode. JPEGs try scales 1, 1/2,
+    1/4, 1/8 (the first that is still at least ``max_side`` when downscaling, then smaller ones); if none fits, or
+    for other formats, the working image is shrunk further to fit, down to 256 px on its short side.
+    """
+    width, height = size
+    storage = _storage_bytes(mode)
+    fixed = _INPUT_COPIES * data_len + _FIXED_OVERHEAD_BYTES
+    label = f"{mode} {fmt} {width}x{height}"
+    if not convert:
+        if fmt == "JPEG":
+            pixels = math.ceil(width / 8) * math.ceil(height / 8)
+            peak = fixed + data_len + jpeg_coefficient_bytes + pixels * storage
+        elif checked_by_decode:
+            peak = fixed + width * height * storage + _decoder_extra(fmt, mode, width * height)
+        else:
+            peak = fixed
+        return MemoryEstimate(peak, 8 if fmt == "JPEG" else 1, width * height, False,
+                              peak <= limits.memory_budget_bytes, label)
+    fixed += 3 * limits.max_bytes
+    side_limit = limits.max_side
+    scales = (1, 2, 4, 8) if fmt == "JPEG" else (1,)
+    if fmt == "JPEG" and max(size) > side_limit:  # the smallest decode still at least max_side, then smaller ones
+        first = max(s for s in scales if math.ceil(max(size) / s) >= side_limit or s == 1)
+        scales = tuple(s for s in scales if s >= first)
+    plan = None
+    for scale in scales:
+        dw, dh = math.ceil(width / scale), math.ceil(height / scale)
+        decoded = dw * dh
+        decode_bytes = decoded * storage + _decoder_extra(fmt, mode, decoded) + jpeg_coefficient_bytes
+        factor = min(1.0, side_limit / max(dw, dh))
+        work = max(1, round(dw * factor)) * max(1, round(dh * factor))
+        per_pixel = _RESIZE_BYTES_PER_PIXEL if work < decoded else _WORK_BYTES_PER_PIXEL
+        peak = fixed + decode_bytes + per_pixel * work
+        plan = (scale, dw, dh, decode_bytes, work)
+        if peak <= limits.memory_budget_bytes:
+            return MemoryEstimate(peak, scale, work, False, True, label)
+    assert plan is not None
+    scale, dw, dh, decode_bytes, work = plan
+    room = limits.memory_budget_bytes - fixed - decode_bytes
+    shrunk = min(work, max(0, room) // _RESIZE_BYTES_PER_PIXEL)
+    short_side = min(dw, dh) * math.sqrt(shrunk / (dw * dh))
+    peak = fixed + decode_bytes + _RESIZE_BYTES_PER_PIXEL * shrunk
+    return MemoryEstimate(peak if shrunk else fixed + decode_bytes, scale, shrunk, True,
+                          short_side >= _MIN_WORK_SIDE, label)
+
+
+class _MemoryGate:
+    """Holds the images being validated at once in this process to ``capacity`` bytes of estimated peak together.
+
+    host.json allows 8 blob invocations, and the queue trigger more (``batchSize`` + ``newBatchThreshold``), all in
+    one worker process: the per-image budget alone would not bound the sum. An image whose estimate does not fit
+    waits until enough earlier ones finish (seconds); one image alone always passes (its estimate is within the
+    per-image budget, itself within the pool).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, amount: int) -> Iterator[None]:
+        amount = min(amount, self.capacity)
+        with self._changed:
+            self._changed.wait_for(lambda: self.in_use + amount <= self.capacity)
+            self.in_use += amount
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_use -= amount
+                self._changed.notify_all()
+
+
+_GATE = _MemoryGate(MEMORY_POOL_BYTES)
+
+
 def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejection:  # noqa: B008 - frozen dataclass
     """Check ``data`` is one complete, supported image within ``limits``; fix what can be fixed.
 
     Rejection codes: ``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``,
-    ``decompression_bomb``, ``bad_aspect_ratio``, ``too_large``.
+    ``decompression_bomb`` (more pixels, or more memory to decode, than this function allows), ``bad_aspect_ratio``,
+    ``too_large`` (over the input or the prediction byte limit).
     """
     if not data:
         return Rejection("empty", "the blob is empty (0 bytes): an upload that never completed, or a placeholder")
+    oversize = input_too_large(len(data), limits)
+    if oversize:
+        return oversize
     opened = _open(data, limits)
     if isinstance(opened, Rejection):
         return opened
@@ -116,21 +322,44 @@ def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejec
         return Rejection("bad_aspect_ratio",
                          f"{fmt} image {width}x{height} has an aspect ratio above {limits.max_aspect_ratio:g}:1, "
                          "which Custom Vision refuses; crop it before uploading")
-
+    layout = None
+    if fmt == "JPEG":
+        layout = _jpeg_layout(data)
+        if isinstance(layout, Rejection):
+            return layout
+    elif fmt == "PNG":
+        problem = _png_checksums(data)
+        if problem:
+            return problem
     try:
         needed = _changes_needed(data, image, limits)
     except _DECODE_ERRORS as exc:  # reading EXIF or counting frames can hit the end of a damaged file
         return _decode_failure(fmt, exc)
-    if not needed:
-        problem = _check_complete(data, fmt)
-        if problem:
-            return problem
-        return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
-                               original_width=width, original_height=height, original_bytes=len(data))
-    try:
-        return _convert(data, image, needed, limits)
-    except _DECODE_ERRORS as exc:
-        return _decode_failure(fmt, exc)
+    plan = estimate_memory(fmt, image.mode, image.size, len(data), limits, convert=bool(needed),
+                           jpeg_coefficient_bytes=layout.coefficient_bytes if layout else 0,
+                           checked_by_decode=not _ends_cleanly(data, fmt))
+    if not plan.fits:
+        return Rejection("decompression_bomb",
+                         f"{plan.detail} would need about {plan.peak_bytes // MiB:,} MiB to decode and convert, above "
+                         f"the {limits.memory_budget_bytes // MiB:,} MiB one image may use here (a decompression "
+                         "bomb, or an image far larger than prediction needs); downscale it before uploading")
+    with _GATE.reserve(plan.peak_bytes):
+        if layout is not None:
+            problem = _jpeg_scan_complete(data, layout)
+            if problem:
+                return problem
+        if not needed:
+            problem = _check_complete(data, fmt)
+            if problem:
+                return problem
+            return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
+                                   original_width=width, original_height=height, original_bytes=len(data))
+        try:
+            return _convert(data, image, needed, plan, limits)
+        except _DECODE_ERRORS as exc:
+            return _decode_failure(fmt, exc)
+        finally:
+            image.close()
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image | Rejection:
@@ -154,8 +383,40 @@ def _open(data: bytes, limits: Limits) -> Image.Image | Rejection:
     return image
 
 
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
+)
+"""Magic numbers of the formats we accept or convert: a file that starts like one but does not open is damaged."""
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"hevx": "HEIC", b"heim": "HEIC",
+                b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+"""ISO base media ``ftyp`` brands of HEIF images (iPhone photos are HEIC): a real image format Pillow cannot read."""
+
+
+def _heif_kind(data: bytes) -> str | None:
+    """HEIC / HEIF / AVIF from the ``ftyp`` box (major brand, then compatible brands), else None."""
+    if data[4:8] != b"ftyp" or len(data) < 16:
+        return None
+    box_size = int.from_bytes(data[:4], "big")
+    brands = [data[8:12]] + [data[i:i + 4] for i in range(16, min(box_size, len(data), 64), 4)]
+    for brand in brands:
+        if brand in _HEIF_BRANDS:
+            return _HEIF_BRANDS[brand]
+    return None
+
+
 def _identify_other(data: bytes) -> Rejection:
-    """Not one of ours: is it another image format (say which), or not an image at all?"""
+    """Not one of ours: a damaged file of one of our formats, another image format (say which), or not an image?"""
+    heif = _heif_kind(data)
+    if heif:
+        return Rejection("unsupported_format",
+                         f"{heif} images (iPhone and some Android photos) are not supported; export them as JPEG "
+                         "(on iPhone: Settings > Camera > Formats > Most Compatible) or convert before uploading")
+    for magic, fmt in _SIGNATURES:
+        if data.startswith(magic) and not (fmt == "BMP" and len(data) < 26):
+            return _damaged_header(data, fmt)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _damaged_header(data, "WEBP")
     try:
         with Image.open(io.BytesIO(data)) as other:
             fmt = other.format or "unknown"
@@ -166,6 +427,18 @@ def _identify_other(data: bytes) -> Rejection:
     return Rejection("unsupported_format",
                      f"{fmt} images are not supported; use JPEG, PNG, BMP or GIF "
                      f"(TIFF and WebP are converted automatically)")
+
+
+def _damaged_header(data: bytes, fmt: str) -> Rejection:
+    """The file starts as ``fmt`` but Pillow cannot read its header: say why in Pillow's words."""
+    try:
+        Image.open(io.BytesIO(data), formats=[fmt]).close()
+        detail = "header not recognised"
+    except Exception as exc:  # the reason Pillow gives is the most useful thing we can tell
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+    if len(data) < 64:
+        return Rejection("truncated", f"{fmt} file is only {len(data)} bytes: it ends inside its header ({detail})")
+    return Rejection("corrupt", f"{fmt} file is damaged: its header cannot be read ({detail})")
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -228,54 +501,226 @@ def _ends_cleanly(data: bytes, fmt: str) -> bool:
 
 
 def _check_complete(data: bytes, fmt: str) -> Rejection | None:
-    """Prove the file is whole: by its end marker when it has one (no decode: a 1 MB photo costs microseconds, and
-    damage inside the stream is refused by the Prediction API, which the handler quarantines), else by decoding it
-    once, JPEGs at 1/8 scale (the whole stream is still read)."""
-    if _ends_cleanly(data, fmt):
+    """Prove a file that needs no change is whole. JPEG and PNG were proved already (:func:`_jpeg_scan_complete`,
+    :func:`_png_checksums`) unless a PNG lacks its end chunk; other formats (GIF, BMP: no end marker) are decoded."""
+    if fmt == "JPEG" or _ends_cleanly(data, fmt):
         return None
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if fmt == "JPEG":
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
     except _DECODE_ERRORS as exc:
         return _decode_failure(fmt, exc)
     return None
 
 
-def _convert(data: bytes, image: Image.Image, needed: list[str], limits: Limits) -> NormalisedImage | Rejection:
+def _png_checksums(data: bytes) -> Rejection | None:
+    """Every chunk's CRC, up to IEND (Pillow's ``verify``: no pixels decoded, a CRC-32 over the file).
+
+    Pillow's decoder skips the CRCs of image data chunks, so a flipped bit in IDAT would otherwise reach prediction
+    as a silently different picture, or decode as garbage.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.verify()
+    except _DECODE_ERRORS as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, EOFError) or "truncated" in text.lower():
+            return _decode_failure("PNG", exc)
+        return Rejection("corrupt", f"PNG image is damaged: a chunk's checksum does not match its data ({text})")
+    return None
+
+
+@dataclass(frozen=True)
+class _JpegLayout:
+    """What the marker segments say: where the image data ends (its EOI) and what decoding it will hold."""
+
+    eoi: int
+    scans: int
+    progressive: bool
+    coefficient_bytes: int
+
+
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+"""The end of a scan's entropy-coded data: 0xFF followed by a byte that is neither stuffing (00), a restart marker
+(D0-D7) nor fill (FF)."""
+
+
+def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
+    """Walk the JPEG's marker segments (skipping each scan's entropy-coded data) to its end-of-image marker.
+
+    Cheap (segment lengths and one regular-expression search per scan, in C) and it catches what a header parse
+    cannot: a file that ends inside a scan or a segment (``truncated``), and a progressive file whose last scans are
+    missing (each coefficient of each component must be refined down to its last bit). It also gives the memory a
+    decode will hold: a progressive or multi-scan JPEG keeps every DCT coefficient (2 bytes per sample) at any scale.
+    """
+    n = len(data)
+    pos, scans, progressive = 2, 0, False
+    components: dict[int, tuple[int, int]] = {}
+    width = height = 0
+    refined: dict[int, set[int]] = {}
+    while True:
+        if pos + 1 >= n:
+            return Rejection("truncated", f"JPEG image is truncated: the file ends at byte {n:,} before its end "
+                                          "marker (an interrupted upload?)")
+        if data[pos] != 0xFF:  # garbage between segments: decoders skip it, so do we
+            found = data.find(b"\xff", pos)
+            if found < 0:
+                pos = n
+                continue
+            pos = found
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            pos = n
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        end = pos + 2 + length
+        if length < 2 or end > n:
+            return Rejection("truncated", f"JPEG image is truncated: a segment at byte {pos:,} runs past the end of "
+                                          "the file (an interrupted upload?)")
+        body = data[pos + 4:end]
+        if marker in _SOF_MARKERS and len(body) >= 6:
+            progressive = marker in (0xC2, 0xC6, 0xCA, 0xCE)
+            height, width = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big")
+            for i in range(body[5]):
+                entry = body[6 + 3 * i:9 + 3 * i]
+                if len(entry) == 3:
+                    components[entry[0]] = (entry[1] >> 4, entry[1] & 0x0F)
+        if marker == 0xDA:
+            if not components:
+                return Rejection("corrupt", "JPEG image is damaged: image data comes before the frame header")
+            scans += 1
+            count = body[0] if body else 0
+            ids = [body[1 + 2 * i] for i in range(count) if 1 + 2 * i < len(body)]
+            spectral = body[1 + 2 * count:4 + 2 * count]
+            if len(spectral) == 3 and spectral[2] & 0x0F == 0:
+                for ident in ids:
+                    refined.setdefault(ident, set()).update(range(spectral[0], min(spectral[1], 63) + 1))
+            following = _NEXT_MARKER.search(data, end)
+            if following is None:
+                return Rejection("truncated", "JPEG image is truncated: the file ends inside the image data, with "
+                                              "no end marker (an interrupted upload?)")
+            pos = following.end() - 2
+            continue
+        pos = end
+    if not scans:
+        return Rejection("corrupt", "JPEG image is damaged: it ends before any image data")
+    if progressive and any(refined.get(ident, set()) != set(range(64)) for ident in components):
+        return Rejection("truncated", "JPEG image is truncated: its last progressive scans are missing (a cut file "
+                                      "with an end marker appended?)")
+    coefficient_bytes = 0
+    if scans > 1 and components:
+        h_max = max(h for h, _ in components.values()) or 1
+        v_max = max(v for _, v in components.values()) or 1
+        mcus_x, mcus_y = math.ceil(width / (8 * h_max)), math.ceil(height / (8 * v_max))
+        coefficient_bytes = sum(mcus_x * h * mcus_y * v * 128 for h, v in components.values())
+    return _JpegLayout(eoi=pos, scans=scans, progressive=progressive, coefficient_bytes=coefficient_bytes)
+
+
+_EOI = b"\xff\xd9"
+_PAD = b"\x00" * 256
+
+
+def _jpeg_scan_complete(data: bytes, layout: _JpegLayout) -> Rejection | None:
+    """Prove the image data reaches the last block, though an end marker follows it whatever was cut before.
+
+    libjpeg meets an end marker that comes too early with a warning Pillow does not pass on, and fills the rest of
+    the picture with mid grey: a truncated upload with FFD9 appended decodes "fine". So: decode at 1/8 scale (each
+    pixel is one block's DC value, the whole stream still read); a complete file's last block is almost never
+    exactly grey, which ends the check with one decode. When it is grey, decode again with zero bytes inserted
+    before the end marker: after complete data they are ignored, while a cut scan decodes them as more blocks and
+    the picture changes. Limit: a progressive file cut inside its last AC scans (the DC is whole) passes; its
+    missing later scans are caught by :func:`_jpeg_layout`.
+    """
+    body = data[:layout.eoi]
+    try:
+        first = _decode_eighth(body + _EOI)
+        if not _last_pixel_is_fill(first):
+            return None
+        second = _decode_eighth(body + _PAD + _EOI)
+    except _DECODE_ERRORS as exc:
+        return _decode_failure("JPEG", exc)
+    if first.tobytes() != second.tobytes():
+        return Rejection("corrupt", "JPEG image data stops before the image does, and an end marker follows (a cut "
+                                    "file with its end appended): the rest would decode as flat grey")
+    return None
+
+
+def _decode_eighth(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data), formats=["JPEG"])
+    image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+    image.load()
+    return image
+
+
+def _last_pixel_is_fill(image: Image.Image) -> bool:
+    """libjpeg's fill for missing blocks: all-zero coefficients, i.e. sample value 128 in every component."""
+    pixel = image.getpixel((image.width - 1, image.height - 1))
+    values = pixel if isinstance(pixel, tuple) else (pixel,)
+    fill = {"RGB": (128, 128, 128), "L": (128,)}.get(image.mode)
+    return fill is None or tuple(values) == fill
+
+
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEstimate,
+             limits: Limits) -> NormalisedImage | Rejection:
+    """Decode as the plan says and apply ``needed`` in the order that keeps memory lowest: decode (JPEGs at the
+    planned scale), reduce to 8-bit grey what has no cheaper downscale, downscale, rotate, and only then convert
+    modes on the smaller image. Each step releases the image before it."""
     fmt = image.format or "unknown"
     original_size = image.size
     changes: list[str] = []
-    if "downscale" in needed and fmt == "JPEG":
-        # Decode big JPEGs at the smallest DCT scale that is still at least the target: less memory and time.
-        scale = limits.max_side / max(image.size)
-        image.draft(image.mode, (int(image.width * scale) + 1, int(image.height * scale) + 1))
+    orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if "exif_orientation" in needed else 1
+    if plan.decode_scale > 1:
+        image.draft(image.mode, (max(1, image.width // plan.decode_scale), max(1, image.height // plan.decode_scale)))
     if "first_frame" in needed:
         frames = getattr(image, "n_frames", 1)
         image.seek(0)
         changes.append(f"animated {fmt} with {frames} frames: first frame used")
     image.load()
-    if "exif_orientation" in needed:
-        orientation = image.getexif().get(_EXIF_ORIENTATION)
-        image = ImageOps.exif_transpose(image)
+    work = image
+    if work.mode == "1":
+        work = _replace(work, work.convert("L"))
+    if "to_8_bit" in needed and work.mode.startswith("I;16"):
+        work = _to_8_bit(work)
+        changes.append("16-bit samples reduced to 8-bit")
+        needed = [step for step in needed if step != "to_8_bit"]
+    target = _target_size(work.size, plan, limits)
+    if target != work.size:
+        work = _replace(work, _downscale(work, target))
+        why = (f"to fit the {limits.memory_budget_bytes // MiB} MiB memory budget" if plan.memory_shrink
+               else f"longest side at most {limits.max_side} px")
+        changes.append(f"downscaled from {original_size[0]}x{original_size[1]} to {work.width}x{work.height} "
+                       f"({why})")
+    if orientation in _TRANSPOSE_FOR_ORIENTATION:
+        work = _replace(work, work.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation]))
         changes.append(f"rotated as EXIF orientation {orientation} says")
     if "to_8_bit" in needed:
-        image = _to_8_bit(image)
+        work = _to_8_bit(work)
         changes.append("16-bit samples reduced to 8-bit")
-    if "to_rgb" in needed:
-        changes.append(f"{image.mode} converted to RGB")
-        image = image.convert("RGB")
+    if "to_rgb" in needed and work.mode != "RGB":
+        changes.append(f"{work.mode} converted to RGB")
+        work = _replace(work, work.convert("RGB"))
     if "convert_format" in needed:
         changes.append(f"{fmt} converted")
-    if max(image.size) > limits.max_side:
-        before = image.size
-        image.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
-        changes.append(f"downscaled from {before[0]}x{before[1]} to {image.width}x{image.height} "
-                       f"(longest side at most {limits.max_side} px)")
     if "shrink_bytes" in needed and not changes:
         changes.append(f"{len(data):,} bytes is above the {limits.max_bytes:,}-byte prediction limit")
-    encoded = _encode_within(image, fmt, limits, changes)
+    encoded = _encode_within(work, fmt, limits, changes)
     if encoded is None:
         return Rejection("too_large",
                          f"{fmt} image {original_size[0]}x{original_size[1]} ({len(data):,} bytes) cannot be brought "
@@ -289,26 +734,83 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], limits: Limits)
                            original_bytes=len(data), changes=tuple(changes))
 
 
+def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
+    """Release ``old``'s pixels now (not when the caller's last reference goes): the next step's peak is then only
+    its own input and output."""
+    if new is not old:
+        old.close()
+    return new
+
+
+def _target_size(size: tuple[int, int], plan: MemoryEstimate, limits: Limits) -> tuple[int, int]:
+    """The working size: within ``max_side`` and the plan's working pixels, aspect ratio kept."""
+    width, height = size
+    factor = min(1.0, limits.max_side / max(width, height), math.sqrt(plan.work_pixels / (width * height)))
+    if factor >= 1.0:
+        return size
+    return (min(limits.max_side, max(1, round(width * factor))), min(limits.max_side, max(1, round(height * factor))))
+
+
+def _downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Box-average by a whole factor first (cheap, and the big buffer is gone sooner), then Lanczos to the size.
+
+    Palette images cannot be averaged: they are sampled down to twice the size, made RGB(A), then filtered.
+    """
+    if image.mode == "P":
+        if image.width >= 4 * size[0] and image.height >= 4 * size[1]:
+            image = image.resize((2 * size[0], 2 * size[1]), Image.Resampling.NEAREST)
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    factor = min(image.width // size[0], image.height // size[1])
+    if factor >= 2 and not image.mode.startswith("I;16"):
+        image = image.reduce(factor)
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
 def _to_8_bit(image: Image.Image) -> Image.Image:
-    """16-bit grey (I;16*) maps 0..65535 onto 0..255; 32-bit int/float is stretched over its own range."""
+    """16-bit grey (I;16*) maps 0..65535 onto 0..255; 32-bit int/float is stretched over its own range.
+
+    The scaled copy is made, the input released, then the copy converted: three buffers never coexist.
+    """
     if image.mode.startswith("I;16"):
-        return image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
-    if image.mode in ("I", "F"):
+        scaled = image.point(lambda v: v * (1 / 257))
+    elif image.mode in ("I", "F"):
         low, high = image.getextrema()
         span = (high - low) or 1
-        return image.point(lambda v: (v - low) * (255 / span)).convert("L")
-    return image  # a 48/64-bit PNG Pillow already opened as 8-bit RGB(A): re-encoding writes 8 bits
-
-
-def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    if fmt == "JPEG":
-        image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(
-            buffer, "JPEG", quality=quality, optimize=False)
+        scaled = image.point(lambda v: (v - low) * (255 / span))
     else:
-        if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.mode else "RGB")
-        image.save(buffer, "PNG", compress_level=6)
+        return image  # a 48/64-bit PNG Pillow already opened as 8-bit RGB(A): re-encoding writes 8 bits
+    image.close()
+    return _replace(scaled, scaled.convert("L"))
+
+
+class _OverLimit(Exception):
+    """An encoder's output passed the byte limit: stop it there rather than let it grow."""
+
+
+class _CappedBuffer(io.BytesIO):
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def write(self, chunk) -> int:  # type: ignore[override]
+        if self.tell() + len(chunk) > self.cap:
+            raise _OverLimit
+        return super().write(chunk)
+
+
+def _encode(image: Image.Image, fmt: str, quality: int, cap: int) -> bytes | None:
+    """Encode, or None as soon as the output passes ``cap`` bytes (no use finishing it, nor holding it)."""
+    buffer = _CappedBuffer(cap)
+    try:
+        if fmt == "JPEG":
+            image = image if image.mode in ("L", "RGB") else image.convert("RGB")
+            image.save(buffer, "JPEG", quality=quality, optimize=False)
+        else:
+            if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+                image = image.convert("RGBA" if "A" in image.mode else "RGB")
+            image.save(buffer, "PNG", compress_level=6)
+    except _OverLimit:
+        return None
     return buffer.getvalue()
 
 
@@ -321,20 +823,21 @@ def _encode_within(image: Image.Image, source_fmt: str, limits: Limits,
     """Encode under the byte limit: the natural format first, then JPEG at falling quality, then smaller sizes."""
     natural = "JPEG" if source_fmt == "JPEG" or (source_fmt in CONVERTIBLE_FORMATS and not _has_alpha(image)) \
         else "PNG"
-    out = _encode(image, natural, limits.jpeg_qualities[0])
-    if len(out) <= limits.max_bytes:
+    out = _encode(image, natural, limits.jpeg_qualities[0], limits.max_bytes)
+    if out is not None:
         return out, natural
-    flat = image.convert("RGB") if _has_alpha(image) or image.mode not in ("L", "RGB") else image
+    flat = _replace(image, image.convert("RGB")) if _has_alpha(image) or image.mode not in ("L", "RGB") else image
     for quality in limits.jpeg_qualities:
-        out = _encode(flat, "JPEG", quality)
-        if len(out) <= limits.max_bytes:
+        out = _encode(flat, "JPEG", quality, limits.max_bytes)
+        if out is not None:
             changes.append(f"re-encoded as JPEG quality {quality} to fit {limits.max_bytes:,} bytes")
             return out, "JPEG"
     current = flat
     while min(current.size) * 3 // 4 >= limits.min_side_when_shrinking:
-        current = current.resize((current.width * 3 // 4, current.height * 3 // 4), Image.Resampling.LANCZOS)
-        out = _encode(current, "JPEG", limits.jpeg_qualities[-1])
-        if len(out) <= limits.max_bytes:
+        current = _replace(current, current.resize((current.width * 3 // 4, current.height * 3 // 4),
+                                                   Image.Resampling.LANCZOS))
+        out = _encode(current, "JPEG", limits.jpeg_qualities[-1], limits.max_bytes)
+        if out is not None:
             changes.append(f"shrunk to {current.width}x{current.height}, JPEG quality {limits.jpeg_qualities[-1]}, "
                            f"to fit {limits.max_bytes:,} bytes")
             return out, "JPEG"

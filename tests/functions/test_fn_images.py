@@ -159,3 +159,74 @@ def test_a_jpeg_with_bytes_after_its_end_marker_is_still_checked_and_accepted():
     result = normalise(data)
     assert isinstance(result, NormalisedImage) and result.unchanged
 
+
+
+# Issue 9, part 2, defect 6: damaged files get the reason that says what they are.
+
+def _png_chunk_offset(data: bytes, kind: bytes) -> tuple[int, int]:
+    """Offset of a chunk's data and its length."""
+    at = data.index(kind)
+    return at + 4, int.from_bytes(data[at - 4:at], "big")
+
+
+def test_a_truncated_jpeg_with_an_end_marker_appended_is_corrupt_not_accepted_as_grey():
+    for keep in (0.3, 0.6, 0.9):
+        data = samples.truncated(samples.noisy_jpeg((400, 300)), keep) + b"\xff\xd9"
+        result = normalise(data)
+        assert isinstance(result, Rejection) and result.reason == "corrupt", (keep, result)
+        assert "end marker" in result.message
+
+
+def test_a_truncated_photo_with_an_end_marker_and_a_trailer_is_corrupt():
+    data = samples.truncated(samples.photo((640, 480)), 0.5) + b"\xff\xd9" + b"motion-photo trailer" * 10
+    result = normalise(data)
+    assert isinstance(result, Rejection) and result.reason == "corrupt", result
+
+
+def test_a_progressive_jpeg_missing_its_last_scans_is_truncated():
+    progressive = samples.encode(Image.open(io.BytesIO(samples.noisy_jpeg((400, 300)))), "JPEG", progressive=True)
+    last_scan = progressive.rindex(b"\xff\xda")
+    result = normalise(progressive[:last_scan] + b"\xff\xd9")
+    assert isinstance(result, Rejection) and result.reason == "truncated", result
+
+
+def test_complete_jpegs_of_every_kind_still_pass_the_scan_check():
+    base = Image.open(io.BytesIO(samples.noisy_jpeg((400, 300))))
+    for data in (samples.encode(base, "JPEG", progressive=True), samples.encode(base, "JPEG", restart_marker_blocks=4),
+                 samples.encode(Image.new("RGB", (640, 480), (128, 128, 128)), "JPEG"),
+                 samples.encode(Image.new("L", (64, 64), 128), "JPEG"), samples.cmyk_jpeg()):
+        result = normalise(data)
+        assert isinstance(result, NormalisedImage), result
+
+
+def test_a_png_with_a_bad_crc_in_its_image_data_is_corrupt():
+    data = bytearray(samples.photo(fmt="PNG"))
+    start, length = _png_chunk_offset(bytes(data), b"IDAT")
+    data[start + length] ^= 0xFF  # first byte of the IDAT chunk's CRC
+    result = normalise(bytes(data))
+    assert isinstance(result, Rejection) and result.reason == "corrupt", result
+    assert "checksum" in result.message
+
+
+def test_a_png_with_a_bad_header_crc_is_corrupt_not_not_an_image():
+    data = bytearray(samples.photo(fmt="PNG"))
+    data[29] ^= 0xFF  # IHDR's CRC (8-byte signature, 8-byte chunk head, 13-byte body)
+    result = normalise(bytes(data))
+    assert isinstance(result, Rejection) and result.reason == "corrupt", result
+    assert "PNG" in result.message
+
+
+@pytest.mark.parametrize("brands", [b"heic\x00\x00\x00\x00mif1heic", b"mif1\x00\x00\x00\x00mif1miaf"])
+def test_a_heic_photo_is_an_unsupported_format_not_not_an_image(brands):
+    ftyp = (8 + len(brands)).to_bytes(4, "big") + b"ftyp" + brands
+    data = ftyp + b"\x00\x00\x00\x18meta" + bytes(2000)
+    result = normalise(data)
+    assert isinstance(result, Rejection) and result.reason == "unsupported_format", result
+    assert "HEI" in result.message and "JPEG" in result.message
+
+
+def test_an_upload_over_the_input_limit_is_refused_before_it_is_parsed():
+    data = samples.photo() + bytes(2_000_000)
+    result = normalise(data, Limits(max_input_bytes=1_000_000))
+    assert isinstance(result, Rejection) and result.reason == "too_large", result
+    assert "1,000,000" in result.message
