@@ -142,7 +142,9 @@ def start_azurite(*, port: int | None = None, location: Path | None = None, log_
     port = port or free_port()
     log = _log_file(log_dir, "azurite", port)
     cmd = [str(azurite_binary("azurite" if queue else "azurite-blob")), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-           "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
+           "--skipApiVersionCheck", "--disableTelemetry", "--loose",
+           # No access log: it prints every request line, SAS query (sig=...) included, into a log file people share.
+           "--silent"]
     queue_port = free_port() if queue else None
     probe = [port]
     if queue_port:

@@ -42,6 +42,7 @@ from msrest.exceptions import ClientRequestError
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from cvops.errors import ConfigurationError, CvopsError, ServiceError, ThrottledError, TransientServiceError
+from cvops.redaction import redact
 
 __all__ = ["Pacer", "RetryPolicy", "call", "classify", "retry_after_seconds"]
 
@@ -251,7 +252,6 @@ _RETRY_AFTER_TEXT = re.compile(
     r"(?:retry\s+after|try\s+again\s+in)\s+(\d+(?:\.\d+)?)\s*(milliseconds?|ms|seconds?|secs?|s)\b", re.I)
 _MSREST_STATUS_TEXT = re.compile(r"too many (\d{3}) error responses")
 _POOL_TEXT = re.compile(r"(http|https)ConnectionPool\(host='([^']+)', port=(\d+)\)", re.I)
-_SECRET_QUERY = re.compile(r"((?:sig|se|st|skoid|sktid|code|subscription-key)=)[^&\s'\"]+", re.I)
 _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidURL,
     requests.exceptions.MissingSchema,
@@ -316,10 +316,6 @@ def _code(exc: BaseException) -> str | None:
     return None
 
 
-def _redact(text: str) -> str:
-    return _SECRET_QUERY.sub(r"\1REDACTED", text)
-
-
 def _endpoint(exc: BaseException) -> str | None:
     """scheme://host of the request that failed (never the query: it may hold a SAS signature)."""
     response = _response(exc)
@@ -348,7 +344,7 @@ def _service_message(exc: BaseException) -> str:
     message = getattr(exc, "message", None)
     if not isinstance(message, str) or not message:
         message = str(exc) or type(exc).__name__
-    return _redact(" ".join(message.split()))[:500]
+    return redact(" ".join(message.split()))[:500]
 
 
 def _describe(exc: BaseException) -> str:
@@ -476,6 +472,11 @@ def _permanent_error(exc: BaseException, what: str) -> BaseException:
     """The error to raise for a permanent failure: a ServiceError when the service answered, else the original."""
     if isinstance(exc, CvopsError):
         return exc
+    if isinstance(exc, ClientRequestError) and isinstance(_inner(exc), requests.exceptions.InvalidHeader):
+        return ConfigurationError(  # a header is the key: never blame the endpoint, never quote the value
+            f"{what}: the {_key_name(exc)} cannot be sent in an HTTP header (a line break, space or other "
+            "character keys never hold)", setting="key",
+            hint="copy the key again, one key only (Azure portal > the resource > Keys and Endpoint)")
     if isinstance(exc, ClientRequestError) and isinstance(_inner(exc), _PERMANENT_REQUEST_ERRORS):
         return ConfigurationError(
             f"{what}: the endpoint URL is not usable ({_service_message(_inner(exc) or exc)})",

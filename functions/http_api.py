@@ -3,19 +3,20 @@
 Function-key auth (``?code=`` or ``x-functions-key``). Nothing is written: the caller owns the image and decides
 what to do with the answer, which is the same decision the blob trigger would make (same validation, model, policy).
 Status codes say who should act: 200 decided (any outcome but quarantine), 422 the image is unusable (the body says
-why), 400 no body, 503 the service is busy (retry after the Retry-After seconds), 500 the app is misconfigured (the
-message names the setting; no secret is ever in it).
+why), 400 no body, 503 the service is busy (retry after the Retry-After seconds), 500 the app is misconfigured or
+failed. Error answers are generic (the caller is outside the app: no endpoint, project id or service message) with an
+``error_id``; the log line with that id holds the detail, redacted (:mod:`cvops.redaction`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import azure.functions as func
 
 from cvops.errors import ConfigurationError, TransientServiceError
-from cvops.redaction import redact
 from functions import context
 from functions.handler import evaluate
 
@@ -23,6 +24,12 @@ bp = func.Blueprint()
 log = logging.getLogger("cvops.functions")
 
 MAX_BODY_BYTES = 50 * 1024 * 1024
+
+
+def _error_id() -> str:
+    """A short id that ties an error answer to its log line: the answer names no endpoint, project or message (the
+    caller is outside the app), the log has the detail, redacted."""
+    return uuid.uuid4().hex[:12]
 
 
 def _json(body: dict, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -43,11 +50,21 @@ def classify_http(req: func.HttpRequest) -> func.HttpResponse:
         ctx = context.current()
         verdict = evaluate(body, ctx, what=label)
     except ConfigurationError as exc:
-        log.error("classify %s: %s", label, exc)
-        return _json({"error": redact(str(exc)), "setting": exc.setting}, 500)
+        error_id = _error_id()
+        log.error("classify %r: error %s: %s", label, error_id, exc)
+        return _json({"error": f"the classifier is misconfigured (setting {exc.setting or 'unknown'}); the app's "
+                               f"log has the details under error id {error_id}",
+                      "setting": exc.setting, "error_id": error_id}, 500)
     except TransientServiceError as exc:
-        log.warning("classify %s: %s", label, exc)
-        return _json({"error": redact(str(exc))}, 503, headers={"Retry-After": "5"})
+        error_id = _error_id()
+        log.warning("classify %r: error %s: %s", label, error_id, exc)
+        return _json({"error": f"the classifier's services are busy or unreachable; retry later (error id "
+                               f"{error_id})", "error_id": error_id}, 503, headers={"Retry-After": "5"})
+    except Exception:
+        error_id = _error_id()
+        log.exception("classify %r: error %s", label, error_id)
+        return _json({"error": f"the classifier failed; the app's log has the details under error id {error_id}",
+                      "error_id": error_id}, 500)
     policy = ctx.config.policy
     answer = {
         **verdict.decision.to_dict(),

@@ -44,6 +44,10 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
             else (lambda c: c.classify_image_url_with_no_store(project_id, publish_name, url)))
     else:
         path = Path(target)
+        if path.is_dir():
+            raise ConfigurationError(f"{target} is a directory; predict classifies one image",
+                                     hint="give an image file, an http(s) URL or az://container/blob "
+                                          "(to check a labelled folder, use cvops evaluate --holdout)")
         if not path.is_file():
             raise ConfigurationError(f"image {target} does not exist",
                                      hint="give a file path, an http(s) URL or az://container/blob")
