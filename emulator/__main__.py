@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=_fraction, default=0.0, help="share of API calls that answer 503")
     p.add_argument("--allow-url-host", action="append", default=None, metavar="HOST",
                    help="host that image URLs may point to (repeatable; default: loopback only)")
+    p.add_argument("--no-input-guard", dest="guard_malformed_input", action="store_false",
+                   help="answer 500 (not 400) when a request provokes an unexpected error, e.g. to fuzz the service")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         training_tps=args.training_tps,
         fault_rate=args.fault_rate,
         allow_url_hosts=tuple(DEFAULT_ALLOWED_HOSTS) + tuple(args.allow_url_host or ()),
+        guard_malformed_input=args.guard_malformed_input,
     )
     app = CustomVisionApp(config)
     try:

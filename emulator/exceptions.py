@@ -1,10 +1,14 @@
 """The service's own errors: each carries the HTTP status and the `CustomVisionError` code the real service answers with.
 
 The code strings come from the `CustomVisionError` enum in the official spec (the contract tests check every code used
-here is in it), except the gateway's own "401" and "429", which Azure's API gateway sends in the same flat shape.
+here is in it), except what Azure's API gateway answers before the service sees the request: a wrong key (401, the
+gateway's nested `{"error": {...}}` body and reason phrase `Access Denied`, see emulator/README.md) and a rate limit
+(429, flat, as the service's clients read it).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class CustomVisionError(Exception):
@@ -12,6 +16,7 @@ class CustomVisionError(Exception):
 
     status = 400
     code = "BadRequest"
+    reason: str | None = None  # an HTTP reason phrase other than the standard one for `status`
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -23,7 +28,7 @@ class CustomVisionError(Exception):
             self.status = status
         self.headers = headers or {}
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
 
 
@@ -39,16 +44,25 @@ class NotFound(CustomVisionError):
 
 
 class Unauthorized(CustomVisionError):
-    """What Azure's gateway answers for a missing or wrong key (not one of the service's enum codes)."""
+    """What Azure's gateway answers for a missing or wrong key: it never reaches the service, so neither the flat
+    `{code, message}` shape nor the enum applies. 401 `Access Denied` with `{"error": {"code": "401", "message"}}`, as
+    users report it (Azure/azure-sdk-for-python#2800, #19935; MicrosoftDocs/azure-docs#80749). The Custom Vision SDK
+    reads only a flat body, so its exception says "Operation returned an invalid status code 'Access Denied'" with
+    `error.code` None, exactly as on Azure: clients must decide on the status.
+    """
 
     status = 401
     code = "401"
+    reason = "Access Denied"
 
     def __init__(self) -> None:
         super().__init__(
             "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
             "for an active subscription and use a correct regional API endpoint for your resource."
         )
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
 
 
 class TooManyRequests(CustomVisionError):

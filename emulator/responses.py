@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,41 @@ from .models import ImageSource
 from .multipart import MultipartError, boundary_of, split_multipart
 
 Json = Any
+
+# Query integers are int32 in the spec (take, skip, reservedBudgetInHours); a larger one is a client mistake, and
+# SQLite cannot even hold one past 2**63.
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def json_type(value: Json) -> str:
+    """The JSON name of a parsed value's type, for error messages ("a number", "an array", "null")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def require_object(body: Json, what: str, code: str = "BadRequestInvalid") -> dict[str, Any]:
+    """The body as a JSON object, or a 400 saying what it should have been (null and arrays are client mistakes)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"The body must be a JSON object ({what}), not {json_type(body)}.", code=code)
+    return body
+
+
+def optional_field(body: dict[str, Any], name: str, kind: type, code: str, where: str = "") -> Any:
+    """`body[name]` when absent, null or of `kind`; a 400 naming the field and the type it needs otherwise."""
+    value = body.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    wanted = {str: "a string", list: "an array", dict: "an object", bool: "a boolean"}.get(kind, "another type")
+    raise BadRequest(f"{where}{name} must be {wanted}, not {json_type(value)}.", code=code)
 
 
 class Reply:
@@ -92,10 +128,14 @@ class CustomVisionResponses:
         if value is None or value == "":
             return default
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise BadRequest(f"The query parameter {name} must be an integer, not {value!r}.",
                              code="BadRequest") from None
+        if not INT32[0] <= number <= INT32[1]:
+            raise BadRequest(f"The query parameter {name} must be a 32-bit integer; {value!r} is out of range.",
+                             code="BadRequest")
+        return number
 
     @staticmethod
     def _float(req: Request, name: str, default: float | None) -> float | None:
@@ -103,10 +143,12 @@ class CustomVisionResponses:
         if value is None or value == "":
             return default
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            raise BadRequest(f"The query parameter {name} must be a number, not {value!r}.",
-                             code="BadRequest") from None
+            number = math.nan
+        if not math.isfinite(number):
+            raise BadRequest(f"The query parameter {name} must be a finite number, not {value!r}.", code="BadRequest")
+        return number
 
     def _ids(self, req: Request, name: str, *, max_items: int | None = None) -> list[str]:
         raw = ",".join(v for v in req.args.getlist(name) if v)
@@ -193,8 +235,19 @@ class CustomVisionResponses:
             self._q(req, "classificationType"), platforms))
 
     def UpdateProject(self, req: Request, args: dict[str, str]) -> Reply:
-        project_id, body = self._path_id(args, "projectId"), self._json(req)
-        settings = body.get("settings") if isinstance(body, dict) else None
+        project_id = self._path_id(args, "projectId")
+        body = require_object(self._json(req), "a Project")
+        optional_field(body, "name", str, "BadRequestProjectName")
+        optional_field(body, "description", str, "BadRequestProjectDescription")
+        settings = optional_field(body, "settings", dict, "BadRequestInvalid")
+        if settings is not None:
+            optional_field(settings, "domainId", str, "BadRequestProjectUnknownDomain", "settings.")
+            optional_field(settings, "classificationType", str, "BadRequestProjectUnknownClassification", "settings.")
+            platforms = optional_field(settings, "targetExportPlatforms", list,
+                                       "BadRequestProjectUnsupportedExportPlatform", "settings.")
+            if platforms is not None and not all(isinstance(p, str) for p in platforms):
+                raise BadRequest("settings.targetExportPlatforms must be an array of platform names.",
+                                 code="BadRequestProjectUnsupportedExportPlatform")
         if isinstance(settings, dict) and isinstance(settings.get("targetExportPlatforms"), list):
             version = args.get("version", "")
             check_platforms_for_version(version, settings["targetExportPlatforms"])
@@ -221,8 +274,11 @@ class CustomVisionResponses:
                                              self._q(req, "description"), self._q(req, "type")))
 
     def UpdateTag(self, req: Request, args: dict[str, str]) -> Reply:
-        return Reply(self.backend.update_tag(self._path_id(args, "projectId"), self._path_id(args, "tagId"),
-                                             self._json(req)))
+        body = require_object(self._json(req), "a Tag")
+        optional_field(body, "name", str, "BadRequestTagName")
+        optional_field(body, "description", str, "BadRequestTagDescription")
+        optional_field(body, "type", str, "BadRequestTagType")
+        return Reply(self.backend.update_tag(self._path_id(args, "projectId"), self._path_id(args, "tagId"), body))
 
     def DeleteTag(self, req: Request, args: dict[str, str]) -> Reply:
         self.backend.delete_tag(self._path_id(args, "projectId"), self._path_id(args, "tagId"))
@@ -249,9 +305,12 @@ class CustomVisionResponses:
         body = self._json(req)
         if not isinstance(body, dict) or not isinstance(body.get("images"), list):
             raise BadRequest("The body must be a batch object with an images list.", code="BadRequestImageBatch")
-        for entry in body["images"]:
+        for n, entry in enumerate(body["images"]):
             if not isinstance(entry, dict):
-                raise BadRequest("Every entry of images must be an object.", code="BadRequestImageBatch")
+                raise BadRequest(f"images[{n}] must be an object, not {json_type(entry)}.", code="BadRequestImageBatch")
+            optional_field(entry, "name", str, "BadRequestImageBatch", f"images[{n}].")
+            optional_field(entry, "contents", str, "BadRequestImageBatch", f"images[{n}].")
+            optional_field(entry, "url", str, "BadRequestImageUrl", f"images[{n}].")
             if entry.get("regions"):
                 raise BadRequest("Regions (object detection) are not supported by the local service.",
                                  code="BadRequestNotSupported")
@@ -314,7 +373,9 @@ class CustomVisionResponses:
         image_ids = self._ids(req, "imageIds", max_items=256)
         if not image_ids:
             raise BadRequest("The query parameter imageIds is required.", code="BadRequestRequiredParamIsNull")
-        summary, ok = self.backend.update_image_metadata(project_id, image_ids, self._json(req))
+        metadata = require_object(self._json(req), "metadata: string keys and values",
+                                  code="BadRequestImageMetadataKey")
+        summary, ok = self.backend.update_image_metadata(project_id, image_ids, metadata)
         return Reply(summary, 200 if ok else 207)
 
     # ------------------------------------------------------------------ image queries
@@ -369,9 +430,11 @@ class CustomVisionResponses:
                                                     base_url=self._base(req)))
 
     def DeleteImages(self, req: Request, args: dict[str, str]) -> Reply:
+        all_images, all_iterations = self._bool(req, "allImages"), self._bool(req, "allIterations")
         self.backend.delete_images(self._path_id(args, "projectId"), self._ids(req, "imageIds", max_items=256),
-                                   all_images=self._bool(req, "allImages"))
-        return Reply(None, 204)
+                                   all_images=all_images, all_iterations=all_iterations)
+        # The spec: either flag "will return a 202 response to indicate the images are being deleted".
+        return Reply(None, 202 if all_images or all_iterations else 204)
 
     # ------------------------------------------------------------------ iterations
     def TrainProject(self, req: Request, args: dict[str, str]) -> Reply:
@@ -397,8 +460,10 @@ class CustomVisionResponses:
         return Reply(self.backend.get_iteration(self._path_id(args, "projectId"), self._path_id(args, "iterationId")))
 
     def UpdateIteration(self, req: Request, args: dict[str, str]) -> Reply:
+        body = require_object(self._json(req), "an Iteration")
+        optional_field(body, "name", str, "BadRequestIterationName")
         return Reply(self.backend.update_iteration(self._path_id(args, "projectId"),
-                                                   self._path_id(args, "iterationId"), self._json(req)))
+                                                   self._path_id(args, "iterationId"), body))
 
     def DeleteIteration(self, req: Request, args: dict[str, str]) -> Reply:
         self.backend.delete_iteration(self._path_id(args, "projectId"), self._path_id(args, "iterationId"))
@@ -449,7 +514,9 @@ class CustomVisionResponses:
                                              store=self._bool(req, "store", True), base_url=self._base(req)))
 
     def QueryPredictions(self, req: Request, args: dict[str, str]) -> Reply:
-        return Reply(self.backend.query_predictions(self._path_id(args, "projectId"), self._json(req),
+        token = require_object(self._json(req), "a PredictionQueryToken",
+                               code="BadRequestPredictionInvalidQueryParameters")
+        return Reply(self.backend.query_predictions(self._path_id(args, "projectId"), token,
                                                     base_url=self._base(req)))
 
     def DeletePrediction(self, req: Request, args: dict[str, str]) -> Reply:

@@ -30,9 +30,18 @@ from .responses import CustomVisionResponses, Reply, for_version
 from .store import Storage
 from .throttle import FaultInjector, FixedWindowLimiter
 from .training import TrainingWorker
-from .urls import build_url_map
+from .urls import PREDICTION_VERSIONS, TRAINING_VERSIONS, build_url_map
 
 log = logging.getLogger("emulator")
+
+# What a request that no route matches is told: which API versions this service serves, and where.
+SERVED = (f"This service serves Training {' and '.join(TRAINING_VERSIONS)} at /customvision/<version>/training and "
+          f"Prediction {' and '.join(PREDICTION_VERSIONS)} at /customvision/<version>/prediction.")
+
+# Exceptions that a malformed request provokes in parsing code (a field of the wrong JSON type, a number out of range,
+# a structure nested too deep). Each known cause is checked where it is read; this is the last line, so a cause not yet
+# found answers 400 with an enum code instead of a 500 that the SDK's retry policy would repeat.
+MALFORMED_INPUT_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError, RecursionError, OverflowError)
 
 # Largest body accepted: a full batch of 64 images of 6 MB each, base64-encoded in JSON.
 MAX_REQUEST_BYTES = 64 * imagelib.MAX_TRAINING_IMAGE_BYTES * 4 // 3 + 1024 * 1024
@@ -50,6 +59,9 @@ class ServiceConfig:
     training_tps: float | None = None
     fault_rate: float = 0.0
     allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
+    # False: an unexpected exception answers 500 even when it looks like malformed input (the fuzz tests run so, to
+    # find every cause the guard would hide).
+    guard_malformed_input: bool = True
 
 
 class CustomVisionApp:
@@ -83,10 +95,22 @@ class CustomVisionApp:
         return response(environ, start_response)
 
     @staticmethod
-    def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-        if status == 204:
-            return Response(status=204, headers=headers)
-        return Response(json.dumps(body), status=status, headers=headers, content_type="application/json; charset=utf-8")
+    def _json(body: Any, status: int, headers: dict[str, str] | None = None, reason: str | None = None) -> Response:
+        status_line: int | str = f"{status} {reason}" if reason else status
+        if status == 204 or (status == 202 and body is None):
+            return Response(status=status_line, headers=headers)
+        return Response(json.dumps(body), status=status_line, headers=headers,
+                        content_type="application/json; charset=utf-8")
+
+    @staticmethod
+    def _route_not_found(path: str) -> Response:
+        """404 `NotFound` (an enum code) saying which versions are served: the usual cause is an old base path."""
+        parts = path.strip("/").split("/")
+        if len(parts) >= 3 and parts[0] == "customvision" and parts[2] in ("training", "prediction"):
+            what = f"{parts[2].capitalize()} API {parts[1]} is not served here, or {path} is not one of its paths."
+        else:
+            what = f"No operation has the path {path}."
+        return CustomVisionApp._json({"code": "NotFound", "message": f"Resource not found. {what} {SERVED}"}, 404)
 
     def _key_ok(self, request: Request, api: str) -> bool:
         expected = self.config.training_key if api == "training" else self.config.prediction_key
@@ -104,7 +128,7 @@ class CustomVisionApp:
         try:
             endpoint, args = adapter.match()
         except RouteNotFound:
-            return self._json({"code": "404", "message": "Resource not found"}, 404)
+            return self._route_not_found(request.path)
         except MethodNotAllowed as exc:
             return self._json({"code": "BadRequest", "message": f"Method {request.method} is not allowed here."},
                               405, {"Allow": ", ".join(exc.valid_methods or [])})
@@ -131,9 +155,18 @@ class CustomVisionApp:
             body = for_version(api, args.get("version", ""), operation, reply.body)
             return self._json(body, reply.status)
         except CustomVisionError as exc:
-            return self._json(exc.body(), exc.status, exc.headers)
+            return self._json(exc.body(), exc.status, exc.headers, exc.reason)
         except HTTPException as exc:  # werkzeug's own, e.g. 413 body too large
             return self._json({"code": "BadRequest", "message": exc.description or exc.name}, exc.code or 400)
+        except MALFORMED_INPUT_ERRORS as exc:
+            if not self.config.guard_malformed_input:
+                log.exception("%s %s failed", request.method, request.path)
+                return self._json({"code": "ErrorUnknown", "message": "The local service failed; see its log."}, 500)
+            log.exception("%s %s: unexpected %s, answered as a malformed request", request.method, request.path,
+                          type(exc).__name__)
+            return self._json({"code": "BadRequestInvalid",
+                               "message": f"The request could not be read ({type(exc).__name__}). Check each "
+                                          "parameter and body field against the API reference."}, 400)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return self._json({"code": "ErrorUnknown", "message": "The local service failed; see its log."}, 500)

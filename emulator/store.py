@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS images (
     sha256 TEXT NOT NULL, metadata TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS images_sha ON images(project_id, sha256);
+-- Images deleted from the workspace (DeleteImages without allIterations) that an iteration trained on: that iteration
+-- keeps them (image performances, their URIs). Same columns as images; removed when no iteration has them any more.
+CREATE TABLE IF NOT EXISTS retired_images (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    created TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, format TEXT NOT NULL,
+    sha256 TEXT NOT NULL, metadata TEXT
+);
 CREATE TABLE IF NOT EXISTS image_tags (
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     tag_id TEXT NOT NULL REFERENCES tags(id) ON DELETE CASCADE,

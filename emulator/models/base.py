@@ -110,11 +110,31 @@ class BackendBase:
 
     def _delete_orphan_image_blobs(self, image_ids: Sequence[str]) -> None:
         """Remove the bytes of images deleted while a training job needed them (see `_images_in_training`)."""
-        kept = {r["id"] for r in self.db.query("SELECT id FROM images WHERE id IN (SELECT value FROM json_each(?))",
-                                              (json.dumps(list(image_ids)),))}
+        kept = {r["id"] for r in self.db.query(
+            "SELECT id FROM images WHERE id IN (SELECT value FROM json_each(?1)) "
+            "UNION SELECT id FROM retired_images WHERE id IN (SELECT value FROM json_each(?1))",
+            (json.dumps(list(image_ids)),))}
         for image_id in image_ids:
             if image_id not in kept:
                 self._delete_image_blobs(image_id)
+
+    def _iteration_image_ids(self, c, project_id: str) -> set[str]:
+        """Ids of every image some iteration of the project trained (or is training) on, from their snapshots."""
+        out: set[str] = set()
+        for (iteration_id,) in c.execute("SELECT id FROM iterations WHERE project_id = ?", (project_id,)).fetchall():
+            snapshot = self.blobs.get_json(f"iterations/{iteration_id}/snapshot.json") or {}
+            out.update(snapshot.get("imageIds", []))
+        return out
+
+    def _drop_unused_retired_images(self, project_id: str) -> None:
+        """Forget the retired images (deleted from the workspace) that no remaining iteration has, with their bytes."""
+        with self.db.transaction() as c:
+            used = self._iteration_image_ids(c, project_id)
+            gone = [r["id"] for r in c.execute("SELECT id FROM retired_images WHERE project_id = ?", (project_id,))
+                    if r["id"] not in used]
+            c.execute("DELETE FROM retired_images WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(gone),))
+        for image_id in gone:
+            self._delete_image_blobs(image_id)
 
     def _delete_iteration_blobs(self, iteration_id: str) -> None:
         for name in ("snapshot.json", "model.json", "oof.npy", "folds.npy"):

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..exceptions import BadRequest
 from .base import BackendBase, now
+from .limits import EXPORTS_MODELS
 
 RESTART_REASON = "The local service stopped while this iteration was training. Train the project again."
 
@@ -16,7 +17,7 @@ class IterationModels(BackendBase):
 
     def _iteration_json(self, row) -> dict[str, Any]:
         domain = self.domains.get(row["domain_id"] or "", {})
-        completed = row["status"] == "Completed"
+        exportable = row["status"] == "Completed" and EXPORTS_MODELS
         return {
             "id": row["id"],
             "name": row["name"],
@@ -25,8 +26,8 @@ class IterationModels(BackendBase):
             "lastModified": row["last_modified"],
             "trainedAt": row["trained_at"],
             "projectId": row["project_id"],
-            "exportable": bool(domain.get("exportable")) and completed,
-            "exportableTo": list(domain.get("exportablePlatforms", [])) if completed else [],
+            "exportable": bool(domain.get("exportable")) and exportable,
+            "exportableTo": list(domain.get("exportablePlatforms", [])) if exportable else [],
             "domainId": row["domain_id"],
             "classificationType": row["classification_type"],
             "trainingType": row["training_type"],
@@ -72,6 +73,7 @@ class IterationModels(BackendBase):
                              code="BadRequestTrainingAlreadyInProgress")
         self.db.execute("DELETE FROM iterations WHERE id = ?", (row["id"],))
         self._delete_iteration_blobs(row["id"])
+        self._drop_unused_retired_images(project["id"])
 
     def _fail_interrupted_training(self) -> None:
         self.db.execute(

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import re
 
+# Bounds on one expression: each parenthesis level is a few Python frames and each condition a level of SQL nesting
+# (SQLite refuses expression trees deeper than 1,000), so a hostile or generated filter must be refused, not crash.
+MAX_FILTER_DEPTH = 32
+MAX_FILTER_CONDITIONS = 100
+
 _FILTER_TOKEN = re.compile(r"\s*(?:(?P<open>\()|(?P<close>\))|'(?P<value>(?:[^']|'')*)'|(?P<word>[^\s'()]+))")
 
 
@@ -14,6 +19,7 @@ def metadata_filter_sql(expression: str, column: str = "i.metadata") -> tuple[st
     The grammar the spec describes: `key eq 'value'`, `key ne 'value'`, joined by `and` / `or` (`and` binds tighter),
     with parentheses; a value's quote is doubled (`'it''s'`), as in OData. The spec's example writes a leading
     `metadata=`, which is accepted. An image without the key is not `eq` any value and is `ne` every value.
+    At most MAX_FILTER_DEPTH levels of parentheses and MAX_FILTER_CONDITIONS conditions.
     ValueError naming what is wrong otherwise.
     """
     text = expression.strip()
@@ -29,6 +35,15 @@ def metadata_filter_sql(expression: str, column: str = "i.metadata") -> tuple[st
         kind = m.lastgroup
         tokens.append((kind, m.group(kind).replace("''", "'") if kind == "value" else m.group(kind)))
         pos = m.end()
+    depth = max_depth = 0
+    for kind, _ in tokens:
+        depth += {"open": 1, "close": -1}.get(kind, 0)
+        max_depth = max(max_depth, depth)
+    if max_depth > MAX_FILTER_DEPTH:
+        raise ValueError(f"it nests parentheses {max_depth} deep; at most {MAX_FILTER_DEPTH} levels are allowed")
+    conditions = sum(1 for kind, word in tokens if kind == "word" and word.lower() in ("eq", "ne"))
+    if conditions > MAX_FILTER_CONDITIONS:
+        raise ValueError(f"it has {conditions} conditions; at most {MAX_FILTER_CONDITIONS} are allowed")
     params: list[str] = []
 
     def take(n: int) -> tuple[str, str] | None:

@@ -52,8 +52,9 @@ class PerformanceModels(BackendBase):
     def _image_performance_rows(self, project_id: str, iteration_id: str, tag_ids: Sequence[str]):
         """(snapshot, out-of-fold probabilities, chosen rows, image rows by id) of an iteration's image performances.
 
-        Chosen are the iteration's images carrying any of `tag_ids` (all when none), and still in the project: an
-        image deleted since has no size or dates left to show, and count and list must agree for paging to work.
+        Chosen are the iteration's images carrying any of `tag_ids` (all when none) that the iteration still has: in
+        the workspace, or deleted from it without `allIterations` (retired). An image deleted with `allIterations` has
+        left every iteration; count and list must agree for paging to work.
         """
         row = self._completed_iteration(project_id, iteration_id)
         snapshot, oof, _ = self._evaluation(row["id"])
@@ -63,7 +64,8 @@ class PerformanceModels(BackendBase):
         chosen = [n for n, labels in enumerate(snapshot["labels"]) if not tag_ids or wanted & set(labels)]
         ids = [snapshot["imageIds"][n] for n in chosen]
         rows = {r["id"]: r for r in self.db.query(
-            "SELECT * FROM images WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
+            "SELECT * FROM images WHERE project_id = ?1 AND id IN (SELECT value FROM json_each(?2)) UNION ALL "
+            "SELECT * FROM retired_images WHERE project_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
             (project_id, json.dumps(ids)))}
         return snapshot, oof, [n for n in chosen if snapshot["imageIds"][n] in rows], rows
 

@@ -10,20 +10,26 @@ from typing import Any
 
 from ..exceptions import BadRequest, NotFound
 from .base import BackendBase, new_id, now
-from .limits import CLASSIFICATION_TYPES, DEFAULT_DOMAIN_ID, EXPORT_PLATFORMS, MAX_PROJECTS
+from .limits import CLASSIFICATION_TYPES, DEFAULT_DOMAIN_ID, EXPORT_PLATFORMS, EXPORTS_MODELS, MAX_PROJECTS
+
+
+def advertised_domain(domain: dict[str, Any]) -> dict[str, Any]:
+    """A domain as answered: exportable only when this service really exports (see `limits.EXPORTS_MODELS`)."""
+    return {**domain, "exportable": bool(domain["exportable"]) and EXPORTS_MODELS,
+            "exportablePlatforms": list(domain["exportablePlatforms"]) if EXPORTS_MODELS else []}
 
 
 class ProjectModels(BackendBase):
     """Domains and projects."""
 
     def get_domains(self) -> list[dict[str, Any]]:
-        return [dict(d) for d in self.domains.values()]
+        return [advertised_domain(d) for d in self.domains.values()]
 
     def get_domain(self, domain_id: str) -> dict[str, Any]:
         domain = self.domains.get(domain_id.lower())
         if domain is None:
             raise NotFound(f"Domain {domain_id} not found. GetDomains lists the valid ids.", code="NotFoundDomain")
-        return dict(domain)
+        return advertised_domain(domain)
 
     def _project_json(self, row) -> dict[str, Any]:
         return {
@@ -149,7 +155,9 @@ class ProjectModels(BackendBase):
             raise BadRequest(
                 f"Iteration {published['name']!r} is published as {published['publish_name']!r}; unpublish it before "
                 "deleting the project.", code="BadRequestIterationIsPublished")
-        image_ids = [r["id"] for r in self.db.query("SELECT id FROM images WHERE project_id = ?", (row["id"],))]
+        image_ids = [r["id"] for r in self.db.query(
+            "SELECT id FROM images WHERE project_id = ?1 UNION SELECT id FROM retired_images WHERE project_id = ?1",
+            (row["id"],))]
         iteration_ids = [r["id"] for r in self.db.query("SELECT id FROM iterations WHERE project_id = ?", (row["id"],))]
         prediction_ids = [r["id"] for r in
                           self.db.query("SELECT id FROM predictions WHERE project_id = ?", (row["id"],))]

@@ -169,7 +169,8 @@ class TrainingImageModels(FeatureCacheModels):
             c.execute("INSERT OR IGNORE INTO image_tags VALUES (?, ?, ?)", (image_id, tag_id, t))
 
     def get_image_bytes(self, project_id: str, image_id: str) -> bytes:
-        row = self.db.one("SELECT id FROM images WHERE id = ? AND project_id = ?", (image_id.lower(), project_id))
+        row = self.db.one("SELECT id FROM images WHERE id = ?1 AND project_id = ?2 UNION "
+                          "SELECT id FROM retired_images WHERE id = ?1 AND project_id = ?2", (image_id.lower(), project_id))
         data = self.blobs.get(f"images/{image_id.lower()}") if row is not None else None
         if data is None:
             data = self.blobs.get(f"predictions/{image_id.lower()}")
@@ -184,7 +185,8 @@ class TrainingImageModels(FeatureCacheModels):
             try:
                 sql, values = metadata_filter_sql(metadata_filter)
             except ValueError as exc:
-                raise BadRequest(f"$filter {metadata_filter!r} is not valid: {exc}. Write conditions like "
+                shown = metadata_filter if len(metadata_filter) <= 120 else metadata_filter[:120] + "..."
+                raise BadRequest(f"$filter {shown!r} is not valid: {exc}. Write conditions like "
                                  "key eq 'value' or key ne 'value', joined by and / or.",
                                  code="BadRequestInvalid") from None
             where.append(sql)
@@ -237,7 +239,14 @@ class TrainingImageModels(FeatureCacheModels):
         rows = sorted(rows, key=lambda r: order[r["id"]])
         return self._images_json(rows, base_url)
 
-    def delete_images(self, project_id: str, image_ids: Sequence[str] = (), *, all_images: bool = False) -> None:
+    def delete_images(self, project_id: str, image_ids: Sequence[str] = (), *, all_images: bool = False,
+                      all_iterations: bool = False) -> None:
+        """Delete images from the workspace; with `all_iterations` from every iteration too.
+
+        Without it (the spec: allIterations "removes these images from all iterations, not just the current
+        workspace"), an iteration that trained on an image keeps it: its image performances still list it, and its
+        bytes stay until no iteration has it (`_drop_unused_retired_images`).
+        """
         project = self._project_row(project_id)
         if not all_images:
             if not image_ids:
@@ -252,12 +261,23 @@ class TrainingImageModels(FeatureCacheModels):
                 ids = [r["id"] for r in c.execute(
                     "SELECT id FROM images WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
                     (project["id"], json.dumps([i.lower() for i in image_ids])))]
+            if all_iterations:
+                retired = [r["id"] for r in c.execute(
+                    "SELECT id FROM retired_images WHERE project_id = ? AND (? OR id IN (SELECT value FROM json_each(?)))",
+                    (project["id"], all_images, json.dumps([i.lower() for i in image_ids])))]
+                c.execute("DELETE FROM retired_images WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(retired),))
+                kept: set[str] = set()
+            else:
+                retired = []
+                kept = set(ids) & self._iteration_image_ids(c, project["id"])
+                c.execute("INSERT OR REPLACE INTO retired_images SELECT * FROM images WHERE id IN "
+                          "(SELECT value FROM json_each(?))", (json.dumps(sorted(kept)),))
             c.execute("DELETE FROM images WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))",
                       (project["id"], json.dumps(ids)))
             self._touch(c, project["id"])
             in_training = self._images_in_training(c, project["id"])
-        for image_id in ids:
-            if image_id not in in_training:  # otherwise the training job removes them when it is done
+        for image_id in [*ids, *retired]:
+            if image_id not in in_training and image_id not in kept:  # a running job removes its own when done
                 self._delete_image_blobs(image_id)
 
     def _images_in_training(self, c, project_id: str) -> set[str]:

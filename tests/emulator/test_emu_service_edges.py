@@ -31,7 +31,7 @@ def test_wrong_training_key_raises_custom_vision_error_401(local_cv):
     with pytest.raises(CustomVisionErrorException) as exc:
         client.get_projects()
     assert exc.value.response.status_code == 401
-    assert exc.value.response.json() == {"code": "401", "message": AZURE_401}
+    assert exc.value.response.json() == {"error": {"code": "401", "message": AZURE_401}}  # the gateway's shape
 
 
 def test_missing_prediction_key_is_401_and_header_names_are_case_insensitive(local_cv):
@@ -50,7 +50,7 @@ def test_training_key_does_not_open_prediction(local_cv):
 
 def test_unknown_path_is_404_json(local_cv):
     response = raw(local_cv, "GET", "/no/such/thing")
-    assert response.status_code == 404 and response.json()["code"] == "404"
+    assert response.status_code == 404 and response.json()["code"] == "NotFound"
 
 
 def test_prediction_rate_limit_answers_429_with_retry_after(start_local_cv):
