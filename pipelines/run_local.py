@@ -49,7 +49,12 @@ QUEUE_FUNCTION = "route_backlog_blob"
 
 @dataclass
 class RunStats:
-    """What the loop did: deliveries, how they ended, and the outcomes the handler reported."""
+    """What the loop did: deliveries, how they ended, and the outcomes the handler reported.
+
+    ``failed`` counts failed *attempts*, including those a later retry fixed; whether the run is ``ok`` depends only
+    on how each blob and message *ended*: a transient failure the host's retry repaired is the normal working of
+    at-least-once delivery, not a failed run, while a blob that is poisoned or whose last attempt failed is.
+    """
 
     delivered: int = 0
     succeeded: int = 0
@@ -58,11 +63,41 @@ class RunStats:
     queue_messages: int = 0
     outcomes: Counter = field(default_factory=Counter)
     duplicates: int = 0
+    final: dict[str, bool] = field(default_factory=dict)  # "blob <name>" / "message <id>" -> its last attempt worked
+    retried: set[str] = field(default_factory=set)  # keys with at least one failed attempt
+
+    def attempt(self, key: str, worked: bool) -> None:
+        """Note one attempt's result (call under the loop's lock); a key's latest attempt is its final state."""
+        self.final[key] = worked
+        if worked:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+            self.retried.add(key)
+
+    def forget(self, key: str) -> None:
+        """The blob is gone (deleted or moved since it was listed): it has no final state to report."""
+        self.final.pop(key, None)
+
+    @property
+    def unresolved(self) -> list[str]:
+        """Blobs and messages whose last attempt failed (poisoned ones included)."""
+        return sorted(key for key, worked in self.final.items() if not worked)
+
+    @property
+    def recovered(self) -> int:
+        """Blobs and messages that failed at least once and then succeeded."""
+        return sum(1 for key in self.retried if self.final.get(key))
+
+    @property
+    def ok(self) -> bool:
+        """True when every blob and message ended well, however many attempts failed on the way."""
+        return not self.unresolved and not self.poisoned
 
     def to_dict(self) -> dict[str, Any]:
-        return {"delivered": self.delivered, "succeeded": self.succeeded, "failed": self.failed,
-                "poisoned": list(self.poisoned), "queue_messages": self.queue_messages,
-                "outcomes": dict(self.outcomes), "duplicates": self.duplicates}
+        return {"ok": self.ok, "delivered": self.delivered, "succeeded": self.succeeded, "failed": self.failed,
+                "recovered": self.recovered, "unresolved": self.unresolved, "poisoned": list(self.poisoned),
+                "queue_messages": self.queue_messages, "outcomes": dict(self.outcomes), "duplicates": self.duplicates}
 
 
 def load_local_settings(path: Path) -> dict[str, str]:
@@ -204,15 +239,17 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
             on_outcome(outcome)
 
     def deliver_blob(name: str, etag: str) -> None:
+        key = f"blob {name}"
         try:
             blob_function(input_stream(blob_service, config.incoming.container, name))
         except ResourceNotFoundError:
             with lock:
                 seen.pop(name, None)  # deleted or replaced since it was listed: the next listing decides
+                stats.forget(key)
             return
         except Exception as exc:
             with lock:
-                stats.failed += 1
+                stats.attempt(key, False)
                 attempts[(name, etag)] += 1
                 if attempts[(name, etag)] >= host["poison_blob_threshold"]:
                     stats.poisoned.append(name)
@@ -225,16 +262,17 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
                                 attempts[(name, etag)], exc)
             return
         with lock:
-            stats.succeeded += 1
+            stats.attempt(key, True)
 
     def deliver_message(message: Any) -> None:
         body = message.content if isinstance(message.content, bytes) else str(message.content).encode()
         binding = func.QueueMessage(id=message.id, body=body, pop_receipt=message.pop_receipt)
+        key = f"message {message.id}"
         try:
             queue_function(binding)
         except Exception as exc:
             with lock:
-                stats.failed += 1
+                stats.attempt(key, False)
             if message.dequeue_count >= host["max_dequeue_count"]:
                 poison = _queue_client(config.storage, f"{config.backlog_queue}-poison")
                 poison.send_message(body)
@@ -249,7 +287,7 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
             return
         queue.delete_message(message)
         with lock:
-            stats.succeeded += 1
+            stats.attempt(key, True)
 
     with observe(record), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvops-run-local") as pool:
         while True:
