@@ -8,9 +8,15 @@ The write protocol, and why (see also :mod:`functions.store`):
 3. Create the result record with ``If-None-Match: *``. It is written *first*, as the intent: from here on every
    rerun follows the recorded decision, so a retry can never route the image differently (a new iteration
    published between two attempts, a score on the edge). If another delivery won the race, adopt its record.
-4. Put each routed copy (verified by MD5), then the record beside each copy. The last sidecar marks the version
-   done: a rerun that finds it skips the copies.
-5. If ``CVOPS_MOVE_SOURCE``, delete the source only if it still has the processed ETag.
+   Its destinations are final names, escaped and within Azure's limits (:mod:`functions.naming`), computed before.
+4. Create each routed copy with ``If-None-Match: *`` (verified by MD5). A copy name follows the blob's name, so
+   another version of the blob may hold it already (a newer one routed first, a late retry of an older one, a
+   concurrent one): a routed copy is never replaced, in any order. When the holder (by its ``cvops_key`` metadata)
+   is another version, this version is copied to a name of its own (``%v<key>`` before the extension) and the record
+   is corrected in place (``If-Match``) with a ``placement`` entry saying which name was taken by whom. Then the
+   record beside each copy. The last sidecar marks the version done: a rerun that finds it skips the copies.
+5. If ``CVOPS_MOVE_SOURCE``, delete the source only if it still has the processed ETag (so only after this version's
+   own copies exist; a source replaced meanwhile is the newer version's, left for its own event).
 
 Why one small JSON Lines blob per record under ``date=YYYY-MM-DD/`` rather than appending to a daily append blob: an
 append whose answer is lost is retried and lands twice, and guarding it with ``appendpos`` would make every instance
@@ -19,7 +25,10 @@ and Power BI, Synapse serverless SQL or Spark read the folder as one JSON Lines 
 
 A run killed between any two writes converges on the rerun the host makes. A changed blob has a new ETag, hence a
 new key and its own record. Four storage calls per accepted image (GET, record, copy, sidecar), plus the delete when
-moving; a duplicate delivery costs two (GET of the record, GET of the last sidecar) and no prediction.
+moving; a duplicate delivery costs two (GET of the record, GET of the last sidecar) and no prediction. A copy name
+held by another version costs three more (read its metadata, create the version's own copy, correct the record).
+
+Blob names reach log lines only through :func:`functions.naming.printable`, so a newline in a name cannot forge one.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from cvops.errors import ConfigurationError
+from cvops.errors import ConfigurationError, CvopsError, TransientServiceError
 from cvops.redaction import install_log_redaction
 from functions import images, naming, vision
 from functions.context import AppContext
@@ -137,13 +146,25 @@ def evaluate(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
 
 
 def destinations(ctx: AppContext, source: SourceRef, decision: Decision) -> list[str]:
-    """``container/blob`` of every copy the decision asks for (one per tag when accepted)."""
+    """``container/blob`` of every copy the decision asks for (one per tag when accepted): escaped, distinct for
+    distinct names and tags, within 1,024 characters with the sidecar's suffix (see :mod:`functions.naming`)."""
     location = ctx.config.destination(decision.outcome)
-    if decision.outcome == "accepted":
-        names = [naming.copy_name(location, source.name, tag) for tag in decision.tags]
-    else:
-        names = [naming.copy_name(location, source.name)]
-    return [f"{location.container}/{name}" for name in names]
+    tags: list[str | None] = list(decision.tags) if decision.outcome == "accepted" else [None]
+    return [f"{location.container}/{naming.copy_name(location, source.name, tag)}" for tag in tags]
+
+
+def placement_notes(ctx: AppContext, source: SourceRef, decision: Decision, planned: list[str]) -> list[dict]:
+    """What the record says about destinations that are not the name itself: a name or tag shortened to fit."""
+    location = ctx.config.destination(decision.outcome)
+    notes = []
+    for destination in planned:
+        decoded = naming.decode(location, destination.split("/", 1)[1], tagged=decision.outcome == "accepted")
+        if decoded.digest or decoded.tag_digest:
+            notes.append({"destination": destination, "reason": "name_shortened",
+                          "detail": f"the escaped {'name' if decoded.digest else 'tag'} does not fit Azure's "
+                                    f"{naming.MAX_NAME_LENGTH:,} characters with its sidecar; shortened to a prefix "
+                                    "and its SHA-256 (the full name is blob.name)"})
+    return notes
 
 
 def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
@@ -174,24 +195,30 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
     config = ctx.config
     store = BlobStore(ctx.blob_service)
     what = f"{source.container}/{source.name}"
+    shown = naming.printable(what)
     key = naming.record_key(what, source.etag)
     record_name = naming.result_blob_name(config.results, what, source.etag, source.last_modified)
 
-    record = store.read_json(config.results.container, record_name)
-    duplicate = record is not None
+    found = store.read_record(config.results.container, record_name)
+    duplicate = found is not None
+    record, record_etag = found if found is not None else (None, None)
     verdict = None
     if record is None:
-        verdict = evaluate(data, ctx, what=what)
+        verdict = evaluate(data, ctx, what=shown)
+        planned = destinations(ctx, source, verdict.decision)
         record = build_record(
-            key=key, source=source, decision=verdict.decision, policy=config.policy,
-            destinations=destinations(ctx, source, verdict.decision), image=verdict.image,
+            key=key, source=source, decision=verdict.decision, policy=config.policy, destinations=planned,
+            placement=placement_notes(ctx, source, verdict.decision, planned), image=verdict.image,
             predictions=verdict.predictions, model=verdict.model, moderation=verdict.moderation,
             timings_ms={**verdict.timings_ms, "before_write": _ms(started)},
             errors=[r.message for r in verdict.decision.reasons if verdict.decision.outcome == "quarantine"])
-        if not store.create_record(config.results.container, record_name, record):
+        record_etag = store.create_record(config.results.container, record_name, record)
+        if record_etag is None:
             duplicate = True
-            record = store.read_json(config.results.container, record_name) or record
-    written = _complete(store, ctx, source, data, record, record_name, check_done=duplicate)
+            found = store.read_record(config.results.container, record_name)
+            if found is not None:
+                record, record_etag = found
+    record, written = _complete(store, ctx, source, data, record, record_name, record_etag, check_done=duplicate)
     outcome = Outcome(record=record, duplicate=duplicate, storage_calls=store.calls, written=tuple(written),
                       throttled=verdict.throttled if verdict else 0, retries=verdict.retries if verdict else 0,
                       prediction_ms=(verdict.timings_ms.get("predict", 0.0) + verdict.timings_ms.get("moderate", 0.0))
@@ -199,52 +226,110 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
                       total_ms=_ms(started))
     for callback in list(_observers):
         callback(outcome)
-    log.info("%s %s (etag %s): %s%s%s in %.0f ms", "already routed" if duplicate else "routed", what,
+    log.info("%s %s (etag %s): %s%s%s in %.0f ms", "already routed" if duplicate else "routed", shown,
              source.etag, record["outcome"], f" {record['tags']}" if record["tags"] else "",
              f" ({record['reasons'][0]['message']})" if record["reasons"] else "", outcome.total_ms)
     return outcome
 
 
 def _complete(store: BlobStore, ctx: AppContext, source: SourceRef, data: bytes, record: dict[str, Any],
-              record_name: str, *, check_done: bool) -> list[str]:
-    """Steps 4 and 5: copies, sidecars, optional move. Idempotent; skips the copies when the last sidecar exists."""
+              record_name: str, record_etag: str | None, *, check_done: bool) -> tuple[dict[str, Any], list[str]]:
+    """Steps 4 and 5: copies, sidecars, optional move; returns the record in force (corrected when a copy name was
+    taken) and what was written. Idempotent; skips the copies when the last sidecar is this version's."""
     config = ctx.config
-    targets = [tuple(d.split("/", 1)) for d in record["destinations"]]
+    targets = [_split(d) for d in record["destinations"]]
     written: list[str] = []
-    # Copy names follow the blob's name, not its version, so a sidecar found there may belong to another version of
-    # the same blob: it marks this version done only if it carries this record's key. When it is another version's,
-    # this version writes over it only while it is still the blob's current version (Last-Modified has one-second
-    # resolution, so it cannot order two writes within a second); a late retry of a replaced version writes nothing.
-    done = stale = False
+    # The last sidecar marks this version done only if it carries this record's key: at a name another version
+    # holds, the sidecar is that version's.
+    done = False
     if targets and check_done:
         sidecar = store.read_json(targets[-1][0], naming.sidecar_name(targets[-1][1]))
-        if sidecar is not None and sidecar.get("key") == record["key"]:
-            done = True
-        elif sidecar is not None:
-            current = store.current_etag(source.container, source.name)
-            stale = current != source.etag if current is not None else not _newer(record, sidecar)
-    if stale:
-        log.warning("%s/%s (etag %s): a newer version is already routed there; this version's copies are not written",
-                    source.container, source.name, source.etag)
-    if not done and not stale:
+        done = sidecar is not None and sidecar.get("key") == record["key"]
+    if not done:
         content_type = source.content_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-        metadata = {"cvops_source_etag": source.etag.strip('"'), "cvops_record": f"{config.results.container}/"
-                    f"{record_name}", "cvops_outcome": record["outcome"]}
+        metadata = {"cvops_source_etag": source.etag.strip('"'), "cvops_key": record["key"],
+                    "cvops_record": f"{config.results.container}/{record_name}", "cvops_outcome": record["outcome"]}
+        placed: list[tuple[str, str]] = []
+        notes: list[dict[str, Any]] = []
         for container, name in targets:
-            store.put_verified(container, name, data, content_type=content_type, metadata=metadata)
-            written.append(f"{container}/{name}")
-        for container, name in targets:
+            final, holder = _place_copy(store, container, name, data, source=source, content_type=content_type,
+                                        metadata=metadata)
+            placed.append((container, final))
+            written.append(f"{container}/{final}")
+            if final != name:
+                notes.append({"destination": f"{container}/{final}", "reason": "name_taken",
+                              "planned": f"{container}/{name}", "held_by": holder,
+                              "detail": "another version of this blob holds the planned name; a routed copy is "
+                                        "never replaced, so this version has a name of its own"})
+        if notes:
+            record = _correct_record(store, config.results.container, record_name, record_etag, {
+                **record, "destinations": [f"{c}/{n}" for c, n in placed],
+                "placement": [*record.get("placement", []), *notes]})
+            log.warning("%s (etag %s): %d copy name(s) held by another version of the blob; this version was "
+                        "copied to %s", naming.printable(f"{source.container}/{source.name}"), source.etag,
+                        len(notes), ", ".join(naming.printable(n["destination"]) for n in notes))
+        for container, name in placed:
             store.put_json(container, naming.sidecar_name(name), record)
             written.append(f"{container}/{naming.sidecar_name(name)}")
-    if config.move_source and store.delete_version(source.container, source.name, source.etag):
+    # Only a version with copies of its own may lose its source (an accepted decision always names a tag).
+    if config.move_source and targets and store.delete_version(source.container, source.name, source.etag):
         written.append(f"deleted {source.container}/{source.name}")
-    return written
+    return record, written
 
 
-def _newer(one: dict[str, Any], other: dict[str, Any]) -> bool:
-    """True when record ``one`` describes a later version of the blob than ``other`` (by the blob's Last-Modified)."""
-    first, second = parse_time(one.get("blob", {}).get("last_modified")), parse_time(other["blob"]["last_modified"])
-    return first is not None and second is not None and first > second
+def _split(destination: str) -> tuple[str, str]:
+    container, _, name = destination.partition("/")
+    return container, name
+
+
+def _place_copy(store: BlobStore, container: str, name: str, data: bytes, *, source: SourceRef,
+                content_type: str, metadata: dict[str, str]) -> tuple[str, dict[str, str] | None]:
+    """Create this version's copy at ``name``, or at the version's own name when another version holds ``name``;
+    returns (the name used, who held the planned one). Never overwrites a copy."""
+    candidate, holder = name, None
+    for _ in range(4):
+        if store.put_verified(container, candidate, data, content_type=content_type, metadata=metadata):
+            return candidate, holder
+        found = store.metadata(container, candidate)
+        if found is None:
+            continue  # deleted between our create and our read: create again
+        if _same_version(found, metadata):
+            return candidate, holder  # an earlier attempt of this version created it, verified
+        if candidate != name:
+            raise CvopsError(
+                f"copy name {container}/{naming.printable(candidate)} for version {source.etag} of "
+                f"{naming.printable(source.name)} is held by another version ({found.get('cvops_record')})",
+                hint="a version's own name embeds its record key: look for a hand-made blob of that name")
+        holder = {"etag": found.get("cvops_source_etag"), "record": found.get("cvops_record")}
+        candidate = naming.versioned_copy_name(name, source.name, metadata["cvops_key"][:naming.VERSION_LENGTH])
+    raise TransientServiceError(f"copy name {container}/{naming.printable(candidate)} keeps appearing and "
+                                "disappearing", hint="the host retries the blob")
+
+
+def _same_version(found: dict[str, str], ours: dict[str, str]) -> bool:
+    """Whether a copy's metadata says it was written for our record (copies from before ``cvops_key`` carry only
+    ``cvops_record``, which names the record and so the version)."""
+    if found.get("cvops_key"):
+        return found["cvops_key"] == ours["cvops_key"]
+    return found.get("cvops_record") == ours["cvops_record"]
+
+
+def _correct_record(store: BlobStore, container: str, name: str, etag: str | None,
+                    corrected: dict[str, Any]) -> dict[str, Any]:
+    """Replace the record with its corrected destinations (If-Match), unless another delivery of this version did
+    first: its correction names the same copies (a version's names are a function of the version), so it is the
+    record in force."""
+    for _ in range(3):
+        if store.replace_record(container, name, corrected, etag):
+            return corrected
+        found = store.read_record(container, name)
+        if found is None:
+            break
+        current, etag = found
+        if current.get("destinations") == corrected["destinations"]:
+            return current
+    raise TransientServiceError(f"result record {container}/{name} could not be corrected (it vanished or keeps "
+                                "changing)", hint="the host retries the blob")
 
 
 def parse_time(value: Any) -> datetime | None:

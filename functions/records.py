@@ -41,6 +41,7 @@ def build_record(
     decision: Decision,
     policy: Policy,
     destinations: Sequence[str],
+    placement: Sequence[Mapping[str, Any]] = (),
     image: Mapping[str, Any] | None = None,
     predictions: Sequence[Mapping[str, Any]] | None = None,
     model: Mapping[str, Any] | None = None,
@@ -49,7 +50,12 @@ def build_record(
     errors: Sequence[str] = (),
     processed_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """One record as plain JSON-ready data. Field order is stable (people read these files too)."""
+    """One record as plain JSON-ready data. Field order is stable (people read these files too).
+
+    ``placement`` says where and why a destination differs from the plain copy name: ``name_shortened`` (the escaped
+    name did not fit Azure's 1,024 characters; the full name is ``blob.name``) or ``name_taken`` (another version of
+    the blob already held the plain name, so this version has a name of its own: a routed copy is never replaced).
+    """
     processed = (processed_at or datetime.now(UTC)).astimezone(UTC)
     return {
         "schema": RECORD_SCHEMA,
@@ -67,6 +73,7 @@ def build_record(
         "tags": list(decision.tags),
         "reasons": [{**r, "message": redact(r["message"])} for r in decision.to_dict()["reasons"]],
         "destinations": list(destinations),
+        "placement": [dict(p) for p in placement],
         "image": dict(image) if image else None,
         "predictions": [dict(p) for p in predictions] if predictions is not None else None,
         "model": dict(model) if model else None,

@@ -2,12 +2,18 @@
 
 Why conditional writes: the result record is created with ``If-None-Match: *``, so of two deliveries of the same
 blob version (or a retry whose first answer was lost) exactly one creates it and the other learns it exists and
-adopts its decision. Copies and sidecars are plain overwrites of names derived from the source version: rewriting
-the same bytes to the same name is harmless, so a rerun converges. Each copy is verified on the way in, by the service:
-every request that carries bytes (the one Put Blob, or each Put Block of a blob above the client's
-``max_single_put_size``) carries their MD5, and the service refuses a request whose bytes do not match it, so
-"copied" means "the service holds exactly these bytes" before the source may be deleted, at no extra storage call.
-The upload's response is not compared: after a block upload its Content-MD5 is that of the block list, not the blob.
+adopts its decision. Copies are created with ``If-None-Match: *`` too: a copy name follows the blob's name, not its
+version, so another version of the same blob (a late retry of an older one, a newer one routed first, a concurrent
+one) may already hold it, and a routed copy must never be replaced by other bytes. The create costs no extra call;
+only when the name is taken does the caller read the holder's metadata (``cvops_key``: its record key) to tell its
+own earlier attempt (done) from another version (which then gets a name of its own). The record is corrected in
+place with ``If-Match`` on its ETag, so two deliveries cannot write different corrections.
+
+Each copy is verified on the way in, by the service: every request that carries bytes (the one Put Blob, or each Put
+Block of a blob above the client's ``max_single_put_size``) carries their MD5, and the service refuses a request
+whose bytes do not match it, so "copied" means "the service holds exactly these bytes" before the source may be
+deleted, at no extra storage call. The upload's response is not compared: after a block upload its Content-MD5 is
+that of the block list, not the blob.
 """
 
 from __future__ import annotations
@@ -38,40 +44,63 @@ class BlobStore:
         return self.service.get_blob_client(container, name)
 
     def read_json(self, container: str, name: str) -> dict[str, Any] | None:
-        """The JSON blob (a one-record JSON Lines file is one JSON document too), or None if it does not exist."""
+        """A sidecar (or any JSON object blob), or None if it does not exist or is not a JSON object: a blob that is
+        not ours (bytes of an image, a hand-edited file) must read as "not this version's", never fail every retry."""
+        found = self.read_record(container, name)
+        return found[0] if found else None
+
+    def read_record(self, container: str, name: str) -> tuple[dict[str, Any], str] | None:
+        """(record, ETag) of a JSON blob (a one-record JSON Lines file is one JSON document too); None if it does not
+        exist or is not a JSON object."""
         self.calls += 1
         try:
-            raw = self._blob(container, name).download_blob().readall()
+            download = self._blob(container, name).download_blob()
+            raw = download.readall()
         except ResourceNotFoundError:
             return None
-        return json.loads(raw.decode("utf-8"))  # a one-line JSON Lines record or an indented sidecar
+        try:
+            value = json.loads(raw.decode("utf-8"))  # a one-line JSON Lines record or an indented sidecar
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return (value, str(download.properties.etag)) if isinstance(value, dict) else None
 
-    def create_record(self, container: str, name: str, record: dict[str, Any]) -> bool:
-        """Create the record only if absent; False when it already exists (a duplicate or a concurrent delivery)."""
+    def create_record(self, container: str, name: str, record: dict[str, Any]) -> str | None:
+        """Create the record only if absent and return its ETag; None when it already exists (a duplicate or a
+        concurrent delivery)."""
         self.calls += 1
         try:
-            self._blob(container, name).upload_blob(
+            answer = self._blob(container, name).upload_blob(
                 dumps_line(record), overwrite=False,
                 content_settings=ContentSettings(content_type="application/x-ndjson; charset=utf-8"))
         except ResourceExistsError:
+            return None
+        return str(answer["etag"])
+
+    def replace_record(self, container: str, name: str, record: dict[str, Any], etag: str | None) -> bool:
+        """Overwrite the record only if it still has ``etag`` (If-Match); False when it changed (or is gone) since."""
+        self.calls += 1
+        if etag is None:
+            return False
+        try:
+            self._blob(container, name).upload_blob(
+                dumps_line(record), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified,
+                content_settings=ContentSettings(content_type="application/x-ndjson; charset=utf-8"))
+        except (ResourceModifiedError, ResourceNotFoundError):
             return False
         return True
 
-    def exists(self, container: str, name: str) -> bool:
-        self.calls += 1
-        return self._blob(container, name).exists()
-
-    def current_etag(self, container: str, name: str) -> str | None:
-        """The blob's ETag now, or None if it no longer exists."""
+    def metadata(self, container: str, name: str) -> dict[str, str] | None:
+        """A blob's metadata (who wrote a copy), or None if it does not exist."""
         self.calls += 1
         try:
-            return str(self._blob(container, name).get_blob_properties().etag)
+            return dict(self._blob(container, name).get_blob_properties().metadata or {})
         except ResourceNotFoundError:
             return None
 
     def put_verified(self, container: str, name: str, data: bytes, *, content_type: str | None,
-                     metadata: dict[str, str]) -> None:
-        """Upload ``data`` (overwriting); the service refuses it unless it received exactly these bytes.
+                     metadata: dict[str, str]) -> bool:
+        """Create the blob with ``data`` unless a blob of that name exists (If-None-Match: *; False then, nothing
+        written); the service refuses it unless it received exactly these bytes.
 
         ``validate_content`` puts each request's MD5 in its Content-MD5 header, which the service checks for Put Blob
         and for every Put Block alike; the committed block list names only blocks that passed. The whole-blob MD5 is
@@ -85,16 +114,19 @@ class BlobStore:
         blocks = len(data) > blob._config.max_single_put_size
         try:
             blob.upload_blob(
-                data, overwrite=True, metadata=metadata, validate_content=blocks,
+                data, overwrite=False, metadata=metadata, validate_content=blocks,
                 content_settings=ContentSettings(content_type=content_type, content_md5=bytearray(md5)))
+        except ResourceExistsError:
+            return False
         except HttpResponseError as exc:
             if exc.error_code != StorageErrorCode.MD5_MISMATCH:
                 raise
             raise TransientServiceError(
-                f"copy to {container}/{name} (MD5 {base64.b64encode(md5).decode()}) was refused by the service: "
+                f"copy to {container}/{name!r} (MD5 {base64.b64encode(md5).decode()}) was refused by the service: "
                 "the bytes it received do not match their MD5, they changed in transit",
                 code=str(exc.error_code), status=exc.status_code,
                 hint="the invocation fails so the host retries it; the source is left in place") from exc
+        return True
 
     def put_json(self, container: str, name: str, record: dict[str, Any]) -> None:
         self.calls += 1
