@@ -46,6 +46,7 @@ __all__ = [
     "Rejection",
     "estimate_memory",
     "input_too_large",
+    "memory_plan",
     "normalise",
 ]
 
@@ -91,6 +92,11 @@ at most 4 + 4 bytes per working pixel; earlier images are released before the ne
 _RESIZE_BYTES_PER_PIXEL = 28
 """Downscaling to ``p`` working pixels: a box ``reduce`` to under 4p pixels (16 bytes each per working pixel), then
 Lanczos to the exact size (horizontal pass under 2p, 8 bytes; output p, 4 bytes)."""
+_ALPHA_RESIZE_BYTES_PER_PIXEL = 48
+"""The same with transparency: Pillow's ``reduce`` and ``resize`` premultiply alpha into a converted copy of their
+input (RGBa) and convert back, so each pass holds one more 4-byte image; a palette image with transparency becomes
+RGBA before it is filtered. The first pass's copy is of the decoded image: counted apart, 4 bytes a decoded pixel."""
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "P"})
 _FIXED_OVERHEAD_BYTES = 16 * MiB
 """libjpeg/zlib state, row buffers, Python objects of one invocation."""
 _INPUT_COPIES = 2
@@ -219,7 +225,8 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
          + the decoder's own buffers (:func:`_decoder_extra`; a progressive or multi-scan JPEG keeps every DCT
            coefficient, 2 bytes per sample, whatever the output scale)
          + working pixels x 8 (one conversion's input and output) or x 28 when downscaling (box reduce to under 4x
-           the target, then Lanczos)
+           the target, then Lanczos); with transparency x 48 and a premultiplied copy of the decoded image (4 bytes
+           a pixel), which Pillow makes for every filter pass
          + 3 x the prediction byte limit (encoder output) + 16 MiB fixed.
 
     ``convert`` False: the image is only checked: a JPEG by two 1/8-scale decodes one after the other, a PNG by its
@@ -254,19 +261,29 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
         decode_bytes = decoded * storage + _decoder_extra(fmt, mode, decoded) + jpeg_coefficient_bytes
         factor = min(1.0, side_limit / max(dw, dh))
         work = max(1, round(dw * factor)) * max(1, round(dh * factor))
-        per_pixel = _RESIZE_BYTES_PER_PIXEL if work < decoded else _WORK_BYTES_PER_PIXEL
-        peak = fixed + decode_bytes + per_pixel * work
+        per_pixel = _resize_bytes(mode, decoded) if work < decoded else _WORK_BYTES_PER_PIXEL
+        peak = fixed + decode_bytes + per_pixel * work + (_alpha_copy(mode, decoded) if work < decoded else 0)
         plan = (scale, dw, dh, decode_bytes, work)
         if peak <= limits.memory_budget_bytes:
             return MemoryEstimate(peak, scale, work, False, True, label)
     assert plan is not None
     scale, dw, dh, decode_bytes, work = plan
+    decode_bytes += _alpha_copy(mode, dw * dh)
     room = limits.memory_budget_bytes - fixed - decode_bytes
-    shrunk = min(work, max(0, room) // _RESIZE_BYTES_PER_PIXEL)
+    shrunk = min(work, max(0, room) // _resize_bytes(mode, dw * dh))
     short_side = min(dw, dh) * math.sqrt(shrunk / (dw * dh))
-    peak = fixed + decode_bytes + _RESIZE_BYTES_PER_PIXEL * shrunk
+    peak = fixed + decode_bytes + _resize_bytes(mode, dw * dh) * shrunk
     return MemoryEstimate(peak if shrunk else fixed + decode_bytes, scale, shrunk, True,
                           short_side >= _MIN_WORK_SIDE, label)
+
+
+def _resize_bytes(mode: str, decoded: int) -> int:
+    return _ALPHA_RESIZE_BYTES_PER_PIXEL if mode in _ALPHA_MODES else _RESIZE_BYTES_PER_PIXEL
+
+
+def _alpha_copy(mode: str, decoded: int) -> int:
+    """The premultiplied copy of the decoded image that the first ``reduce`` makes for RGBA, LA and PA."""
+    return 4 * decoded if mode in ("RGBA", "LA", "PA") else 0
 
 
 class _MemoryGate:
@@ -300,6 +317,16 @@ class _MemoryGate:
 _GATE = _MemoryGate(MEMORY_POOL_BYTES)
 
 
+@dataclass(frozen=True)
+class _Inspection:
+    """What the header and the cheap structural checks said, before any pixel is decoded."""
+
+    image: Image.Image
+    layout: _JpegLayout | None
+    needed: list[str]
+    plan: MemoryEstimate
+
+
 def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejection:  # noqa: B008 - frozen dataclass
     """Check ``data`` is one complete, supported image within ``limits``; fix what can be fixed.
 
@@ -307,6 +334,48 @@ def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejec
     ``decompression_bomb`` (more pixels, or more memory to decode, than this function allows), ``bad_aspect_ratio``,
     ``too_large`` (over the input or the prediction byte limit).
     """
+    inspected = _inspect(data, limits)
+    if isinstance(inspected, Rejection):
+        return inspected
+    image, layout, needed, plan = inspected.image, inspected.layout, inspected.needed, inspected.plan
+    fmt = image.format or "unknown"
+    width, height = image.size
+    if not plan.fits:
+        image.close()
+        return Rejection("decompression_bomb",
+                         f"{plan.detail} would need about {plan.peak_bytes // MiB:,} MiB to decode and convert, above "
+                         f"the {limits.memory_budget_bytes // MiB:,} MiB one image may use here (a decompression "
+                         "bomb, or an image far larger than prediction needs); downscale it before uploading")
+    with _GATE.reserve(plan.peak_bytes):
+        try:
+            if layout is not None:
+                problem = _jpeg_scan_complete(data, layout)
+                if problem:
+                    return problem
+            if not needed:
+                problem = _check_complete(data, fmt)
+                if problem:
+                    return problem
+                return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
+                                       original_width=width, original_height=height, original_bytes=len(data))
+            return _convert(data, image, needed, plan, limits)
+        except _DECODE_ERRORS as exc:
+            return _decode_failure(fmt, exc)
+        finally:
+            image.close()
+
+
+def memory_plan(data: bytes, limits: Limits = Limits()) -> MemoryEstimate | Rejection:  # noqa: B008
+    """The memory plan :func:`normalise` would follow for ``data`` (or its refusal before planning); nothing decoded."""
+    inspected = _inspect(data, limits)
+    if isinstance(inspected, Rejection):
+        return inspected
+    inspected.image.close()
+    return inspected.plan
+
+
+def _inspect(data: bytes, limits: Limits) -> _Inspection | Rejection:
+    """Header, structure and plan: everything decided before the first pixel is decoded."""
     if not data:
         return Rejection("empty", "the blob is empty (0 bytes): an upload that never completed, or a placeholder")
     oversize = input_too_large(len(data), limits)
@@ -338,28 +407,7 @@ def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejec
     plan = estimate_memory(fmt, image.mode, image.size, len(data), limits, convert=bool(needed),
                            jpeg_coefficient_bytes=layout.coefficient_bytes if layout else 0,
                            checked_by_decode=not _ends_cleanly(data, fmt))
-    if not plan.fits:
-        return Rejection("decompression_bomb",
-                         f"{plan.detail} would need about {plan.peak_bytes // MiB:,} MiB to decode and convert, above "
-                         f"the {limits.memory_budget_bytes // MiB:,} MiB one image may use here (a decompression "
-                         "bomb, or an image far larger than prediction needs); downscale it before uploading")
-    with _GATE.reserve(plan.peak_bytes):
-        if layout is not None:
-            problem = _jpeg_scan_complete(data, layout)
-            if problem:
-                return problem
-        if not needed:
-            problem = _check_complete(data, fmt)
-            if problem:
-                return problem
-            return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
-                                   original_width=width, original_height=height, original_bytes=len(data))
-        try:
-            return _convert(data, image, needed, plan, limits)
-        except _DECODE_ERRORS as exc:
-            return _decode_failure(fmt, exc)
-        finally:
-            image.close()
+    return _Inspection(image, layout, needed, plan)
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image | Rejection:
@@ -466,13 +514,29 @@ def _png_bit_depth(data: bytes) -> int | None:
     return None
 
 
+def _orientation(image: Image.Image) -> int | None:
+    """EXIF orientation from the header, without decoding: Pillow's ``getexif`` on a PNG decodes the whole image to
+    look for an eXIf chunk after the pixels (a 480 MB decode for a 10950 x 10950 RGBA PNG), so a PNG's EXIF counts
+    only when it comes before the image data."""
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return None
+        exif = Image.Exif()
+        exif.load(raw if raw.startswith(b"Exif") else b"Exif\x00\x00" + raw)
+        return exif.get(_EXIF_ORIENTATION)
+    if image.format in ("JPEG", "TIFF", "WEBP"):
+        return image.getexif().get(_EXIF_ORIENTATION)
+    return None
+
+
 def _changes_needed(data: bytes, image: Image.Image, limits: Limits) -> list[str]:
     """What has to change, from the header alone (cheap), as short codes in the order they are applied."""
     fmt = image.format
     needed = []
     if getattr(image, "is_animated", False):
         needed.append("first_frame")
-    if fmt in ("JPEG", "TIFF", "WEBP", "PNG") and image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None):
+    if _orientation(image) not in (1, None):
         needed.append("exif_orientation")
     if image.mode in _SIXTEEN_BIT_MODES or _png_bit_depth(data) == 16:
         needed.append("to_8_bit")
@@ -685,7 +749,7 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
     fmt = image.format or "unknown"
     original_size = image.size
     changes: list[str] = []
-    orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if "exif_orientation" in needed else 1
+    orientation = _orientation(image) if "exif_orientation" in needed else 1
     if plan.decode_scale > 1:
         image.draft(image.mode, (max(1, image.width // plan.decode_scale), max(1, image.height // plan.decode_scale)))
     if "first_frame" in needed:
@@ -694,6 +758,11 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
         changes.append(f"animated {fmt} with {frames} frames: first frame used")
     image.load()
     work = image
+    if work.size != original_size:
+        why = (f"to fit the {limits.memory_budget_bytes // MiB} MiB memory budget" if max(original_size) <= limits.max_side
+               or math.ceil(max(original_size) / plan.decode_scale) < limits.max_side
+               else f"longest side at most {limits.max_side} px")
+        changes.append(f"decoded at 1/{plan.decode_scale} scale, {work.width}x{work.height} ({why})")
     if work.mode == "1":
         work = _replace(work, work.convert("L"))
     if "to_8_bit" in needed and work.mode.startswith("I;16"):
@@ -711,8 +780,9 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
         work = _replace(work, work.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation]))
         changes.append(f"rotated as EXIF orientation {orientation} says")
     if "to_8_bit" in needed:
+        bits = "32-bit" if work.mode in ("I", "F") else "16-bit"
         work = _to_8_bit(work)
-        changes.append("16-bit samples reduced to 8-bit")
+        changes.append(f"{bits} samples reduced to 8-bit")
     if "to_rgb" in needed and work.mode != "RGB":
         changes.append(f"{work.mode} converted to RGB")
         work = _replace(work, work.convert("RGB"))
