@@ -541,6 +541,8 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
 
     if target_precision is not None and target_recall is not None:
         raise ConfigurationError("give --target-precision or --target-recall, not both", setting="--target-recall")
+    if report_dir:
+        _writable_folder(report_dir, "--report")  # before minutes of predictions, not after
     spec = run.spec
     project_id = run.project_id()
     service = run.service
@@ -602,6 +604,20 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
             console.print(f"{kind} report: {path}")
 
     run.emit({"ok": True, **result}, human)
+
+
+def _writable_folder(path: str, option: str) -> Path:
+    """``path`` as a folder this user can write (created if missing), or a ConfigurationError naming ``option``."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigurationError(f"{option} {path}: cannot create the folder ({e.strerror or type(e).__name__})",
+                                 setting=option, hint="choose a folder this user can write") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{option} {path}: the folder is not writable", setting=option,
+                                 hint="choose a folder this user can write")
+    return folder
 
 
 # publish ----------------------------------------------------------------------------------------------------------
@@ -743,6 +759,7 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     """
     from pipelines.inventory import export
 
+    _writable_folder(str(Path(out).parent), "--out")  # before the export runs, not after it is downloaded
     project_id = run.project_id()
     iteration = run.service.iteration(project_id, iteration_ref)
     data = export(run.service, project_id, iteration, platform=platform, flavor=flavor, out=Path(out),
