@@ -12,11 +12,22 @@ the project's images are listed and every source whose digest is there is skippe
 recorded, and whatever breaks between the two calls (the update refused, the process killed, a create retried after
 a read timeout that answers ``OKDuplicate``) leaves keys unrecorded, never recorded-but-missing: the next run sends
 those images again and the service's own OKDuplicate (same bytes) absorbs the copies.
+
+Killed mid-run: every batch in flight (``concurrency`` of them, 8 by default, so the whole of a 500-image set) has
+been sent, and the service goes on creating its images, but the answers that would have recorded them are lost; the
+rerun then sent all of them again (the result right, the cost not). So each batch is also created carrying the
+digests of *all* its entries as *pending* (``cvops_p0..3``, beside the confirmed ``cvops_k0..3``; 10 metadata pairs
+in all, the service's maximum). Pending digests are not keys: an entry may have failed, so they say only "these
+sources were sent together". A rerun counts the project's images per pending set: when there are as many as the set
+has digests, every entry of that batch has its image (one image per distinct entry: the service keeps one image
+per distinct content), and the whole set counts as uploaded; otherwise some entry failed, which one is unknown, and
+the batch's sources are sent again as before. See :func:`already_uploaded`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +41,18 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 
 from cvops.errors import ConfigurationError, CvopsError
 from pipelines import augment as augmentation
-from pipelines.batching import pack_keys, plan_batches, source_digest, unpack_keys, uploaded_digests
+from pipelines.batching import (
+    DIGEST_CHARS,
+    DIGESTS_PER_VALUE,
+    EMPTY_SLOT,
+    KEY_SLOTS,
+    MARKER,
+    MARKER_VERSION,
+    pack_keys,
+    plan_batches,
+    source_digest,
+    unpack_keys,
+)
 from pipelines.progress import NullReporter, Reporter
 from pipelines.service import Service
 from pipelines.sources import ImageSource, SourceImage
@@ -108,6 +130,48 @@ class UploadReport:
                 "failed": len(self.failures), "failures": [f.to_dict() for f in self.failures]}
 
 
+PENDING_PREFIX = "cvops_p"
+
+
+def pack_pending(digests: Sequence[str]) -> dict[str, str]:
+    """The pending slots of a batch being created: the digests of every entry sent in it (see the module docstring)."""
+    return {f"{PENDING_PREFIX}{slot}": "".join(digests[slot * DIGESTS_PER_VALUE:(slot + 1) * DIGESTS_PER_VALUE])
+            or EMPTY_SLOT for slot in range(KEY_SLOTS)}
+
+
+def unpack_pending(metadata: Mapping[str, str] | None) -> frozenset[str]:
+    """The pending digests an image's metadata lists (empty when none, or when cvops did not upload it)."""
+    if not metadata or metadata.get(MARKER) != MARKER_VERSION:
+        return frozenset()
+    out: set[str] = set()
+    for slot in range(KEY_SLOTS):
+        value = metadata.get(f"{PENDING_PREFIX}{slot}", EMPTY_SLOT)
+        if value != EMPTY_SLOT:
+            out.update(value[i:i + DIGEST_CHARS] for i in range(0, len(value) - DIGEST_CHARS + 1, DIGEST_CHARS))
+    return frozenset(out)
+
+
+def already_uploaded(metadatas: Iterable[Mapping[str, str] | None]) -> set[str]:
+    """Digests of the sources whose images are in the project, from every image's metadata. Pure.
+
+    Confirmed keys count as they are. A pending set (a batch whose answer was never recorded: the run was killed, or
+    the recording call failed) counts only when at least as many images carry it as it has digests: each image
+    carrying the set was created from a distinct entry of that batch (the service keeps one image per content), so
+    then no entry of it failed. A smaller count leaves the whole set to be sent again: never skipped-but-missing.
+    """
+    confirmed: set[str] = set()
+    pending: Counter[frozenset[str]] = Counter()
+    for meta in metadatas:
+        confirmed |= unpack_keys(meta)
+        sent = unpack_pending(meta)
+        if sent:
+            pending[sent] += 1
+    for sent, images in pending.items():
+        if images >= len(sent):
+            confirmed |= sent
+    return confirmed
+
+
 def _items(images: Sequence[SourceImage], variants: Sequence[augmentation.Variant]) -> list[Item]:
     items = [Item(im.key, im.tags, im) for im in images]
     items += [Item(v.key, v.tags, v.original, v.kind) for v in variants]
@@ -144,7 +208,7 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
     check_tags(items, {t.name: t.id for t in tags})
 
     with reporter.task("listing images already in the project"):
-        present = uploaded_digests(service.image_metadata(project_id))
+        present = already_uploaded(service.image_metadata(project_id))
     pending = [it for it in items if it.digest not in present]
     report.skipped = len(items) - len(pending)
 
@@ -163,7 +227,9 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
 
     def send(batch: list[Item]) -> tuple[list[Item], _Outcome | None, CvopsError | None, int]:
         """Create one batch, then record its keys; in a worker, so the recording calls overlap like the creates."""
-        meta = pack_keys([], augment=batch[0].augment)  # keys are recorded only after the service answers: _record
+        # Keys are recorded only after the service answers (_record); pending digests let a killed run's batches
+        # be recognised by the next one (already_uploaded).
+        meta = {**pack_keys([], augment=batch[0].augment), **pack_pending([it.digest for it in batch])}
         sent_bytes = 0
         try:
             if use_urls and batch[0].augment is None:
