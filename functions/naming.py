@@ -311,8 +311,9 @@ def matches(decoded: Decoded, name: str) -> bool:
 
 
 def printable(text: str) -> str:
-    """``text`` quoted and escaped for a log line (a newline or control character in a blob name cannot forge one)."""
-    return repr(text)
+    """``text`` for a log line or message: as it is when every character is printable, else quoted and escaped like a
+    Python literal, so a newline, a control or a bidi-override character in a blob name cannot forge or hide a line."""
+    return text if text.isprintable() else repr(text)
 
 
 def record_key(name: str, etag: str) -> str:

@@ -28,6 +28,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobServiceClient, ContentSettings, StorageErrorCode
 
 from cvops.errors import TransientServiceError
+from functions.naming import printable
 from functions.records import dumps_line
 
 __all__ = ["BlobStore"]
@@ -122,7 +123,7 @@ class BlobStore:
             if exc.error_code != StorageErrorCode.MD5_MISMATCH:
                 raise
             raise TransientServiceError(
-                f"copy to {container}/{name!r} (MD5 {base64.b64encode(md5).decode()}) was refused by the service: "
+                f"copy to {container}/{printable(name)} (MD5 {base64.b64encode(md5).decode()}) was refused by the service: "
                 "the bytes it received do not match their MD5, they changed in transit",
                 code=str(exc.error_code), status=exc.status_code,
                 hint="the invocation fails so the host retries it; the source is left in place") from exc

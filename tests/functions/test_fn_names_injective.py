@@ -125,7 +125,7 @@ def _destinations(location: Location, name: str, tag: str | None, version: str) 
             sidecar_name(plain): (name, tag, None, True), sidecar_name(own): (name, tag, version, True)}
 
 
-@FAST
+@settings(FAST, max_examples=200)
 @given(names=st.lists(blob_names, min_size=1, max_size=6, unique=True),
        tag_list=st.lists(tags, min_size=1, max_size=3, unique=True), version=versions,
        prefix=st.sampled_from(["", "out/", "a/b/c/"]))
