@@ -9,7 +9,8 @@ Azurite through the registered blob trigger, with and without ``CVOPS_MOVE_SOURC
 * routed before replaced: A delivered (and moved) before B is uploaded, then a late retry of A;
 * concurrent: threads released together (A with B, and two of each);
 * paused: one version's invocation is stopped before each of its storage calls in turn while the other version runs
-  to completion, then resumed (every point where a check and a write of one could straddle the other's writes).
+  to completion, then resumed (every point where a check and a write of one could straddle the other's writes);
+* killed: a late older version, whose name is taken, dies before each of its storage calls, then the host retries.
 
 Each ends with the same checks: one record per version; every destination of a record holds that version's bytes,
 carries its key and its sidecar; nothing else in the output containers; the newest version's copy intact; the source
@@ -285,3 +286,40 @@ def test_a_version_paused_before_any_storage_call_while_the_other_is_routed_keep
     else:
         TALLY["paused interleavings"] += 1
     assert_converged(function_env, data, etag_of(captured["B"]), move=move)
+
+
+class Killed(BaseException):
+    """The process dying mid-invocation (not an Exception: nothing in the handler may catch it)."""
+
+
+class Killer(Gate):
+    """Kills the invocation before its ``at``-th storage call."""
+
+    def before_call(self) -> None:
+        self.count += 1
+        if self.count == self.at:
+            self.paused.set()
+            raise Killed(f"killed before storage call {self.at}")
+
+
+@pytest.mark.parametrize("at", range(1, 9), ids=lambda n: f"call{n}")
+def test_a_late_older_version_killed_before_any_storage_call_converges_on_the_hosts_retry(
+        function_env, gated_store, at):
+    """B is routed; A arrives late and its name is taken, so A takes the longest path (create its record, find the
+    copy name held, read the holder, create its own copy, correct its record, sidecar, delete). A dies before each of
+    those calls in turn; the host's retry must converge on the same end state."""
+    function_env.set(CVOPS_MOVE_SOURCE="true")
+    captured, data = upload_two_versions(function_env)
+    with counting_calls():
+        deliver(captured["B"])
+        killer = Killer(at)
+        _gates[threading.get_ident()] = killer
+        try:
+            with contextlib.suppress(Killed):
+                deliver(captured["A"])
+        finally:
+            del _gates[threading.get_ident()]
+        deliver(captured["A"])  # the host's retry
+    assert_converged(function_env, data, etag_of(captured["B"]), move=True)
+    TALLY["late version killed before a storage call, then retried" if killer.paused.is_set()
+          else "late version not killed (fewer calls)"] += 1
