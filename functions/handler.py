@@ -153,7 +153,7 @@ def destinations(ctx: AppContext, source: SourceRef, decision: Decision) -> list
     return [f"{location.container}/{naming.copy_name(location, source.name, tag)}" for tag in tags]
 
 
-def placement_notes(ctx: AppContext, source: SourceRef, decision: Decision, planned: list[str]) -> list[dict]:
+def placement_notes(ctx: AppContext, decision: Decision, planned: list[str]) -> list[dict]:
     """What the record says about destinations that are not the name itself: a name or tag shortened to fit."""
     location = ctx.config.destination(decision.outcome)
     notes = []
@@ -208,7 +208,7 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
         planned = destinations(ctx, source, verdict.decision)
         record = build_record(
             key=key, source=source, decision=verdict.decision, policy=config.policy, destinations=planned,
-            placement=placement_notes(ctx, source, verdict.decision, planned), image=verdict.image,
+            placement=placement_notes(ctx, verdict.decision, planned), image=verdict.image,
             predictions=verdict.predictions, model=verdict.model, moderation=verdict.moderation,
             timings_ms={**verdict.timings_ms, "before_write": _ms(started)},
             errors=[r.message for r in verdict.decision.reasons if verdict.decision.outcome == "quarantine"])
