@@ -41,6 +41,16 @@ bench: setup
 	$(PY) bench/bench_upload.py
 	$(PY) bench/bench_function.py
 
+# The local Custom Vision service fuzzed from the official specs, deeper than `make test` runs it
+# (tests/contract/test_fuzz_spec.py): FUZZ_EXAMPLES examples per operation plus the coverage phase's boundary values,
+# derandomized; the figures (operations, requests, statuses, error codes) go to reports/fuzz.json.
+FUZZ_EXAMPLES ?= 100
+.PHONY: fuzz
+fuzz: setup
+	@mkdir -p reports
+	CV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CV_FUZZ_COVERAGE=1 CV_FUZZ_REPORT=reports/fuzz.json \
+		$(PY) -m pytest tests/contract/test_fuzz_spec.py -q -p no:cacheprovider -s
+
 # Re-resolve the lock files after changing a pin (locks/README.md).
 lock:
 	bash scripts/lock.sh

@@ -97,8 +97,10 @@ class CustomVisionApp:
     @staticmethod
     def _json(body: Any, status: int, headers: dict[str, str] | None = None, reason: str | None = None) -> Response:
         status_line: int | str = f"{status} {reason}" if reason else status
-        if status == 204 or (status == 202 and body is None):
-            return Response(status=status_line, headers=headers)
+        if status == 204 or (status == 202 and body is None):  # no body, so no Content-Type (werkzeug adds one)
+            response = Response(status=status_line, headers=headers)
+            del response.headers["Content-Type"]
+            return response
         return Response(json.dumps(body), status=status_line, headers=headers,
                         content_type="application/json; charset=utf-8")
 

@@ -12,18 +12,29 @@ from ..exceptions import BadRequest
 
 MAX_PREDICTION_QUERY_TAGS = 2
 
+# PredictionQueryToken's fields and their JSON types (the spec's definition); the nullable ones may be null.
+TOKEN_FIELDS: dict[str, type] = {"session": str, "continuation": str, "maxCount": int, "orderBy": str, "tags": list,
+                                 "iterationId": str, "startTime": str, "endTime": str, "application": str}
+NULLABLE_TOKEN_FIELDS = frozenset({"iterationId", "startTime", "endTime"})
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "an array"}
+
 
 def parse_prediction_query(token: Any) -> dict[str, Any]:
     """A PredictionQueryToken checked and normalised (times in the stored format); BadRequest naming a bad field."""
     def bad(message: str, code: str = "BadRequestPredictionInvalidQueryParameters") -> BadRequest:
         return BadRequest(f"The prediction query is not valid: {message}.", code=code)
 
-    token = token if isinstance(token, dict) else {}
+    if not isinstance(token, dict):
+        raise bad("the body must be a PredictionQueryToken object")
+    for name, kind in TOKEN_FIELDS.items():
+        value = token.get(name)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise bad(f"{name} must be {_TYPE_NAMES[kind]}")
     order_by = token.get("orderBy") or "Newest"
     if order_by not in ("Newest", "Oldest", "Suggested"):
         raise bad(f"orderBy must be Newest, Oldest or Suggested, not {order_by!r}")
     max_count = token.get("maxCount") or 50
-    if not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1:
+    if not isinstance(max_count, int) or isinstance(max_count, bool) or not 1 <= max_count <= 2**31 - 1:
         raise bad(f"maxCount must be a positive integer, not {max_count!r}")
     continuation = str(token.get("continuation") or "0")
     if not continuation.isdigit():
@@ -40,13 +51,18 @@ def parse_prediction_query(token: Any) -> dict[str, Any]:
         if value:
             try:
                 t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
+                t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+            except (ValueError, OverflowError):  # OverflowError: year 1 at +01:00 is before year 1 in UTC
                 raise bad(f"{name} {value!r} is not an ISO 8601 date-time") from None
-            t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
             times[name] = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
     tags = token.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, dict) and t.get("id") for t in tags):
+    if not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in tags):
         raise bad("tags must be a list of {id, minThreshold, maxThreshold}")
+    for t in tags:
+        try:
+            uuid.UUID(t["id"])
+        except ValueError:
+            raise bad(f"tags: id {t['id']!r} is not a uuid") from None
     if len(tags) > MAX_PREDICTION_QUERY_TAGS:
         raise bad(f"{len(tags)} tags given; at most {MAX_PREDICTION_QUERY_TAGS} can be combined",
                   code="BadRequestPredictionTagsExceededCount")
@@ -60,6 +76,14 @@ def parse_prediction_query(token: Any) -> dict[str, Any]:
     return {"orderBy": order_by, "maxCount": max_count, "skip": int(continuation), "iterationId": iteration_id,
             "application": token.get("application") or None, "startTime": times.get("startTime"),
             "endTime": times.get("endTime"), "tags": thresholds}
+
+
+def answer_token(token: dict[str, Any], continuation: str) -> dict[str, Any]:
+    """The token an answer carries: the request's PredictionQueryToken fields (nothing else, no null where the spec
+    does not allow one) with the continuation of the next page ("" when there is none)."""
+    out = {k: v for k, v in token.items() if k in TOKEN_FIELDS and (v is not None or k in NULLABLE_TOKEN_FIELDS)}
+    out["continuation"] = continuation
+    return out
 
 
 def within_thresholds(predictions: list[dict[str, Any]], thresholds: list[tuple[str, float, float]]) -> bool:

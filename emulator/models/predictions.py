@@ -14,7 +14,7 @@ import numpy as np
 from .. import images as imagelib
 from ..exceptions import BadRequest, NotFound
 from .base import BackendBase, new_id, now
-from .prediction_query import parse_prediction_query, within_thresholds
+from .prediction_query import answer_token, parse_prediction_query, within_thresholds
 
 
 def ranked_predictions(snapshot: dict[str, Any], probabilities: np.ndarray) -> list[dict[str, Any]]:
@@ -134,7 +134,7 @@ class PredictionModels(BackendBase):
                 "predictions": json.loads(r["predictions"]),
             })
         more = skip + max_count < len(rows)
-        next_token = {**token, "continuation": str(skip + max_count) if more else ""}
+        next_token = answer_token(token, str(skip + max_count) if more else "")
         return {"token": next_token, "results": results}
 
     def delete_predictions(self, project_id: str, ids: Sequence[str]) -> None:

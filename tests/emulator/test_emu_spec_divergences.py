@@ -66,6 +66,21 @@ def test_query_predictions_with_a_body_that_is_not_an_object_is_400(local_cv, pu
     assert_error(response, 400, "BadRequestPredictionInvalidQueryParameters")
 
 
+@pytest.mark.parametrize("field, value", [("application", {}), ("session", 5), ("maxCount", "10"),
+                                          ("startTime", "0001-01-01T00:00:00+01:00"), ("tags", [{"id": "x"}])])
+def test_query_predictions_token_fields_of_the_wrong_type_are_400(local_cv, published, field, value):
+    """Found by the fuzzer: `application: {}` was accepted and echoed in the answer's token, against its schema."""
+    response = raw(local_cv, "POST", f"/projects/{published.project.id}/predictions/query", json={field: value})
+    assert field in assert_error(response, 400, "BadRequestPredictionInvalidQueryParameters")["message"]
+
+
+def test_query_predictions_answer_token_holds_only_the_specs_fields(local_cv, published):
+    response = raw(local_cv, "POST", f"/projects/{published.project.id}/predictions/query",
+                   json={"maxCount": 1, "application": None, "extra": 1, "session": "s"})
+    assert response.status_code == 200, response.text
+    assert response.json()["token"] == {"maxCount": 1, "session": "s", "continuation": ""}
+
+
 def test_metadata_filter_nested_5000_deep_is_400_saying_the_limit(local_cv, published):
     deep = "(" * 5000 + "k eq 'v'" + ")" * 5000
     for path in ("/images", "/images/count"):
