@@ -49,9 +49,11 @@ __all__ = [
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 # Ask for a new token this long before the current one expires, as azure-core's bearer token policy does.
 TOKEN_REFRESH_MARGIN_SECONDS = 300
-# azure-core's defaults are 10 retries with a 0.8 s factor, which can hide an outage for minutes; 3 is plenty for
-# Storage, whose errors are rare and short.
-STORAGE_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 10}
+# The storage SDKs use their own ExponentialRetry, whose knobs are initial_backoff/increment_base/random_jitter_range
+# (azure-core's retry_backoff_factor is ignored by them): its defaults (15 s + 3^n, 3 retries) kept a command waiting
+# 85 s on an unreachable account. 3 retries at about 2, 2.8 and 3.9 s are plenty for Storage, whose errors are rare
+# and short.
+STORAGE_RETRY = {"retry_total": 3, "initial_backoff": 0.5, "increment_base": 1.5, "random_jitter_range": 0.5}
 # A user delegation key lives at most 7 days, and a SAS cannot outlive its key.
 MAX_SAS_MINUTES = 7 * 24 * 60
 # Tolerate a few minutes of clock skew between this machine and the service that uses the SAS.

@@ -34,6 +34,8 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
         container, _, name = target[len(SOURCE_SCHEME):].partition("/")
         if not name:
             raise ConfigurationError(f"{target} names no blob", hint="write az://<container>/<path/to/image>")
+        # A missing container or blob is the user's typo (exit 2), not the service's "could not read the URL" (exit 3).
+        service.blob_service.get_blob_client(container, name).get_blob_properties()
         source = ImageSource(SourceSpec("blob", container=container), lambda: service.blob_service)
         url = source.sas_url(SourceImage(name, (), target), minutes=15)
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from cvops.errors import ConfigurationError, CvopsError
+from cvops.errors import ConfigurationError, CvopsError, from_exception
 from pipelines.spec import SOURCE_SCHEME, SourceSpec
 
 TAG_SEPARATORS = (";", "|")
@@ -189,9 +189,10 @@ class ImageSource:
             raise ConfigurationError(f"container {self.spec.container!r} does not exist in the storage account",
                                      hint="check the container name (data.training.container or az://<container>/...)"
                                      ) from None
-        except AzureError as e:
-            raise CvopsError(f"cannot list {self.spec}: {_first_line(e)}",
-                             hint="check the storage settings and that your identity may read the container") from None
+        except AzureError as e:  # a wrong key, a SAS not allowed to list, unreachable: the one mapping decides
+            raise from_exception(e) or CvopsError(
+                f"cannot list {self.spec}: {_first_line(e)}",
+                hint="check the storage settings and that your identity may read the container") from None
         return out
 
     def _list_manifest(self) -> list[SourceImage]:
@@ -222,7 +223,7 @@ class ImageSource:
             except ResourceNotFoundError:
                 raise CvopsError(f"blob {location} does not exist") from None
             except AzureError as e:
-                raise CvopsError(f"cannot read {location}: {_first_line(e)}") from None
+                raise from_exception(e) or CvopsError(f"cannot read {location}: {_first_line(e)}") from None
         try:
             return Path(location).read_bytes()
         except FileNotFoundError:
