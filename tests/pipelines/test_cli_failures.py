@@ -111,12 +111,13 @@ def test_predicting_with_nothing_published_is_a_service_refusal_with_exit_3(chan
     assert "NotFoundIteration" in one_error_line(result)
 
 
-def test_export_from_the_local_service_says_it_is_not_supported_with_exit_3(chance_project, tmp_path):
-    result, data = chance_project.run("export", "--spec", str(chance_project.spec_path), "--platform", "ONNX",
-                                      "--out", str(tmp_path / "m.zip"))
-    assert result.exit_code == 3
-    assert "BadRequestNotSupported" in one_error_line(result)
-    assert data["code"] == "BadRequestNotSupported"
+def test_export_from_the_local_service_stops_where_the_domain_is_not_exportable_with_exit_2(chance_project, tmp_path):
+    # The local service advertises no exportable domain while it refuses export (issue 11), so cvops stops before
+    # calling ExportIteration.
+    result, _ = chance_project.run("export", "--spec", str(chance_project.spec_path), "--platform", "ONNX",
+                                   "--out", str(tmp_path / "m.zip"))
+    assert result.exit_code == 2
+    assert "cannot be exported" in one_error_line(result)
     assert not (tmp_path / "m.zip").exists()
 
 
