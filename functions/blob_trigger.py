@@ -19,7 +19,7 @@ import logging
 import azure.functions as func
 from azure.core.exceptions import ResourceNotFoundError
 
-from functions import context, settings
+from functions import context, naming, settings
 from functions.handler import parse_time, process_blob
 from functions.records import SourceRef
 
@@ -54,11 +54,11 @@ def source_from_stream(stream: func.InputStream, container: str, data: bytes,
         except ResourceNotFoundError as exc:
             if getattr(exc, "error_code", None) == "ContainerNotFound":
                 raise  # the incoming container itself is gone: the app's configuration, not this blob
-            log.warning("%s/%r was deleted before it could be read again (the trigger gave no ETag); "
-                        "nothing to route", container, name)
+            log.warning("%s/%s was deleted before it could be read again (the trigger gave no ETag); "
+                        "nothing to route", container, naming.printable(name))
             return None
         log.warning("trigger metadata for %s/%s had no ETag or LastModified; read the blob again with its properties",
-                    container, name)
+                    container, naming.printable(name))
         data = download.readall()
         fetched = download.properties
         etag, modified = fetched.etag, fetched.last_modified

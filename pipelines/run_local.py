@@ -34,6 +34,7 @@ from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePoli
 
 from cvops import clients
 from cvops.errors import ConfigurationError
+from functions import naming
 from functions.config import APP_ROOT, StorageConnection, load_config
 from functions.context import blob_service_for
 from functions.handler import Outcome, observe
@@ -254,11 +255,11 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
                 if attempts[(name, etag)] >= host["poison_blob_threshold"]:
                     stats.poisoned.append(name)
                     log.error("%s/%s failed %d times, poisoned (the host would queue it on "
-                              "webjobs-blobtrigger-poison): %s", config.incoming.container, name,
+                              "webjobs-blobtrigger-poison): %s", config.incoming.container, naming.printable(name),
                               attempts[(name, etag)], exc)
                 else:
                     seen.pop(name, None)  # retried on the next listing, like the host's retry
-                    log.warning("%s/%s failed (attempt %d), will retry: %s", config.incoming.container, name,
+                    log.warning("%s/%s failed (attempt %d), will retry: %s", config.incoming.container, naming.printable(name),
                                 attempts[(name, etag)], exc)
             return
         with lock:
