@@ -180,7 +180,8 @@ peak = status("VmHWM")
 out = []
 for r in results:
     if isinstance(r, NormalisedImage):
-        out.append({"decision": "shrunk" if any("downscaled" in c or "shrunk" in c for c in r.changes) else "accepted",
+        smaller = any(w in c for c in r.changes for w in ("downscaled", "shrunk", "decoded at"))
+        out.append({"decision": "shrunk" if smaller else "accepted",
                     "detail": f"{r.format} {r.width}x{r.height}; " + "; ".join(r.changes)})
     else:
         out.append({"decision": "quarantined", "detail": f"{r.reason}: {r.message}"})

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import random
 
 import function_samples as samples
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from functions.images import Limits, NormalisedImage, Rejection, normalise
@@ -230,3 +233,49 @@ def test_an_upload_over_the_input_limit_is_refused_before_it_is_parsed():
     result = normalise(data, Limits(max_input_bytes=1_000_000))
     assert isinstance(result, Rejection) and result.reason == "too_large", result
     assert "1,000,000" in result.message
+
+
+# Generated cases: a cut anywhere in a JPEG's data, with an end marker appended, is never taken for a whole image;
+# whole JPEGs of any size, quality, subsampling and scan layout always are.
+
+_JPEG_KINDS = st.tuples(st.integers(16, 300), st.integers(16, 300), st.sampled_from([50, 75, 95]),
+                        st.sampled_from([0, 1, 2]), st.booleans())
+
+
+def _jpeg(kind: tuple[int, int, int, int, bool], seed: int) -> bytes:
+    """Noise at a quarter of full swing: busy data in every block, yet small enough for Pillow's progressive encoder
+    (full-swing noise outgrows its buffer: "Suspension not allowed here")."""
+    width, height, quality, subsampling, progressive = kind
+    noise = Image.frombytes("RGB", (width, height), random.Random(seed).randbytes(width * height * 3))
+    noise = noise.point(lambda v: v // 4 + 96)
+    return samples.encode(noise, "JPEG", quality=quality, subsampling=subsampling, progressive=progressive)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=_JPEG_KINDS, seed=st.integers(0, 2**16), cut=st.floats(0.05, 0.995))
+def test_no_cut_jpeg_with_an_end_marker_appended_passes_as_whole(kind, seed, cut):
+    data = _jpeg(kind, seed)
+    header_end = data.index(b"\xff\xda")
+    at = header_end + 12 + int((len(data) - header_end - 14) * cut)
+    result = normalise(data[:at] + b"\xff\xd9")
+    if isinstance(result, NormalisedImage):
+        # The documented limit of the check (it compares pictures at 1/8 scale, one value per block): a cut after
+        # every block's DC value passes, i.e. inside a progressive file's last scan, or inside the last MCU's AC
+        # coefficients, where the picture differs from the whole one in its last 16 x 16 pixels only.
+        if kind[4]:
+            assert data.rfind(b"\xff\xda") < at, (kind, cut, result)
+        else:
+            whole, cut_image = Image.open(io.BytesIO(data)).convert("RGB"), opened(result).convert("RGB")
+            width, height = whole.size
+            for box in ((0, 0, width, max(0, height - 24)), (0, 0, max(0, width - 24), height)):
+                if box[2] and box[3]:
+                    assert whole.crop(box).tobytes() == cut_image.crop(box).tobytes(), (kind, cut)
+    else:
+        assert result.reason in ("corrupt", "truncated"), result
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=_JPEG_KINDS, seed=st.integers(0, 2**16))
+def test_every_whole_jpeg_passes_the_scan_check(kind, seed):
+    result = normalise(_jpeg(kind, seed))
+    assert isinstance(result, NormalisedImage) and result.unchanged, result
