@@ -125,8 +125,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _first_line(text: str, limit: int = 200) -> str:
-    """The first line of an SDK message, without Python object addresses, at most ``limit`` characters."""
-    line = _OBJECT_AT.sub("", (str(text).strip().splitlines() or [""])[0]).strip()
+    """The first line of an SDK message, without Python object addresses, at most ``limit`` characters; redacted
+    before it is cut, so a cut can never leave a secret's prefix that redaction would no longer recognise."""
+    from cvops.redaction import redact
+
+    line = redact(_OBJECT_AT.sub("", (str(text).strip().splitlines() or [""])[0]).strip())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
