@@ -426,7 +426,7 @@ def _open(data: bytes, limits: Limits) -> Image.Image | Rejection:
     except UnidentifiedImageError:
         return _identify_other(data)
     except _DECODE_ERRORS as exc:
-        return _decode_failure("image", exc)
+        return _decode_failure("the", exc)
     width, height = image.size
     if width <= 0 or height <= 0:
         return Rejection("corrupt", f"{image.format} header declares a {width}x{height} image")
@@ -443,6 +443,11 @@ _SIGNATURES = (
     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
 )
 """Magic numbers of the formats we accept or convert: a file that starts like one but does not open is damaged."""
+_BMP_HEADERS = frozenset({12, 40, 52, 56, 64, 108, 124})
+"""BMP's info header sizes (bytes 14-17): two letters "BM" alone are too common in text to call a file a BMP."""
+_MIN_SNIFFED_BYTES = 64
+"""Shorter than this, a file that starts with a magic number is not taken for a damaged image (a test string, a
+placeholder): it stays ``not_an_image``."""
 _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"hevx": "HEIC", b"heim": "HEIC",
                 b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 """ISO base media ``ftyp`` brands of HEIF images (iPhone photos are HEIC): a real image format Pillow cannot read."""
@@ -467,11 +472,12 @@ def _identify_other(data: bytes) -> Rejection:
         return Rejection("unsupported_format",
                          f"{heif} images (iPhone and some Android photos) are not supported; export them as JPEG "
                          "(on iPhone: Settings > Camera > Formats > Most Compatible) or convert before uploading")
-    for magic, fmt in _SIGNATURES:
-        if data.startswith(magic) and not (fmt == "BMP" and len(data) < 26):
-            return _damaged_header(data, fmt)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _damaged_header(data, "WEBP")
+    if len(data) >= _MIN_SNIFFED_BYTES:
+        for magic, fmt in _SIGNATURES:
+            if data.startswith(magic) and (fmt != "BMP" or int.from_bytes(data[14:18], "little") in _BMP_HEADERS):
+                return _damaged_header(data, fmt)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _damaged_header(data, "WEBP")
     try:
         with Image.open(io.BytesIO(data)) as other:
             fmt = other.format or "unknown"
@@ -485,15 +491,16 @@ def _identify_other(data: bytes) -> Rejection:
 
 
 def _damaged_header(data: bytes, fmt: str) -> Rejection:
-    """The file starts as ``fmt`` but Pillow cannot read its header: say why in Pillow's words."""
+    """The file starts as ``fmt`` but Pillow cannot read its header: say why in Pillow's words when it has any."""
+    detail = ""
+    Image.init()
+    factory = Image.OPEN.get(fmt, (None, None))[0]
     try:
-        Image.open(io.BytesIO(data), formats=[fmt]).close()
-        detail = "header not recognised"
-    except Exception as exc:  # the reason Pillow gives is the most useful thing we can tell
+        if factory is not None:  # the plugin itself: Image.open would hide its reason behind "cannot identify"
+            factory(io.BytesIO(data), None).close()
+    except Exception as exc:  # the reason Pillow gives (a checksum, a field) is the most useful thing to tell
         detail = " ".join(str(exc).split()) or type(exc).__name__
-    if len(data) < 64:
-        return Rejection("truncated", f"{fmt} file is only {len(data)} bytes: it ends inside its header ({detail})")
-    return Rejection("corrupt", f"{fmt} file is damaged: its header cannot be read ({detail})")
+    return Rejection("corrupt", f"{fmt} file is damaged: its header cannot be read" + (f" ({detail})" if detail else ""))
 
 
 def _looks_like_text(head: bytes) -> bool:
