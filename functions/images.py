@@ -259,7 +259,7 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
         decode_bytes = decoded * storage + _decoder_extra(fmt, mode, decoded) + jpeg_coefficient_bytes
         factor = min(1.0, side_limit / max(dw, dh))
         work = max(1, round(dw * factor)) * max(1, round(dh * factor))
-        per_pixel = _resize_bytes(mode, decoded) if work < decoded else _WORK_BYTES_PER_PIXEL
+        per_pixel = _resize_bytes(mode) if work < decoded else _WORK_BYTES_PER_PIXEL
         peak = fixed + decode_bytes + per_pixel * work + (_alpha_copy(mode, decoded) if work < decoded else 0)
         plan = (scale, dw, dh, decode_bytes, work)
         if fmt == "JPEG":
@@ -270,11 +270,13 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
     scale, dw, dh, decode_bytes, work = plan
     decode_bytes += _alpha_copy(mode, dw * dh)
     room = limits.memory_budget_bytes - fixed - decode_bytes
-    shrunk = min(work, max(0, room) // _resize_bytes(mode, dw * dh))
+    shrunk = min(work, max(0, room) // _resize_bytes(mode))
     short_side = min(dw, dh) * math.sqrt(shrunk / (dw * dh))
-    peak = fixed + decode_bytes + _resize_bytes(mode, dw * dh) * shrunk
-    return MemoryEstimate(peak if shrunk else fixed + decode_bytes, scale, shrunk, True,
-                          short_side >= _MIN_WORK_SIDE, label)
+    peak = fixed + decode_bytes + _resize_bytes(mode) * shrunk
+    if fmt == "JPEG":
+        peak = max(peak, _jpeg_check_bytes(size, storage, data_len, fixed, jpeg_coefficient_bytes))
+    return MemoryEstimate(peak, scale, shrunk, True,
+                          short_side >= _MIN_WORK_SIDE and peak <= limits.memory_budget_bytes, label)
 
 
 def _jpeg_check_bytes(size: tuple[int, int], storage: int, data_len: int, fixed: int, coefficients: int) -> int:
@@ -284,7 +286,7 @@ def _jpeg_check_bytes(size: tuple[int, int], storage: int, data_len: int, fixed:
     return fixed + data_len + coefficients + 2 * quarter * storage
 
 
-def _resize_bytes(mode: str, decoded: int) -> int:
+def _resize_bytes(mode: str) -> int:
     return _ALPHA_RESIZE_BYTES_PER_PIXEL if mode in _ALPHA_MODES else _RESIZE_BYTES_PER_PIXEL
 
 

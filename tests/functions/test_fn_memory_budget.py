@@ -15,6 +15,8 @@ from pathlib import Path
 
 import memory_cases as mc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.images import (
     APP_FOOTPRINT_BYTES,
@@ -26,6 +28,7 @@ from functions.images import (
     MiB,
     Rejection,
     _MemoryGate,
+    estimate_memory,
     input_too_large,
     normalise,
 )
@@ -123,3 +126,28 @@ def test_the_memory_gate_holds_concurrent_reservations_to_its_capacity():
         thread.join(timeout=10)
     assert not any(thread.is_alive() for thread in threads)
     assert 60 <= most[0] <= 100 and gate.in_use == 0
+
+
+def test_more_images_than_the_host_allows_are_held_to_the_pool_by_the_gate(files):
+    # The queue trigger can run batchSize + newBatchThreshold messages beside the 8 blobs: 16 of the worst at once.
+    measured = mc.measure([files[WORST_EIGHT[0]]] * 16, with_app=True)
+    limit = INSTANCE_MEMORY_BYTES - HOST_ALLOWANCE_BYTES
+    assert measured["peak"] < limit, f"16 at once peaked at {measured['peak'] / MiB:.0f} MiB (limit {limit / MiB:.0f})"
+
+
+_MODES = st.sampled_from(["1", "L", "P", "I;16", "I", "F", "LA", "RGB", "RGBA", "CMYK", "YCbCr"])
+_FORMATS = st.sampled_from(["JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=_FORMATS, mode=_MODES, width=st.integers(1, 20_000), height=st.integers(1, 20_000),
+       data_len=st.integers(1, 32 * MiB), convert=st.booleans(), coefficients=st.integers(0, 400 * MiB))
+def test_every_plan_is_refused_or_within_the_budget(fmt, mode, width, height, data_len, convert, coefficients):
+    limits = Limits()
+    plan = estimate_memory(fmt, mode, (width, height), data_len, limits, convert=convert,
+                           jpeg_coefficient_bytes=coefficients if fmt == "JPEG" else 0)
+    if plan.fits:
+        assert plan.peak_bytes <= limits.memory_budget_bytes, plan
+        assert plan.work_pixels >= 1 and plan.decode_scale in (1, 2, 4, 8)
+        if plan.memory_shrink:
+            assert plan.work_pixels < width * height
