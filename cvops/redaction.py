@@ -238,9 +238,35 @@ SENSITIVE_LOGGERS = (
 _FILTER = RedactingFilter()
 
 
+_factory_lock = threading.Lock()
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    """Redact every log record of every logger as it is made: a logger filter only sees the records of its own
+    logger, not its children's (``azure.storage.blob._shared.policies`` is not ``azure``), nor those of the Functions
+    host's or a library's loggers nobody listed. The factory runs only for records a logger is enabled for."""
+    global _factory_installed
+    with _factory_lock:
+        if _factory_installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if _forms:  # nothing registered yet: the pattern rules run in the filters
+                _FILTER.filter(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
+
+
 def install_log_redaction() -> None:
-    """Attach the redacting filter to every sensitive logger (idempotent)."""
+    """Attach the redacting filter to every sensitive logger, and redact every record of any logger once a secret
+    setting has been registered (idempotent)."""
     for name in SENSITIVE_LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    _install_record_factory()
