@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvops.errors import ConfigurationError
-from cvops.redaction import check_connection_string, check_key, register_secret
+from cvops.redaction import check_connection_string, check_key, redact, register_secret
 
 TRAINING_ENDPOINT = "VISION_TRAINING_ENDPOINT"
 TRAINING_KEY = "VISION_TRAINING_KEY"
@@ -121,7 +121,7 @@ class Settings:
 
     def redacted(self) -> dict[str, str]:
         """For `--json` diagnostics: which settings are set, never their secret values."""
-        return {k: ("<set>" if k in SECRETS else v) for k, v in self.values.items() if v}
+        return {k: ("<set>" if k in SECRETS else redact(v)) for k, v in self.values.items() if v}
 
 
 def resolve(environ: Mapping[str, str], dotenv: Mapping[str, str | None] | None = None,
