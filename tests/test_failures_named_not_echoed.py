@@ -8,10 +8,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from urllib.parse import quote
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cvops import strict_yaml
 from cvops.errors import ConfigurationError, ServiceError, TransientServiceError, from_exception
@@ -149,3 +152,30 @@ def test_surrounding_whitespace_is_forgiven_and_a_connection_string_key_must_be_
     with pytest.raises(ConfigurationError, match="the AccountKey in S is not valid base64"):
         check_connection_string("S", "AccountName=a;AccountKey=abc!;BlobEndpoint=http://h/a")
     assert check_connection_string("S", "AccountName=a;AccountKey=a2V5;") == "AccountName=a;AccountKey=a2V5;"
+
+
+_ODD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tail=_ODD_TEXT)
+def test_any_registered_secret_is_redacted_in_each_of_its_forms(tail):
+    secret = uuid.uuid4().hex[:8] + tail  # a fresh prefix: one example's secret never overlaps another's
+    register_secret(secret)
+    raw = secret.encode()
+    for form in {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], quote(secret, safe=""), quote(secret),
+                 base64.b64encode(raw).decode(), " ".join(secret.split())}:
+        assert form not in redact(f"<{form}>"), form
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_ODD_TEXT)
+def test_a_key_check_either_accepts_the_stripped_key_or_names_the_setting_without_it(value):
+    try:
+        key = check_key("VISION_PREDICTION_KEY", value)
+    except ConfigurationError as refused:
+        assert str(refused).startswith("VISION_PREDICTION_KEY ")
+        if len(value.strip()) >= 4:
+            assert value.strip() not in str(refused)
+    else:
+        assert key == value.strip() and key.isascii() and key.isprintable() and " " not in key
