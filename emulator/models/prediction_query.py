@@ -58,11 +58,6 @@ def parse_prediction_query(token: Any) -> dict[str, Any]:
     tags = token.get("tags") or []
     if not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in tags):
         raise bad("tags must be a list of {id, minThreshold, maxThreshold}")
-    for t in tags:
-        try:
-            uuid.UUID(t["id"])
-        except ValueError:
-            raise bad(f"tags: id {t['id']!r} is not a uuid") from None
     if len(tags) > MAX_PREDICTION_QUERY_TAGS:
         raise bad(f"{len(tags)} tags given; at most {MAX_PREDICTION_QUERY_TAGS} can be combined",
                   code="BadRequestPredictionTagsExceededCount")
@@ -72,16 +67,22 @@ def parse_prediction_query(token: Any) -> dict[str, Any]:
         low, high = 0.0 if low is None else low, 1.0 if high is None else high
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or low > high:
             raise bad(f"tag {t['id']}: minThreshold and maxThreshold must be numbers with min <= max")
+        try:
+            uuid.UUID(t["id"])
+        except ValueError:
+            raise bad(f"tags: id {t['id']!r} is not a uuid") from None
         thresholds.append((str(t["id"]).lower(), float(low), float(high)))
-    return {"orderBy": order_by, "maxCount": max_count, "skip": int(continuation), "iterationId": iteration_id,
+    return {"orderBy": order_by, "maxCount": max_count, "skip": int(continuation), "iterationId": iteration_id or None,
             "application": token.get("application") or None, "startTime": times.get("startTime"),
             "endTime": times.get("endTime"), "tags": thresholds}
 
 
-def answer_token(token: dict[str, Any], continuation: str) -> dict[str, Any]:
+def answer_token(token: dict[str, Any], query: dict[str, Any], continuation: str) -> dict[str, Any]:
     """The token an answer carries: the request's PredictionQueryToken fields (nothing else, no null where the spec
-    does not allow one) with the continuation of the next page ("" when there is none)."""
-    out = {k: v for k, v in token.items() if k in TOKEN_FIELDS and (v is not None or k in NULLABLE_TOKEN_FIELDS)}
+    does not allow one), the uuid and date-time ones as parsed (`query`: an empty string is read as absent and
+    answered as null, never as an invalid ""), and the continuation of the next page ("" when there is none)."""
+    out = {k: v for k, v in token.items() if k in TOKEN_FIELDS and k not in NULLABLE_TOKEN_FIELDS and v is not None}
+    out.update({k: query[k] for k in NULLABLE_TOKEN_FIELDS if k in token})
     out["continuation"] = continuation
     return out
 

@@ -134,7 +134,7 @@ class PredictionModels(BackendBase):
                 "predictions": json.loads(r["predictions"]),
             })
         more = skip + max_count < len(rows)
-        next_token = answer_token(token, str(skip + max_count) if more else "")
+        next_token = answer_token(token, query, str(skip + max_count) if more else "")
         return {"token": next_token, "results": results}
 
     def delete_predictions(self, project_id: str, ids: Sequence[str]) -> None:

@@ -76,9 +76,11 @@ def test_query_predictions_token_fields_of_the_wrong_type_are_400(local_cv, publ
 
 def test_query_predictions_answer_token_holds_only_the_specs_fields(local_cv, published):
     response = raw(local_cv, "POST", f"/projects/{published.project.id}/predictions/query",
-                   json={"maxCount": 1, "application": None, "extra": 1, "session": "s"})
+                   json={"maxCount": 1, "application": None, "extra": 1, "session": "s", "endTime": "",
+                         "iterationId": ""})
     assert response.status_code == 200, response.text
-    assert response.json()["token"] == {"maxCount": 1, "session": "s", "continuation": ""}
+    assert response.json()["token"] == {"maxCount": 1, "session": "s", "continuation": "", "endTime": None,
+                                        "iterationId": None}
 
 
 def test_metadata_filter_nested_5000_deep_is_400_saying_the_limit(local_cv, published):
