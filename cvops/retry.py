@@ -367,16 +367,21 @@ def retry_after_seconds(exc: BaseException) -> float | None:
     writes in its 429 message body when there is no header (or API Management's "try again in N seconds").
     """
     headers = _headers(exc)
+    # A header that is not a finite number ("inf", "nan", garbage from a proxy) says nothing: the caller backs off as if
+    # it were absent, rather than giving up at once (inf) or hammering the service (nan compared as 0).
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
         if name in headers:
             try:
-                return max(0.0, float(headers[name]) / 1000.0)
+                milliseconds = float(headers[name])
             except ValueError:
-                pass
+                continue
+            if math.isfinite(milliseconds):
+                return max(0.0, milliseconds / 1000.0)
     value = headers.get("retry-after")
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
+            return max(0.0, seconds) if math.isfinite(seconds) else None
         except ValueError:
             try:
                 when = email.utils.parsedate_to_datetime(value)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import jsonschema
 import yaml
 
-from cvops import strict_yaml
+from cvops import strict_json, strict_yaml
 from cvops.errors import ConfigurationError
 from cvops.numbers import is_finite_number, refuse_non_finite
 
@@ -137,8 +137,8 @@ def load_policy(source: str, base_dir: Path) -> Policy:
                                  hint="set it to a policy file path (e.g. policy.yaml) or inline JSON")
     if text.startswith("{"):
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = strict_json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, or a key given twice
             raise ConfigurationError(f"{POLICY_SETTING} holds inline JSON that does not parse: {exc}",
                                      setting=POLICY_SETTING, hint="fix the JSON, or point the setting at a file") from exc
         return parse_policy(data, origin=f"{POLICY_SETTING} (inline JSON)")
@@ -155,8 +155,8 @@ def load_policy(source: str, base_dir: Path) -> Policy:
                                  setting=POLICY_SETTING,
                                  hint="deploy the file with the app, or fix the path (relative to the app root)") from exc
     try:
-        data = json.loads(raw) if path.suffix.lower() == ".json" else strict_yaml.safe_load(raw)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        data = strict_json.loads(raw) if path.suffix.lower() == ".json" else strict_yaml.safe_load(raw)
+    except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSONDecodeError, or a key given twice
         raise ConfigurationError(f"policy file {path} does not parse: {' '.join(str(exc).split())}",
                                  setting=POLICY_SETTING, hint="fix its syntax") from exc
     return parse_policy(data, origin=f"policy file {path}")

@@ -22,7 +22,6 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from cvops.errors import ConfigurationError
 from functions.backlog_message import BacklogItem
-from functions.naming import SIDECAR_SUFFIX
 
 __all__ = ["BacklogResult", "backlog_queue_client", "check_queue_name", "enqueue_backlog", "iter_backlog"]
 
@@ -58,11 +57,10 @@ def backlog_queue_client(queue_service, queue_name: str) -> QueueClient:
 
 
 def iter_backlog(blob_service: BlobServiceClient, container: str, prefix: str | None = None) -> Iterator[BacklogItem]:
-    """Every blob under ``container/prefix`` as a backlog item (routing sidecars are skipped)."""
+    """Every blob under ``container/prefix`` as a backlog item. Nothing is skipped: the app's outputs never share its
+    incoming container (its settings are refused otherwise), so a blob named like a sidecar here is an upload too."""
     try:
         for blob in blob_service.get_container_client(container).list_blobs(name_starts_with=prefix or None):
-            if blob.name.endswith(SIDECAR_SUFFIX):
-                continue
             yield BacklogItem(container, blob.name, blob.etag)
     except ResourceNotFoundError as exc:
         raise ConfigurationError(f"container {container!r} does not exist in this storage account",

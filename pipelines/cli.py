@@ -809,7 +809,9 @@ def function_run_local(run: Run, settings_file: str, once: bool, concurrency: in
 
 
 @cli.command("classify-backlog")
-@click.option("--container", required=True, help="Container holding the existing blobs.")
+@click.option("--container", envvar="CVOPS_INCOMING_CONTAINER", default="incoming", show_default=True,
+              help="The Function App's incoming container, whose existing blobs are queued (env CVOPS_INCOMING_CONTAINER);"
+                   " the app refuses messages naming any other container.")
 @click.option("--prefix", default=None, help="Only blobs under this prefix.")
 @click.option("--queue", "queue_name", envvar="CVOPS_BACKLOG_QUEUE", default="cvops-backlog", show_default=True,
               help="Backlog queue the Function App listens on (env CVOPS_BACKLOG_QUEUE).")
@@ -830,6 +832,14 @@ def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: s
     from pipelines import backlog
 
     Location.parse(container, "--container")  # a bad name is the user's typo, not the service's 400
+    incoming = Location.parse(os.environ.get("CVOPS_INCOMING_CONTAINER", "incoming"), "CVOPS_INCOMING_CONTAINER").container
+    if container != incoming:
+        # The app routes only its incoming container's blobs (functions.backlog_message.refusal): queueing another
+        # container's would only fill the results with refusals.
+        raise ConfigurationError(
+            f"--container {container!r} is not the Function App's incoming container {incoming!r}: the app routes only "
+            "blobs of its incoming container", setting="--container",
+            hint="copy the blobs into the incoming container (azcopy), or set CVOPS_INCOMING_CONTAINER as the app has it")
     backlog.check_queue_name(queue_name)
     queue = backlog.backlog_queue_client(queue_service_client(**run.settings.queue_storage()), queue_name)
     with run.reporter.task(f"queueing blobs of {container}/{prefix or ''}") as task:

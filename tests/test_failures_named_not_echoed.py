@@ -62,6 +62,16 @@ def test_a_spec_and_a_policy_with_a_duplicate_key_are_refused(tmp_path):
         load_policy(str(policy), tmp_path)
 
 
+def test_a_json_policy_with_a_duplicate_key_is_refused_inline_and_in_a_file(tmp_path):
+    inline = '{"version": "v1", "default_threshold": 0.9, "default_threshold": 0.1}'
+    with pytest.raises(ConfigurationError, match=r"inline JSON .*duplicate key 'default_threshold'"):
+        load_policy(inline, tmp_path)
+    (tmp_path / "policy.json").write_text('{"version": "v1", "moderation": {"adult": {"reject_above": 0.5}, '
+                                          '"adult": {"reject_above": 0.99}}}')
+    with pytest.raises(ConfigurationError, match=r"policy.json does not parse: duplicate key 'adult'"):
+        load_policy("policy.json", tmp_path)
+
+
 def test_merge_keys_may_still_be_overridden():
     assert strict_yaml.safe_load("base: &b {x: 1}\nother:\n  <<: *b\n  x: 2\n")["other"] == {"x": 2}
 

@@ -28,20 +28,23 @@ def queue_env(function_env, azurite):
     function_env.queue.delete_queue()
 
 
-def test_classify_backlog_enqueues_one_message_per_blob_and_skips_sidecars(queue_env):
+def test_classify_backlog_enqueues_one_message_per_blob_even_one_named_like_a_sidecar(queue_env):
     # Backlog messages may name only the incoming container (see functions.backlog_message.refusal), whose blobs the
     # loop also delivers through the blob trigger: each version still gets exactly one record.
     container = queue_env.incoming
     for i in range(5):
         queue_env.upload(f"2024/{i}.jpg", scene("beach", seed=i))
+    # outputs never share the incoming container (the app refuses such settings), so a blob named like a sidecar here
+    # is somebody's upload like any other: it is queued and routed (to quarantine: it is not an image)
     queue_env.upload("2024/0.jpg.cvops.json", b"{}")
     queue_env.upload("2023/old.jpg", scene("city"))
     result = enqueue_backlog(queue_env.blob_service, queue_env.queue, container, prefix="2024/", concurrency=3)
-    assert (result.listed, result.enqueued) == (5, 5)
-    assert queue_env.queue.get_queue_properties().approximate_message_count == 5
+    assert (result.listed, result.enqueued) == (6, 6)
+    assert queue_env.queue.get_queue_properties().approximate_message_count == 6
 
     stats = run_local(once=True, poll_seconds=0.05)
-    assert stats.queue_messages == 5 and stats.failed == 0
+    assert stats.queue_messages == 6 and stats.failed == 0
+    assert {r["outcome"] for r in queue_env.records() if r["blob"]["name"] == "2024/0.jpg.cvops.json"} == {"quarantine"}
     names = [r["blob"]["name"] for r in queue_env.records() if r["blob"]["name"].startswith("2024/")
              and r["blob"]["name"].endswith(".jpg")]
     assert sorted(names) == [f"2024/{i}.jpg" for i in range(5)]

@@ -220,3 +220,13 @@ def test_an_error_line_never_carries_a_sas_signature_or_account_key(capsys):
     err = capsys.readouterr().err
     assert "SECRETSIG" not in err and "SECRETKEY" not in err
     assert "m.zip" in err
+
+
+def test_classify_backlog_of_a_container_the_app_does_not_route_is_refused_with_exit_2():
+    # The app refuses backlog messages naming any container but its incoming one: queueing them would only fill the
+    # results with refusals, so the command says so before listing anything.
+    env = {"CVOPS_INCOMING_CONTAINER": "incoming", "AZURE_STORAGE_CONNECTION_STRING":
+           "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:9/a;"}
+    result = invoke(env, "classify-backlog", "--container", "archive")
+    assert result.exit_code == 2
+    assert "--container 'archive' is not the Function App's incoming container 'incoming'" in one_error_line(result)

@@ -59,6 +59,7 @@ def w(local_cv, azurite, blob_service, tmp_path_factory):
     blob_service.create_container(incoming)
     (tmp / "imgs").mkdir()
     env = settings_env(local_cv, azurite)
+    env["CVOPS_INCOMING_CONTAINER"] = container  # classify-backlog queues only the app's incoming container
     spec = write_spec(tmp / "p.yaml", name, training={"folder": str(tmp / "imgs")})
     blob_spec = write_spec(tmp / "b.yaml", name, training={"container": container, "prefix": "s/"})
     missing_spec = write_spec(tmp / "m.yaml", name, training={"container": "no-such-container", "prefix": "s/"})

@@ -123,7 +123,7 @@ data: {{training: {{container: {training}, prefix: scenes/}}, holdout: {{contain
            "VISION_PREDICTION_ENDPOINT": local_cv.endpoint, "VISION_PREDICTION_KEY": local_cv.prediction_key,
            "VISION_PREDICTION_RESOURCE_ID": local_cv.prediction_resource_id,
            "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
-           "CVOPS_BACKLOG_QUEUE": f"{incoming}-q"}
+           "CVOPS_BACKLOG_QUEUE": f"{incoming}-q", "CVOPS_INCOMING_CONTAINER": incoming}
     applied = cvops(["project", "apply", str(spec)], env, tmp_path, terminal=False)
     assert applied.exit_code == 0, applied.stderr_text
 

@@ -45,6 +45,7 @@ def world(local_cv, azurite, blob_service, tmp_path_factory):
     spec = write_spec(tmp / "p.yaml", name, training={"folder": str(tmp / "imgs")})
     blob_spec = write_spec(tmp / "b.yaml", name, training={"container": container, "prefix": "s/"})
     env = settings_env(local_cv, azurite)
+    env["CVOPS_INCOMING_CONTAINER"] = container  # classify-backlog queues only the app's incoming container
     assert CliRunner().invoke(cli, ["project", "apply", str(spec)], env=env).exit_code == 0
     image = tmp / "photo.jpg"
     image.write_bytes(scenes.generate("beach", 3, size=(64, 48)))

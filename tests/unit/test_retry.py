@@ -435,6 +435,13 @@ def test_retry_after_ms_header_wins() -> None:
     assert retry_after_seconds(exc) == 1.5
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "1e999"])
+def test_a_retry_after_that_is_not_a_finite_number_counts_as_absent(value) -> None:
+    # "inf" used to make the call give up at once (a wait past any budget); "nan" compared as 0 and retried at once
+    assert retry_after_seconds(cv_error(429, headers={"Retry-After": value})) is None
+    assert retry_after_seconds(cv_error(429, headers={"retry-after-ms": value, "Retry-After": "2"})) == 2.0
+
+
 def test_retry_after_read_from_the_429_message_when_no_header() -> None:
     message = ("Requests to the ClassifyImage Operation under Custom Vision Prediction API have exceeded rate limit "
                "of your current CustomVision.Prediction F0 pricing tier. Please retry after 1 second.")
