@@ -78,11 +78,16 @@ def parse_prediction_query(token: Any) -> dict[str, Any]:
 
 
 def answer_token(token: dict[str, Any], query: dict[str, Any], continuation: str) -> dict[str, Any]:
-    """The token an answer carries: the request's PredictionQueryToken fields (nothing else, no null where the spec
-    does not allow one), the uuid and date-time ones as parsed (`query`: an empty string is read as absent and
-    answered as null, never as an invalid ""), and the continuation of the next page ("" when there is none)."""
-    out = {k: v for k, v in token.items() if k in TOKEN_FIELDS and k not in NULLABLE_TOKEN_FIELDS and v is not None}
+    """The token an answer carries: the request's PredictionQueryToken fields, nothing else and never a value its
+    schema refuses: free fields as sent (no null where the spec has none), the parsed ones as read (`query`: an empty
+    orderBy is Newest, an empty id or time null, thresholds filled in), and the continuation of the next page ("" when
+    there is none)."""
+    out = {k: token[k] for k in ("session", "maxCount", "application") if token.get(k) is not None}
     out.update({k: query[k] for k in NULLABLE_TOKEN_FIELDS if k in token})
+    if "orderBy" in token:
+        out["orderBy"] = query["orderBy"]
+    if "tags" in token:
+        out["tags"] = [{"id": tag, "minThreshold": low, "maxThreshold": high} for tag, low, high in query["tags"]]
     out["continuation"] = continuation
     return out
 

@@ -77,10 +77,12 @@ def test_query_predictions_token_fields_of_the_wrong_type_are_400(local_cv, publ
 def test_query_predictions_answer_token_holds_only_the_specs_fields(local_cv, published):
     response = raw(local_cv, "POST", f"/projects/{published.project.id}/predictions/query",
                    json={"maxCount": 1, "application": None, "extra": 1, "session": "s", "endTime": "",
-                         "iterationId": ""})
+                         "iterationId": "", "orderBy": "", "tags": [{"id": published.tags["beach"].id,
+                                                                     "maxThreshold": None, "x": 1}]})
     assert response.status_code == 200, response.text
-    assert response.json()["token"] == {"maxCount": 1, "session": "s", "continuation": "", "endTime": None,
-                                        "iterationId": None}
+    assert response.json()["token"] == {
+        "maxCount": 1, "session": "s", "continuation": "", "endTime": None, "iterationId": None, "orderBy": "Newest",
+        "tags": [{"id": published.tags["beach"].id, "minThreshold": 0.0, "maxThreshold": 1.0}]}
 
 
 def test_metadata_filter_nested_5000_deep_is_400_saying_the_limit(local_cv, published):
