@@ -568,7 +568,7 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
         tr = None if target_precision is not None else tr
         tp = None if target_recall is not None else tp
     multiclass = (spec.classification_type if spec else
-                  service.t("get project", lambda c: c.get_project(project_id)).settings.classification_type
+                  service.training_call("get project", lambda c: c.get_project(project_id)).settings.classification_type
                   ) != "Multilabel"
     result = evaluate(service, project_id, iteration, tag_names=tag_names, threshold=thresholds,
                       service_threshold=base, multiclass=multiclass, holdout=holdout_src,

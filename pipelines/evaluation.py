@@ -62,13 +62,13 @@ def predict_holdout(service: Service, source: ImageSource, images: Sequence[Sour
     def one(image: SourceImage) -> dict[str, float]:
         if image.is_blob:
             url = source.sas_url(image, minutes=30)
-            result = service.t(f"quick test {image.key}",
-                               lambda c: c.quick_test_image_url(project_id, url, iteration_id=iteration_id,
-                                                                store=False))
+            result = service.training_call(f"quick test {image.key}",
+                                           lambda c: c.quick_test_image_url(project_id, url, iteration_id=iteration_id,
+                                                                            store=False))
         else:
             data = source.read(image)
-            result = service.t(f"quick test {image.key}",
-                               lambda c: c.quick_test_image(project_id, data, iteration_id=iteration_id, store=False))
+            result = service.training_call(f"quick test {image.key}",
+                                           lambda c: c.quick_test_image(project_id, data, iteration_id=iteration_id, store=False))
         return {p.tag_name: p.probability for p in result.predictions}
 
     out: list[dict[str, float]] = []

@@ -17,8 +17,8 @@ from pipelines.training import performance
 
 
 def status(service: Service, project_id: str, *, threshold: float = 0.5) -> dict[str, Any]:
-    project = service.t("get project", lambda c: c.get_project(project_id))
-    domains = {d.id: d.name for d in service.t("list domains", lambda c: c.get_domains())}
+    project = service.training_call("get project", lambda c: c.get_project(project_id))
+    domains = {d.id: d.name for d in service.training_call("list domains", lambda c: c.get_domains())}
     tags = service.tags(project_id)
     iterations = sorted(service.iterations(project_id), key=lambda it: it.created, reverse=True)
     rows = []
@@ -46,14 +46,14 @@ def export(service: Service, project_id: str, iteration: Any, *, platform: str, 
            timeout: float = 600.0, reporter: Reporter | None = None,
            sleep: Callable[[float], Any] = time.sleep) -> dict[str, Any]:
     reporter = reporter or NullReporter()
-    domain = service.t("get domain", lambda c: c.get_domain(iteration.domain_id))
+    domain = service.training_call("get domain", lambda c: c.get_domain(iteration.domain_id))
     if not domain.exportable:
         raise CvopsError(f"iteration {iteration.name} was trained on the {domain.name} domain, which cannot be exported",
                          hint="only compact domains export: set project.domain to e.g. 'General (compact)', "
                               "apply, and train again")
     try:
-        service.t(f"export {iteration.name} to {platform}",
-                  lambda c: c.export_iteration(project_id, iteration.id, platform, flavor=flavor), idempotent=False)
+        service.training_call(f"export {iteration.name} to {platform}",
+                              lambda c: c.export_iteration(project_id, iteration.id, platform, flavor=flavor), idempotent=False)
     except ServiceError as e:
         if e.code == "BadRequestExportAlreadyInProgress":
             pass
@@ -62,7 +62,7 @@ def export(service: Service, project_id: str, iteration: Any, *, platform: str, 
     started = time.monotonic()
     with reporter.task(f"exporting {iteration.name} to {platform}") as task:
         while True:
-            exports = service.t("get exports", lambda c: c.get_exports(project_id, iteration.id))
+            exports = service.training_call("get exports", lambda c: c.get_exports(project_id, iteration.id))
             mine = [x for x in exports if x.platform == platform and (flavor is None or x.flavor == flavor)]
             if mine and mine[0].status == "Done":
                 url = mine[0].download_uri

@@ -56,7 +56,7 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
         data = path.read_bytes()
         call = ((lambda c: c.classify_image(project_id, publish_name, data)) if store
                 else (lambda c: c.classify_image_with_no_store(project_id, publish_name, data)))
-    result = service.p(f"classify {target} with {publish_name!r}", call)
+    result = service.prediction_call(f"classify {target} with {publish_name!r}", call)
     rows = passing([(p.tag_name, p.probability) for p in result.predictions], threshold)
     return {"image": target, "publish_name": publish_name, "iteration": result.iteration,
             "predictions": rows, "passing": [r["tag"] for r in rows if r["passes"]]}

@@ -47,12 +47,12 @@ def apply(service: Service, spec: ProjectSpec, *, dry_run: bool = False) -> Appl
     project_id = project.id if project else None
     for action in actions:
         if action.kind == "create_project":
-            created = service.t(
+            created = service.training_call(
                 f"create project {spec.name!r}",
                 lambda c: c.create_project(spec.name, description=spec.description or None,
-                                           domain_id=domains[spec.domain],
-                                           classification_type=spec.classification_type,
-                                           target_export_platforms=list(spec.export_platforms) or None),
+                                                       domain_id=domains[spec.domain],
+                                                       classification_type=spec.classification_type,
+                                                       target_export_platforms=list(spec.export_platforms) or None),
                 idempotent=False)
             project_id = created.id
         elif action.kind == "update_project":
@@ -60,17 +60,18 @@ def apply(service: Service, spec: ProjectSpec, *, dry_run: bool = False) -> Appl
                               settings=ProjectSettings(domain_id=domains[spec.domain],
                                                        classification_type=spec.classification_type,
                                                        target_export_platforms=list(spec.export_platforms) or None))
-            service.t(f"update project {spec.name!r}", lambda c, u=updated, pid=project_id: c.update_project(pid, u))
+            service.training_call(f"update project {spec.name!r}", lambda c, u=updated, pid=project_id: c.update_project(pid, u))
         elif action.kind == "create_tag":
             tag = next(t for t in spec.tags if t.name == action.target)
-            service.t(f"create tag {tag.name!r}",
-                      lambda c, t=tag, pid=project_id: c.create_tag(pid, t.name, description=t.description or None),
-                      idempotent=False)
+            service.training_call(f"create tag {tag.name!r}",
+                                  lambda c, t=tag, pid=project_id: c.create_tag(pid, t.name, description=t.description or None),
+                                  idempotent=False)
         elif action.kind == "update_tag":
             tag = next(t for t in spec.tags if t.name == action.target)
             # The SDK's Tag model requires a type; keep the tag's own (Regular or Negative), which the spec does not set.
-            current = service.t(f"get tag {tag.name!r}", lambda c, ref=action.ref, pid=project_id: c.get_tag(pid, ref))
-            service.t(f"update tag {tag.name!r}",
-                      lambda c, t=tag, ref=action.ref, pid=project_id, kind=current.type: c.update_tag(
-                          pid, ref, Tag(name=t.name, description=t.description, type=kind)))
+            current = service.training_call(f"get tag {tag.name!r}",
+                                            lambda c, ref=action.ref, pid=project_id: c.get_tag(pid, ref))
+            service.training_call(f"update tag {tag.name!r}",
+                                  lambda c, t=tag, ref=action.ref, pid=project_id, kind=current.type: c.update_tag(
+                                      pid, ref, Tag(name=t.name, description=t.description, type=kind)))
     return ApplyResult(project_id, actions, applied=True)

@@ -61,9 +61,9 @@ def publish(service: Service, project_id: str, iteration_ref: str | None, *, pub
     else:
         resource_id = service.settings.require(config.PREDICTION_RESOURCE_ID)
         # overwrite=True moves the name in one call: the name is never without an iteration behind it.
-        service.t(f"publish {iteration.name} as {publish_name!r}",
-                  lambda c: c.publish_iteration(project_id, iteration.id, publish_name, resource_id,
-                                                overwrite=previous is not None))
+        service.training_call(f"publish {iteration.name} as {publish_name!r}",
+                              lambda c: c.publish_iteration(project_id, iteration.id, publish_name, resource_id,
+                                                            overwrite=previous is not None))
         result.unpublished = previous.name if previous is not None else None
 
     if keep is not None:
@@ -71,6 +71,6 @@ def publish(service: Service, project_id: str, iteration_ref: str | None, *, pub
                  for it in service.iterations(project_id)]
         for iteration_id in iterations_to_delete(infos, keep, protect=[iteration.id]):
             name = next(i.name for i in infos if i.id == iteration_id)
-            service.t(f"delete iteration {name}", lambda c, i=iteration_id: c.delete_iteration(project_id, i))
+            service.training_call(f"delete iteration {name}", lambda c, i=iteration_id: c.delete_iteration(project_id, i))
             result.deleted.append(name)
     return result

@@ -74,7 +74,7 @@ class Service:
 
         return call(attempt, what=what, pacer=pacer, policy=self.policy, idempotent=idempotent)
 
-    def t(self, what: str, fn: Callable[[CustomVisionTrainingClient], T], *, idempotent: bool = True) -> T:
+    def training_call(self, what: str, fn: Callable[[CustomVisionTrainingClient], T], *, idempotent: bool = True) -> T:
         """One training-API call, paced and retried."""
         return self._paced("training", self.training, self.training_pacer, what, fn, idempotent=idempotent)
 
@@ -82,17 +82,17 @@ class Service:
         """TrainProject has its own, lower, limit on F0; and it is not idempotent (a repeat could start a 2nd run)."""
         return self._paced("train", self.training, self.train_pacer, what, fn, idempotent=False)
 
-    def p(self, what: str, fn: Callable[[CustomVisionPredictionClient], T]) -> T:
+    def prediction_call(self, what: str, fn: Callable[[CustomVisionPredictionClient], T]) -> T:
         """One prediction-API call, paced at the tier's prediction rate."""
         return self._paced("prediction", self.prediction, self.prediction_pacer, what, fn, idempotent=True)
 
     # lookups ------------------------------------------------------------------------------------------------------
     def classification_domains(self) -> dict[str, str]:
-        domains = self.t("list domains", lambda c: c.get_domains())
+        domains = self.training_call("list domains", lambda c: c.get_domains())
         return {d.name: d.id for d in domains if d.type == "Classification"}
 
     def projects(self) -> list[ProjectState]:
-        return [project_state(p) for p in self.t("list projects", lambda c: c.get_projects())]
+        return [project_state(p) for p in self.training_call("list projects", lambda c: c.get_projects())]
 
     def project(self, name_or_id: str) -> ProjectState:
         """A project by id or by name; a clear error when there is none."""
@@ -107,18 +107,18 @@ class Service:
         return found
 
     def tags(self, project_id: str) -> list[TagState]:
-        tags = self.t("list tags", lambda c: c.get_tags(project_id))
+        tags = self.training_call("list tags", lambda c: c.get_tags(project_id))
         return [TagState(t.id, t.name, t.description or "", t.image_count or 0) for t in tags]
 
     def image_count(self, project_id: str) -> int:
-        return int(self.t("count images", lambda c: c.get_image_count(project_id, tagging_status="All")) or 0)
+        return int(self.training_call("count images", lambda c: c.get_image_count(project_id, tagging_status="All")) or 0)
 
     def image_metadata(self, project_id: str) -> Iterator[dict[str, str] | None]:
         """The metadata of every image of the project, page by page (256 per call)."""
         skip = 0
         while True:
-            page = self.t(f"list images {skip}-{skip + PAGE}",
-                          lambda c, s=skip: c.get_images(project_id, tagging_status="All", take=PAGE, skip=s))
+            page = self.training_call(f"list images {skip}-{skip + PAGE}",
+                                      lambda c, s=skip: c.get_images(project_id, tagging_status="All", take=PAGE, skip=s))
             for image in page:
                 yield image.metadata
             if len(page) < PAGE:
@@ -126,7 +126,7 @@ class Service:
             skip += PAGE
 
     def iterations(self, project_id: str) -> list[Any]:
-        return list(self.t("list iterations", lambda c: c.get_iterations(project_id)))
+        return list(self.training_call("list iterations", lambda c: c.get_iterations(project_id)))
 
     def iteration(self, project_id: str, ref: str | None) -> Any:
         """An iteration by id or name, or the newest Completed one for ``None``/``latest``."""

@@ -40,8 +40,8 @@ class TrainResult:
 
 def performance(service: Service, project_id: str, iteration_id: str, threshold: float) -> dict[str, Any]:
     """The service's own precision/recall/AP, overall and per tag, at a threshold (plain dict)."""
-    perf = service.t("get iteration performance",
-                     lambda c: c.get_iteration_performance(project_id, iteration_id, threshold=threshold))
+    perf = service.training_call("get iteration performance",
+                                 lambda c: c.get_iteration_performance(project_id, iteration_id, threshold=threshold))
     return {
         "threshold": threshold,
         "precision": perf.precision, "recall": perf.recall, "mean_average_precision": perf.average_precision,
@@ -83,7 +83,7 @@ def train(service: Service, project_id: str, *, training_type: str = "Regular", 
                 return result
             sleep(min(delay, max(0.0, timeout - elapsed)))
             delay = min(delay * 1.25, 10.0)
-            iteration = service.t("get iteration", lambda c: c.get_iteration(project_id, result.iteration_id))
+            iteration = service.training_call("get iteration", lambda c: c.get_iteration(project_id, result.iteration_id))
             task.describe(f"training {iteration.name}: {iteration.status} ({clock() - started:.0f} s)")
     result.status, result.seconds = iteration.status, clock() - started
     if iteration.status == "Failed":

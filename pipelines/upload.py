@@ -236,8 +236,8 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
                 entries = [ImageUrlCreateEntry(url=source.sas_url(it.image, minutes=sas_minutes),
                                                tag_ids=[tag_ids[t.casefold()] for t in it.tags]) for it in batch]
                 body = ImageUrlCreateBatch(images=entries, metadata=meta)
-                summary = service.t(f"create {len(batch)} images from URLs",
-                                    lambda c: c.create_images_from_urls(project_id, body))
+                summary = service.training_call(f"create {len(batch)} images from URLs",
+                                                lambda c: c.create_images_from_urls(project_id, body))
             else:
                 entries = []
                 for it in batch:
@@ -248,8 +248,8 @@ def upload(service: Service, source: ImageSource, project_id: str, *, via_bytes:
                     entries.append(ImageFileCreateEntry(name=it.key, contents=data,
                                                         tag_ids=[tag_ids[t.casefold()] for t in it.tags]))
                 body = ImageFileCreateBatch(images=entries, metadata=meta)
-                summary = service.t(f"create {len(batch)} images from files",
-                                    lambda c: c.create_images_from_files(project_id, body))
+                summary = service.training_call(f"create {len(batch)} images from files",
+                                                lambda c: c.create_images_from_files(project_id, body))
         except CvopsError as e:
             return batch, None, e, sent_bytes
         except ValueError as e:  # e.g. Pillow could not decode an image to augment
@@ -316,8 +316,8 @@ def _record(service: Service, project_id: str, batch: list[Item], summary: Any) 
         return out
     meta = pack_keys(digests, augment=batch[0].augment)
     try:
-        outcome = service.t("record uploaded keys in image metadata",
-                            lambda c: c.update_image_metadata(project_id, ids, meta))
+        outcome = service.training_call("record uploaded keys in image metadata",
+                                        lambda c: c.update_image_metadata(project_id, ids, meta))
     except CvopsError:
         out.unrecorded += len(ids)
         return out

@@ -41,7 +41,7 @@ class _Client:
 
 
 class _BrokenService:
-    """The real Service; the calls the upload makes through ``t`` see the training client with ``overrides``."""
+    """The real Service; the calls the upload makes through ``training_call`` see the training client with ``overrides``."""
 
     def __init__(self, service: Service, **overrides: Callable[..., Any]):
         self._service, self._overrides = service, overrides
@@ -49,8 +49,8 @@ class _BrokenService:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._service, name)
 
-    def t(self, what: str, fn: Callable[[Any], Any], **kwargs: Any) -> Any:
-        return self._service.t(what, lambda c: fn(_Client(c, self._overrides)), **kwargs)
+    def training_call(self, what: str, fn: Callable[[Any], Any], **kwargs: Any) -> Any:
+        return self._service.training_call(what, lambda c: fn(_Client(c, self._overrides)), **kwargs)
 
 
 @pytest.fixture
