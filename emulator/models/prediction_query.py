@@ -54,7 +54,8 @@ def parse_prediction_query(token: Any) -> dict[str, Any]:
                 t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
             except (ValueError, OverflowError):  # OverflowError: year 1 at +01:00 is before year 1 in UTC
                 raise bad(f"{name} {value!r} is not an ISO 8601 date-time") from None
-            times[name] = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+            # The year padded by hand: strftime's %Y writes year 276 as "276", which is no date-time
+            times[name] = f"{t.year:04d}-" + t.strftime("%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
     tags = token.get("tags") or []
     if not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in tags):
         raise bad("tags must be a list of {id, minThreshold, maxThreshold}")

@@ -85,6 +85,13 @@ def test_query_predictions_answer_token_holds_only_the_specs_fields(local_cv, pu
         "tags": [{"id": published.tags["beach"].id, "minThreshold": 0.0, "maxThreshold": 1.0}]}
 
 
+def test_query_predictions_answer_token_writes_an_early_year_as_a_date_time(local_cv, published):
+    """Found by the deep fuzz run: year 276 was answered as "276-11-28T...", which is no date-time."""
+    response = raw(local_cv, "POST", f"/projects/{published.project.id}/predictions/query",
+                   json={"endTime": "0276-11-28T18:17:08Z"})
+    assert response.json()["token"]["endTime"] == "0276-11-28T18:17:08.000Z"
+
+
 def test_metadata_filter_nested_5000_deep_is_400_saying_the_limit(local_cv, published):
     deep = "(" * 5000 + "k eq 'v'" + ")" * 5000
     for path in ("/images", "/images/count"):
