@@ -26,7 +26,7 @@ with no burst: 50-120 of 1,000 slots, 2-5 s of a 55 s run, when 16-41% of slots 
 every worker a whole second (Retry-After is whole seconds) though the overlap was milliseconds; and the local service
 judged the rate limit after its latency sleep, adding thread wake-up jitter to arrival times. Now the pacer catches
 missed slots up in bursts of 4 without ever putting more than 20 calls in 1/0.98 s, runs 2% under, and holds only until
-its own window frees after a first 429 (see cvops.retry.Pacer); the service counts calls in fixed one-second windows
+its own window frees after a first 429 (see cvops.pacing.Pacer); the service counts calls in fixed one-second windows
 by arrival (see emulator/throttle.py).
 
 Not a timed test. Run: ``python bench/bench_function.py [--images 1000] [--json]`` (about a minute).

@@ -17,7 +17,8 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 
 from cvops import clients
-from cvops.retry import Pacer, RetryPolicy
+from cvops.pacing import Pacer
+from cvops.retry import RetryPolicy
 from functions.config import AppConfig, StorageConnection, load_config, relevant_environment
 
 __all__ = ["AppContext", "build_context", "current", "install", "reset"]
@@ -25,7 +26,7 @@ __all__ = ["AppContext", "build_context", "current", "install", "reset"]
 # Pace 2% under the configured rate, with bursts of up to 4 to catch up slots missed while every worker was busy
 # with storage. Both are safe against a strict per-second counter because the pacer never sends more than the count
 # within 1/(1 - 0.02) s (20 ms of arrival jitter at 20/s) and a 429 costs a short hold, not a whole second:
-# see cvops.retry.Pacer and bench/bench_function.py for the measurements.
+# see cvops.pacing.Pacer and bench/bench_function.py for the measurements.
 PACER_HEADROOM = 0.02
 PACER_BURST = 4
 

@@ -1,10 +1,10 @@
 """The two service calls the handler makes: classify (Custom Vision prediction) and moderate (Computer Vision 3.2).
 
-Thin on purpose: pacing and retries are :mod:`cvops.retry`'s; this module only says what each failure means for a
-routed image. Transient failures (429 after the retry budget, 5xx, timeouts) propagate so the Functions host retries
-the blob and finally poisons it. A refused key, an unknown project or publish name are configuration errors naming
-the app setting to fix (raised too: the image is fine, the app is not). A service that refuses the image itself
-(format, size, dimensions) gives an :class:`ImageRefused`, which the handler quarantines.
+Thin on purpose: pacing and retries are :mod:`cvops.pacing`'s and :mod:`cvops.retry`'s; this module only says what
+each failure means for a routed image. Transient failures (429 after the retry budget, 5xx, timeouts) propagate so the
+Functions host retries the blob and finally poisons it. A refused key, an unknown project or publish name are
+configuration errors naming the app setting to fix (raised too: the image is fine, the app is not). A service that
+refuses the image itself (format, size, dimensions) gives an :class:`ImageRefused`, which the handler quarantines.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.cognitiveservices.vision.computervision.models import VisualFeatureTypes
 
-from cvops import retry
+from cvops import failures, pacing, retry
 from cvops.errors import ConfigurationError, ServiceError
 
 __all__ = ["Classification", "ImageRefused", "Moderation", "ServiceCounters", "classify", "moderate"]
@@ -37,7 +37,7 @@ class ServiceCounters:
 
     def on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self.retries += 1
-        if retry.classify(exc) == "throttled":
+        if failures.failure_kind(exc) == "throttled":
             self.throttled += 1
 
 
@@ -73,7 +73,7 @@ class ImageRefused:
 
 
 def classify(client: Any, *, project_id: str, publish_name: str, data: bytes, store: bool,
-             pacer: retry.Pacer | None, what: str,
+             pacer: pacing.Pacer | None, what: str,
              policy: retry.RetryPolicy = retry.RetryPolicy()) -> Classification | ImageRefused:  # noqa: B008
     """Classify ``data`` with the published iteration; ``store`` keeps the image in the project (classify_image)."""
     counters = ServiceCounters()
@@ -111,7 +111,7 @@ def _prediction_failure(exc: ServiceError) -> ImageRefused:
     raise exc
 
 
-def moderate(client: Any, *, data: bytes, pacer: retry.Pacer | None, what: str,
+def moderate(client: Any, *, data: bytes, pacer: pacing.Pacer | None, what: str,
              policy: retry.RetryPolicy = retry.RetryPolicy()) -> Moderation | ImageRefused:  # noqa: B008
     """Adult, racy and gore scores from Image Analysis 3.2 (the only version that has them)."""
     counters = ServiceCounters()

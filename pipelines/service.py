@@ -18,7 +18,8 @@ from azure.storage.blob import BlobServiceClient
 
 from cvops import clients
 from cvops.errors import CvopsError, ServiceError
-from cvops.retry import Pacer, RetryPolicy, call
+from cvops.pacing import Pacer
+from cvops.retry import RetryPolicy, call
 from pipelines import config
 from pipelines.plan import ProjectState, TagState, find_project
 

@@ -1,4 +1,4 @@
-"""cvops.retry, cvops.errors and cvops.clients: pacing, classification and retry of real SDK failures.
+"""cvops.pacing, .failures, .retry, .errors and .clients: pacing, classification and retry of real SDK failures.
 
 Exceptions are built the way the SDKs build them (a real ``requests.Response`` handed to the SDK's exception class
 with its deserializer), or produced by the SDK itself against a small scripted HTTP server on a free port. Time is a
@@ -32,7 +32,9 @@ from msrest.exceptions import ClientRequestError
 
 from cvops import clients
 from cvops.errors import ConfigurationError, CvopsError, ServiceError, ThrottledError, TransientServiceError
-from cvops.retry import Pacer, RetryPolicy, call, classify, retry_after_seconds
+from cvops.failures import failure_kind, retry_after_seconds
+from cvops.pacing import Pacer
+from cvops.retry import RetryPolicy, call
 from emulator.throttle import FixedWindowLimiter, SlidingWindowLimiter
 
 from .scripted_http import Answer, Request, serving
@@ -467,39 +469,39 @@ def test_retry_after_is_none_without_header_or_text() -> None:
     assert retry_after_seconds(ValueError("nothing here")) is None
 
 
-# --- classify -----------------------------------------------------------------------------------------------------
+# --- failure_kind -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("status", "kind"), [(429, "throttled"), (500, "transient"), (503, "transient"),
                                               (408, "transient"), (400, "permanent"), (401, "permanent"),
                                               (403, "permanent"), (404, "permanent")])
-def test_classify_sdk_errors_by_status(status: int, kind: str) -> None:
-    assert classify(cv_error(status)) == kind
+def test_failure_kind_sdk_errors_by_status(status: int, kind: str) -> None:
+    assert failure_kind(cv_error(status)) == kind
 
 
-def test_classify_prediction_and_computer_vision_errors() -> None:
+def test_failure_kind_prediction_and_computer_vision_errors() -> None:
     predictor = clients.prediction_client(ENDPOINT, SECRET)
     exc = PredictionErrorException(predictor._deserialize, http_response(429, {"code": "TooManyRequests"},
                                                                          key_header="Prediction-Key"))
-    assert classify(exc) == "throttled"
+    assert failure_kind(exc) == "throttled"
     vision = clients.computer_vision_client(ENDPOINT, SECRET)
     exc = ComputerVisionErrorResponseException(vision._deserialize,
                                                http_response(500, {"error": {"code": "InternalServerError"}}))
-    assert classify(exc) == "transient"
+    assert failure_kind(exc) == "transient"
 
 
-def test_classify_connection_failures_as_transient_and_bad_urls_as_permanent() -> None:
+def test_failure_kind_connection_failures_as_transient_and_bad_urls_as_permanent() -> None:
     refused = clients.training_client(f"http://127.0.0.1:{closed_port()}", SECRET)
     with pytest.raises(ClientRequestError) as info:
         refused.get_projects()
-    assert classify(info.value) == "transient"
+    assert failure_kind(info.value) == "transient"
     bad_url = ClientRequestError("Error occurred in request.", requests.exceptions.InvalidURL("bad"))
-    assert classify(bad_url) == "permanent"
+    assert failure_kind(bad_url) == "permanent"
     for exc in (ServiceRequestError("dns"), ServiceResponseError("reset"), requests.ReadTimeout("slow"),
                 TimeoutError(), ConnectionResetError()):
-        assert classify(exc) == "transient", exc
-    assert classify(ValueError("bug")) == "permanent"
-    assert classify(ThrottledError("x")) == "throttled"
-    assert classify(TransientServiceError("x")) == "transient"
+        assert failure_kind(exc) == "transient", exc
+    assert failure_kind(ValueError("bug")) == "permanent"
+    assert failure_kind(ThrottledError("x")) == "throttled"
+    assert failure_kind(TransientServiceError("x")) == "transient"
 
 
 # --- call with a fake clock ---------------------------------------------------------------------------------------
@@ -679,7 +681,7 @@ def test_clients_hand_a_get_5xx_to_the_sdk_with_its_headers(scripted) -> None:
     client = clients.training_client(endpoint, SECRET)
     with pytest.raises(CustomVisionErrorException) as info:
         client.get_projects()
-    assert classify(info.value) == "transient" and retry_after_seconds(info.value) == 3.0
+    assert failure_kind(info.value) == "transient" and retry_after_seconds(info.value) == 3.0
     assert len(script.requests) == 1  # msrest did not retry on its own
 
 
@@ -860,7 +862,7 @@ def _published_project(service) -> tuple[str, str]:
     """Create, train and publish a small two-tag project on the local service; return (project id, publish name)."""
     from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 
-    from cvops import scenes
+    from devkit import scenes
 
     trainer = clients.training_client(service.endpoint, service.training_key)
     project = trainer.create_project("pacing")
@@ -884,7 +886,7 @@ def _published_project(service) -> tuple[str, str]:
 
 def _hammer(service, project_id: str, publish_name: str, pacer: Pacer | None, *, calls: int, threads: int):
     """Classify from several threads at once; return (results, 429s seen through on_retry)."""
-    from cvops import scenes
+    from devkit import scenes
 
     predictor = clients.prediction_client(service.endpoint, service.prediction_key)
     image = scenes.generate("beach", 1000, size=(256, 192))
@@ -893,7 +895,7 @@ def _hammer(service, project_id: str, publish_name: str, pacer: Pacer | None, *,
     lock = threading.Lock()
 
     def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
-        if classify(exc) == "throttled":
+        if failure_kind(exc) == "throttled":
             with lock:
                 throttled.append(delay)
 
