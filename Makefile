@@ -33,7 +33,7 @@ lint: setup
 	$(PY) -m ruff check .
 
 demo: setup
-	$(PY) -m pipelines.demo
+	$(PY) -m devkit.demo
 
 # Each benchmark starts its own services and prints its numbers; see the README's "Benchmarks".
 bench: setup

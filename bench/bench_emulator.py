@@ -26,9 +26,9 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateEntry,
 )
 
-from cvops import scenes
 from cvops.clients import prediction_client, training_client
-from cvops.local_services import running_local_custom_vision
+from devkit import scenes
+from devkit.local_services import running_local_custom_vision
 
 BATCH = 64  # Custom Vision's most images per upload call
 

@@ -53,10 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a sc
 import azure.functions as func
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 
-from cvops import retry, scenes
+from cvops import retry
 from cvops.clients import training_client
 from cvops.errors import ThrottledError
-from cvops.local_services import running_azurite, running_local_custom_vision
+from devkit import scenes
+from devkit.local_services import running_azurite, running_local_custom_vision
 from functions import context
 from functions.config import load_config
 from functions.handler import Outcome, observe

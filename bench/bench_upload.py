@@ -33,9 +33,9 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 from click.testing import CliRunner
 
-from cvops import scenes
 from cvops.clients import training_client
-from cvops.local_services import running_azurite, running_local_custom_vision
+from devkit import scenes
+from devkit.local_services import running_azurite, running_local_custom_vision
 from pipelines.cli import cli
 
 CREATE_PATHS = ("/images/urls", "/images/files", "/images")

@@ -14,7 +14,7 @@ from azure.cognitiveservices.vision.customvision.training import CustomVisionTra
 from azure.storage.blob import BlobServiceClient
 from msrest.authentication import ApiKeyCredentials
 
-from cvops.local_services import (
+from devkit.local_services import (
     Azurite,
     LocalCustomVision,
     start_azurite,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from devkit.demo import SCENES_SPEC, routing_policy
 from functions.policy import parse_policy
-from pipelines.demo import SCENES_SPEC, routing_policy
 
 
 def test_demo_policy_takes_met_recommendations_and_keeps_the_spec_threshold_otherwise():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
-from cvops.local_services import AZURITE_ACCOUNT, AZURITE_KEY, running_azurite
+from devkit.local_services import AZURITE_ACCOUNT, AZURITE_KEY, running_azurite
 
 
 def test_azurite_serves_a_blob_by_read_only_sas_url(blob_service: BlobServiceClient):

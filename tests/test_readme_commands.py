@@ -36,3 +36,11 @@ def test_each_readme_command_is_a_makefile_target():
     for command in readme_commands():
         target = command.split()[1]
         assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"Makefile has no target {target!r}"
+
+
+def test_make_demo_runs_the_module_the_readme_names():
+    recipe = re.search(r"^demo:.*\n\t\$\(PY\) -m (?P<module>[\w.]+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe, "the Makefile's demo target does not run a module with $(PY) -m"
+    module = recipe["module"]
+    assert (ROOT / Path(*module.split("."))).with_suffix(".py").is_file(), f"{module} is not a module of the repository"
+    assert f"`make demo` runs `python -m {module}`" in (ROOT / "README.md").read_text()

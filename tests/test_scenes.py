@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from cvops import scenes
+from devkit import scenes
 
 
 def _decode(data: bytes) -> Image.Image:

@@ -27,7 +27,7 @@ from msrest.authentication import ApiKeyCredentials
 from msrest.exceptions import HttpOperationError
 from spec_schemas import error_codes, find_operation, validate_response
 
-from cvops import scenes
+from devkit import scenes
 from emulator.models import load_domains
 
 # The operations the local service implements (the brief's list); each must be seen and valid in every run.

@@ -41,8 +41,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from cvops import scenes
-from cvops.local_services import LocalCustomVision, start_local_custom_vision
+from devkit import scenes
+from devkit.local_services import LocalCustomVision, start_local_custom_vision
 from tests.contract.spec_schemas import SPEC_FILES, SPECS, error_codes
 
 EXAMPLES = int(os.environ.get("CV_FUZZ_EXAMPLES", "4"))

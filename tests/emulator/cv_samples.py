@@ -17,7 +17,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 )
 from PIL import Image
 
-from cvops import scenes
+from devkit import scenes
 
 
 def png(width: int = 64, height: int = 64, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:

@@ -14,7 +14,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 )
 from cv_samples import png, project_with_images, raw, unique_name, wait_trained
 
-from cvops import scenes
+from devkit import scenes
 
 
 def error_of(call, *args, **kwargs) -> CustomVisionErrorException:

@@ -18,7 +18,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 from cv_samples import project_with_images, unique_name
 from msrest.authentication import ApiKeyCredentials
 
-from cvops import scenes
+from devkit import scenes
 
 LIMIT = 20  # iterations kept per project (F0 and S0 alike)
 

@@ -20,7 +20,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 from cv_samples import png, unique_name, wait_trained
 from msrest.authentication import ApiKeyCredentials
 
-from cvops import scenes
+from devkit import scenes
 from emulator.responses import for_version
 from tests.contract.spec_schemas import validate_response
 

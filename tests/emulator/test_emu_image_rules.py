@@ -10,7 +10,7 @@ import pytest
 from cv_samples import png
 from PIL import Image
 
-from cvops import scenes
+from devkit import scenes
 from emulator import images
 
 

@@ -18,7 +18,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 from cv_samples import png, project_with_images, raw, unique_name
 
-from cvops import scenes
+from devkit import scenes
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 from cv_samples import unique_name, wait_trained
 
-from cvops import scenes
+from devkit import scenes
 
 CLASSES = ("beach", "forest", "mountain", "city")
 

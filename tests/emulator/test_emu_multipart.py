@@ -8,7 +8,7 @@ import time
 import pytest
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from cvops import scenes
+from devkit import scenes
 from emulator.multipart import MultipartError, boundary_of, split_multipart
 
 

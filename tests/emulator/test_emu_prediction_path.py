@@ -15,8 +15,8 @@ from cv_samples import project_with_images, raw, unique_name, wait_trained
 from msrest.authentication import ApiKeyCredentials
 from PIL import Image
 
-from cvops import scenes
-from cvops.local_services import LOCAL_PREDICTION_RESOURCE_ID
+from devkit import scenes
+from devkit.local_services import LOCAL_PREDICTION_RESOURCE_ID
 
 
 def png_claiming(width: int, height: int) -> bytes:

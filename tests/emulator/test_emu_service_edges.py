@@ -17,7 +17,7 @@ from azure.cognitiveservices.vision.customvision.training.models import CustomVi
 from cv_samples import png, raw, unique_name
 from msrest.authentication import ApiKeyCredentials
 
-from cvops.local_services import REPO_ROOT, start_local_custom_vision
+from devkit.local_services import REPO_ROOT, start_local_custom_vision
 from emulator.learning import ModuleLearning
 from emulator.models import RESTART_REASON, CustomVisionBackend, now
 from emulator.store import Storage

@@ -16,7 +16,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 from cv_samples import png, project_with_images, raw, unique_name, wait_trained
 from msrest.authentication import ApiKeyCredentials
 
-from cvops import scenes
+from devkit import scenes
 from emulator.learning import ModuleLearning
 from emulator.server import serve
 

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cvops import scenes
+from devkit import scenes
 from emulator import learner
 from emulator.features import extract_features
 

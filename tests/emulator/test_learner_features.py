@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvops import scenes
+from devkit import scenes
 from emulator.features import (
     DECODE_SIZE,
     FEATURE_DIM,

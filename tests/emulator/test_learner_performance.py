@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvops import scenes
+from devkit import scenes
 from emulator import learner
 from emulator.features import extract_features
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from cvops import scenes
-from cvops.local_services import REPO_ROOT
+from devkit import scenes
+from devkit.local_services import REPO_ROOT
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from fn_helpers import CLASSES, TrainedProject, registered, train_and_publish
 
-from cvops import scenes
+from devkit import scenes
 from functions import context
 from functions.handler import Outcome, observe
 from pipelines.run_local import input_stream

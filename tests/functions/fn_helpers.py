@@ -10,7 +10,8 @@ from typing import Any
 
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 
-from cvops import clients, retry, scenes
+from cvops import clients, retry
+from devkit import scenes
 from pipelines.run_local import load_app, user_function
 
 CLASSES = ("beach", "forest", "city")

@@ -90,8 +90,8 @@ def record(cassette: Path, endpoint: str, key: str) -> dict[str, float]:
 
     from azure.cognitiveservices.vision.computervision.models import VisualFeatureTypes
 
-    from cvops import scenes
     from cvops.clients import computer_vision_client
+    from devkit import scenes
 
     scrubber = Scrubber(drop_request_bodies=True)
     scrubber.use([*endpoint_rewrites(endpoint, FAKE_VISION_ENDPOINT), *secret_rewrites(key)])

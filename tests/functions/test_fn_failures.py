@@ -10,8 +10,8 @@ import pytest
 from fn_helpers import CLASSES, registered, scene, trained_service
 
 from cvops.errors import ConfigurationError, TransientServiceError
-from cvops.local_services import AZURITE_KEY, free_port
 from cvops.retry import RetryPolicy
+from devkit.local_services import AZURITE_KEY, free_port
 from functions import context
 from functions.config import load_config
 from functions.handler import observe

@@ -13,7 +13,7 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 from click.testing import CliRunner, Result
 
-from cvops import scenes
+from devkit import scenes
 from pipelines.cli import cli
 
 SIZE = (160, 120)

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from cvops import scenes
+from devkit import scenes
 from pipelines import augment
 from pipelines.sources import SourceImage
 

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 from flow_helpers import World, settings_env, unique, upload_folder_per_tag, write_spec
 
-from cvops import scenes
+from devkit import scenes
 from pipelines import config
 from pipelines.cli import cli
 from pipelines.service import Service

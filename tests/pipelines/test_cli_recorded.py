@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cvops import clients, scenes
-from cvops.local_services import AZURITE_ACCOUNT, AZURITE_KEY
+from cvops import clients
+from devkit import scenes
+from devkit.local_services import AZURITE_ACCOUNT, AZURITE_KEY
 from pipelines.cli import cli
 from tests.recording import (
     FAKE_BLOB_ENDPOINT,
@@ -122,7 +123,7 @@ def live(request):
     service = None
     settings = azure_settings(os.environ)
     if settings is None:
-        from cvops.local_services import start_local_custom_vision
+        from devkit.local_services import start_local_custom_vision
 
         azurite = request.getfixturevalue("azurite")
         service = start_local_custom_vision(log_dir=request.getfixturevalue("tmp_path_factory").mktemp("cv-recording"))

@@ -22,9 +22,9 @@ from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_ac
 from click.testing import CliRunner
 from flow_helpers import settings_env, unique, upload_folder_per_tag, write_spec
 
-from cvops import scenes
-from cvops.local_services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 from cvops.retry import RetryPolicy
+from devkit import scenes
+from devkit.local_services import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 from pipelines.cli import EXIT_BUG, EXIT_CONFIG, EXIT_SERVICE, EXIT_TRANSIENT, cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from flow_helpers import unique, upload_folder_per_tag
 
-from cvops import scenes
+from devkit import scenes
 
 pty = pytest.importorskip("pty")
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from vcr.request import Request
 
-from cvops.local_services import AZURITE_ACCOUNT, AZURITE_KEY
+from devkit.local_services import AZURITE_ACCOUNT, AZURITE_KEY
 from tests.recording import (
     FAKE_BLOB_ENDPOINT,
     FAKE_CV_ENDPOINT,

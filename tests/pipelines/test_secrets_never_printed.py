@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from flow_helpers import settings_env, unique, upload_folder_per_tag, write_spec
 
-from cvops import scenes
+from devkit import scenes
 from pipelines.cli import EXIT_BUG, cli
 from tests.secret_scan import Scanner, odd_secrets
 
@@ -166,7 +166,7 @@ def test_the_azurite_log_holds_no_sas_signature(azurite, blob_service):
     import requests
     from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
-    from cvops.local_services import AZURITE_ACCOUNT, AZURITE_KEY
+    from devkit.local_services import AZURITE_ACCOUNT, AZURITE_KEY
 
     container = unique("saslog")
     blob_service.create_container(container)

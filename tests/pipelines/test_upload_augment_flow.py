@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from flow_helpers import World, settings_env, unique, write_spec
 
-from cvops import scenes
+from devkit import scenes
 from pipelines.batching import AUGMENT_KEY, source_digest, unpack_keys
 
 pytestmark = [pytest.mark.emulator, pytest.mark.azurite]

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from flow_helpers import World, settings_env, unique, upload_folder_per_tag, write_spec
 
-from cvops import scenes
 from cvops.errors import ThrottledError
+from devkit import scenes
 from pipelines import config
 from pipelines.service import Service
 from pipelines.sources import ImageSource

@@ -29,9 +29,9 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 from PIL import Image
 
-from cvops import scenes
 from cvops.errors import CvopsError
-from cvops.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
+from devkit import scenes
+from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
 from functions import settings
 
 CLASSES = ("beach", "forest", "mountain", "city")
@@ -347,7 +347,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO_ROOT / ".local" / "demo", help="Where the demo keeps its state.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--small", action="store_true", help="Fewer images (for a quick check).")
