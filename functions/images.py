@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
+from cvops import limits
+
 __all__ = [
     "ACCEPTED_FORMATS",
     "APP_FOOTPRINT_BYTES",
@@ -72,8 +74,8 @@ bytes per pixel by mode. tests/functions/test_fn_memory_budget.py measures the r
 against it, one at a time and eight at once.
 """
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF"})
-"""What the Prediction API accepts as is (Custom Vision limits page)."""
+ACCEPTED_FORMATS = limits.ACCEPTED_FORMATS
+"""What the Prediction API accepts as is (:data:`cvops.limits.ACCEPTED_FORMATS`)."""
 CONVERTIBLE_FORMATS = frozenset({"TIFF", "WEBP"})
 """Formats cameras and scanners produce that Pillow decodes safely: converted to PNG or JPEG before prediction."""
 
@@ -100,7 +102,7 @@ _FIXED_OVERHEAD_BYTES = 16 * MiB
 """libjpeg/zlib state, row buffers, Python objects of one invocation."""
 _INPUT_COPIES = 2
 """The trigger's ``bytes`` and the worker's copy in flight are alive while the image is validated."""
-_MIN_WORK_SIDE = 256
+_MIN_WORK_SIDE = limits.UPSCALED_BELOW_SIDE
 """Custom Vision upscales anything smaller; shrinking below this to fit memory would only lose the picture."""
 
 # Our own pixel limit (Limits.max_pixels) is what decides; Pillow's global warning below it would only be noise.
@@ -111,6 +113,8 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 class Limits:
     """What the Prediction API accepts and what this process is willing to decode.
 
+    The first three default to Custom Vision's limits (:mod:`cvops.limits`); the rest are this app's own choices.
+
     ``max_pixels`` refuses absurd headers cheaply (a 100 KB PNG can declare 50,000 x 50,000 pixels); it does not
     bound memory by itself: ``memory_budget_bytes`` does (see :data:`MEMORY_BUDGET_BYTES` for its arithmetic), by
     planning each image's decode and conversions from its header and refusing what cannot fit.
@@ -119,9 +123,9 @@ class Limits:
     prediction accepts.
     """
 
-    max_bytes: int = 4 * 1024 * 1024
-    max_side: int = 10_240
-    max_aspect_ratio: float = 25.0
+    max_bytes: int = limits.MAX_PREDICTION_BYTES
+    max_side: int = limits.MAX_SIDE
+    max_aspect_ratio: float = limits.MAX_ASPECT_RATIO
     max_pixels: int = 120_000_000
     jpeg_qualities: tuple[int, ...] = (90, 80, 70)
     min_side_when_shrinking: int = 512

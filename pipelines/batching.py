@@ -1,7 +1,8 @@
 """How images are grouped into create-images calls, and how each image's source key is kept in the service.
 
-Limits (FACTS): one batch holds at most 64 images and 20 distinct tags. Tags go on each entry, so one batch can mix
-tags; packing greedily in a stable order gives ceil(N/64) calls whenever a set has at most 20 tags.
+Limits (:mod:`cvops.limits`, from Microsoft Learn "Limits and quotas"): one batch holds at most 64 images and 20 distinct
+tags. Tags go on each entry, so one batch can mix tags; packing greedily in a stable order gives ceil(N/64) calls
+whenever a set has at most 20 tags.
 
 Why the source keys are packed: an upload must be resumable after a crash without a local ledger (CI machines keep no
 state). v3.4 images carry metadata, but metadata is set per *batch* (``ImageUrlCreateBatch.metadata``), not per entry,
@@ -18,10 +19,12 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-MAX_IMAGES_PER_BATCH = 64
-MAX_TAGS_PER_BATCH = 20
+from cvops import limits
+
+MAX_IMAGES_PER_BATCH = limits.MAX_IMAGES_PER_BATCH
+MAX_TAGS_PER_BATCH = limits.MAX_TAGS_PER_BATCH
 DIGEST_CHARS = 16
-DIGESTS_PER_VALUE = 256 // DIGEST_CHARS
+DIGESTS_PER_VALUE = limits.MAX_METADATA_VALUE_CHARS // DIGEST_CHARS
 KEY_SLOTS = MAX_IMAGES_PER_BATCH // DIGESTS_PER_VALUE
 MARKER = "cvops"
 MARKER_VERSION = "1"

@@ -28,6 +28,7 @@ from typing import Any
 
 import click
 
+from cvops import limits
 from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError, from_exception
 from cvops.redaction import install_log_redaction, redact
 from pipelines import config
@@ -362,8 +363,8 @@ _SOURCE_HELP = ("SOURCE: az://container/prefix (Blob, one folder per tag), a loc
 @click.argument("source", required=False)
 @click.option("--container", default=None, help="Blob container (instead of SOURCE).")
 @click.option("--prefix", default=None, help="Prefix inside --container.")
-@click.option("--min-per-tag", type=click.IntRange(1), default=5, show_default=True,
-              help="Fewer images of a tag is an error (the service needs 5 to train).")
+@click.option("--min-per-tag", type=click.IntRange(1), default=limits.MIN_IMAGES_PER_TAG, show_default=True,
+              help=f"Fewer images of a tag is an error (the service needs {limits.MIN_IMAGES_PER_TAG} to train).")
 @common()
 def images_lint(run: Run, source: str | None, container: str | None, prefix: str | None, min_per_tag: int) -> None:
     from pipelines import lint
@@ -380,7 +381,7 @@ def images_lint(run: Run, source: str | None, container: str | None, prefix: str
     spec = run.spec
     classification = spec.classification_type if spec else (
         "Multilabel" if any(len(im.tags) > 1 for im in listed) else "Multiclass")
-    recommended = max(min_per_tag, 50)
+    recommended = max(min_per_tag, limits.RECOMMENDED_IMAGES_PER_TAG)
     findings = lint.lint(infos, classification_type=classification, min_per_tag=min_per_tag,
                          recommended_per_tag=recommended, expected_tags=list(spec.tag_names) if spec else None)
     errors = lint.has_errors(findings)
@@ -537,7 +538,7 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
       cvops evaluate --spec examples/scenes/project.yaml --holdout az://holdout/scenes --target-precision 0.9 \\
           --report reports/
     """
-    from pipelines.evaluation import evaluate, service_report
+    from pipelines.evaluation import evaluate_iteration, service_report
 
     if target_precision is not None and target_recall is not None:
         raise ConfigurationError("give --target-precision or --target-recall, not both", setting="--target-recall")
@@ -570,9 +571,9 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
     multiclass = (spec.classification_type if spec else
                   service.training_call("get project", lambda c: c.get_project(project_id)).settings.classification_type
                   ) != "Multilabel"
-    result = evaluate(service, project_id, iteration, tag_names=tag_names, threshold=thresholds,
-                      service_threshold=base, multiclass=multiclass, holdout=holdout_src,
-                      target_precision=tp, target_recall=tr, concurrency=concurrency, reporter=run.reporter)
+    result = evaluate_iteration(service, project_id, iteration, tag_names=tag_names, threshold=thresholds,
+                                service_threshold=base, multiclass=multiclass, holdout=holdout_src,
+                                target_precision=tp, target_recall=tr, concurrency=concurrency, reporter=run.reporter)
     if report_dir:
         from pipelines.report import write_reports
 
@@ -629,7 +630,7 @@ def _writable_folder(path: str, option: str) -> Path:
 @click.option("--min-map", type=FiniteFloatRange(0, 1), default=None, help="Gate on mean average precision.")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="Threshold of the gated precision/recall (default: the spec's evaluation threshold, else 0.5).")
-@click.option("--keep", type=click.IntRange(0, 20), default=None,
+@click.option("--keep", type=click.IntRange(0, limits.MAX_ITERATIONS), default=None,
               help="Delete unpublished iterations beyond the newest K (default: the spec's publish.keep).")
 @common()
 def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_precision: float | None,

@@ -5,10 +5,10 @@ useless model (three images of one tag, two hundred of another) costs time and q
 problems on plain data (:class:`ImageInfo`), so it runs the same on local files, blobs or a test's generated images;
 :func:`inspect_image` is the only part that looks at bytes.
 
-The limits are the service's (Microsoft Learn, "Limits and quotas"): JPEG/PNG/BMP/GIF only, at most 6 MB per
-training image (taken as 6 MiB, the way Azure AI services count), longest side at most 10,240 px, aspect ratio at most
-25:1, at most 100 tags per image, one tag per image in a Multiclass project, at least 5 images per tag to train (50+
-recommended). Two are this project's policy, both adjustable:
+The limits are the service's (Microsoft Learn, "Limits and quotas"; the numbers are :mod:`cvops.limits`'s): JPEG/PNG/
+BMP/GIF only, at most 6 MB per training image (taken as 6 MiB, the way Azure AI services count), longest side at most
+10,240 px, aspect ratio at most 25:1, at most 100 tags per image, one tag per image in a Multiclass project, at least 5
+images per tag to train (50+ recommended). Two are this project's policy, both adjustable:
 
 * shortest side under 256 px is a warning (the service upscales it, so it trains on blur), under 32 px an error:
   such files are icons, thumbnails or tracking pixels far more often than training data;
@@ -28,6 +28,8 @@ from typing import Literal
 
 from PIL import Image
 
+from cvops import limits
+
 __all__ = [
     "SUPPORTED_FORMATS",
     "Finding",
@@ -37,15 +39,15 @@ __all__ = [
     "lint",
 ]
 
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF"})
+SUPPORTED_FORMATS = limits.ACCEPTED_FORMATS
 # Pillow names some camera JPEGs (with a second, multi-picture frame) MPO; the file is still a JPEG.
 _FORMAT_ALIASES = {"MPO": "JPEG"}
-MAX_TRAINING_BYTES = 6 * 1024 * 1024
-MAX_SIDE = 10_240
-MAX_ASPECT = 25.0
-MAX_TAGS_PER_IMAGE = 100
-SMALL_SIDE_WARNING = 256
-SMALL_SIDE_ERROR = 32
+MAX_TRAINING_BYTES = limits.MAX_TRAINING_BYTES
+MAX_SIDE = limits.MAX_SIDE
+MAX_ASPECT = limits.MAX_ASPECT_RATIO
+MAX_TAGS_PER_IMAGE = limits.MAX_TAGS_PER_IMAGE
+SMALL_SIDE_WARNING = limits.UPSCALED_BELOW_SIDE
+SMALL_SIDE_ERROR = 32  # this project's policy: icons and tracking pixels, not training data
 CLASSIFICATION_TYPES = ("Multiclass", "Multilabel")
 _BOMB = "too many pixels to decode safely"
 
@@ -157,8 +159,8 @@ def _image_findings(info: ImageInfo, classification_type: str) -> list[Finding]:
 
     if info.size_bytes > MAX_TRAINING_BYTES:
         add("error", "file-too-large",
-            f"{info.size_bytes / 2**20:.1f} MB is over the 6 MB training limit; re-encode it (e.g. JPEG quality 90) "
-            "or scale it down")
+            f"{info.size_bytes / 2**20:.1f} MB is over the {MAX_TRAINING_BYTES // 2**20} MB training limit; "
+            "re-encode it (e.g. JPEG quality 90) or scale it down")
     if info.error is not None:
         if info.error.startswith(_BOMB):
             add("error", "dimensions-too-large",
@@ -256,8 +258,8 @@ def lint(
     images: list[ImageInfo],
     *,
     classification_type: str,
-    min_per_tag: int = 5,
-    recommended_per_tag: int = 50,
+    min_per_tag: int = limits.MIN_IMAGES_PER_TAG,
+    recommended_per_tag: int = limits.RECOMMENDED_IMAGES_PER_TAG,
     imbalance_ratio: float = 2.0,
     expected_tags: list[str] | None = None,
 ) -> list[Finding]:
