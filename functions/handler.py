@@ -52,7 +52,7 @@ from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
 from functions.store import BlobStore
 
-__all__ = ["Outcome", "Verdict", "evaluate", "observe", "process_blob"]
+__all__ = ["Outcome", "Verdict", "judge_image", "observe", "process_blob"]
 
 log = logging.getLogger("cvops.functions")
 install_log_redaction()
@@ -103,7 +103,7 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
 
 
-def evaluate(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
+def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     """Validate and classify ``data`` and decide its route. Service calls only; no storage. Pure of side effects
     apart from the prediction (which, with ``CVOPS_STORE_PREDICTIONS``, the project keeps)."""
     config = ctx.config
@@ -204,7 +204,7 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
     record, record_etag = found if found is not None else (None, None)
     verdict = None
     if record is None:
-        verdict = evaluate(data, ctx, what=shown)
+        verdict = judge_image(data, ctx, what=shown)
         planned = destinations(ctx, source, verdict.decision)
         record = build_record(
             key=key, source=source, decision=verdict.decision, policy=config.policy, destinations=planned,

@@ -18,7 +18,7 @@ import azure.functions as func
 
 from cvops.errors import ConfigurationError, TransientServiceError
 from functions import context
-from functions.handler import evaluate
+from functions.handler import judge_image
 
 bp = func.Blueprint()
 log = logging.getLogger("cvops.functions")
@@ -48,7 +48,7 @@ def classify_http(req: func.HttpRequest) -> func.HttpResponse:
         return _json({"error": f"the image is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}"}, 413)
     try:
         ctx = context.current()
-        verdict = evaluate(body, ctx, what=label)
+        verdict = judge_image(body, ctx, what=label)
     except ConfigurationError as exc:
         error_id = _error_id()
         log.error("classify %r: error %s: %s", label, error_id, exc)

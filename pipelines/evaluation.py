@@ -80,12 +80,12 @@ def predict_holdout(service: Service, source: ImageSource, images: Sequence[Sour
     return out
 
 
-def evaluate(service: Service, project_id: str, iteration: Any, *, tag_names: Sequence[str],
-             threshold: float | Mapping[str, float], service_threshold: float, multiclass: bool,
-             holdout: ImageSource | None = None, target_precision: float | None = None,
-             target_recall: float | None = None, concurrency: int = 4,
-             reporter: Reporter | None = None) -> dict[str, Any]:
-    """Numbers for one iteration: ``service`` always; ``holdout`` (metrics.evaluate + threshold sweep) with a set."""
+def evaluate_iteration(service: Service, project_id: str, iteration: Any, *, tag_names: Sequence[str],
+                       threshold: float | Mapping[str, float], service_threshold: float, multiclass: bool,
+                       holdout: ImageSource | None = None, target_precision: float | None = None,
+                       target_recall: float | None = None, concurrency: int = 4,
+                       reporter: Reporter | None = None) -> dict[str, Any]:
+    """Numbers for one iteration: ``service`` always; ``holdout`` (metrics.evaluate_scores + threshold sweep) with a set."""
     result: dict[str, Any] = {
         "iteration": {"id": iteration.id, "name": iteration.name, "status": iteration.status,
                       "publish_name": iteration.publish_name or None},
@@ -101,7 +101,7 @@ def evaluate(service: Service, project_id: str, iteration: Any, *, tag_names: Se
                                   reporter=reporter)
     s = score_matrix(predictions, tag_names)
     thresholds: float | dict[str, float] = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
-    ev = metrics.evaluate(y, s, list(tag_names), thresholds, multiclass).to_dict()
+    ev = metrics.evaluate_scores(y, s, list(tag_names), thresholds, multiclass).to_dict()
     if target_precision is not None or target_recall is not None:
         ev["threshold_sweep"] = metrics.threshold_sweep(y, s, target_precision=target_precision,
                                                         target_recall=target_recall, tag_names=list(tag_names))

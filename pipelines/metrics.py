@@ -22,7 +22,7 @@ __all__ = [
     "Evaluation",
     "TagMetrics",
     "average_precision",
-    "evaluate",
+    "evaluate_scores",
     "pr_curve",
     "precision_recall_at",
     "threshold_sweep",
@@ -117,7 +117,7 @@ class TagMetrics:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The result of :func:`evaluate`; ``to_dict()`` is what reports and publish gates read (plain JSON types)."""
+    """The result of :func:`evaluate_scores`; ``to_dict()`` is what reports and publish gates read (plain JSON types)."""
 
     n_images: int
     multiclass: bool
@@ -173,7 +173,7 @@ def _thresholds(threshold: float | Mapping[str, float], tag_names: Sequence[str]
     return values
 
 
-def evaluate(
+def evaluate_scores(
     y_true: np.ndarray,
     scores: np.ndarray,
     tag_names: list[str],

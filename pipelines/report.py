@@ -94,7 +94,7 @@ def _check(evaluation: Mapping[str, Any]) -> None:
         raise ValueError("the evaluation must be a dict (Evaluation.to_dict()), got " + type(evaluation).__name__)
     missing = [key for key in _REQUIRED if key not in evaluation]
     if missing:
-        raise ValueError(f"the evaluation dict lacks {missing}; build it with pipelines.metrics.evaluate().to_dict()")
+        raise ValueError(f"the evaluation dict lacks {missing}; build it with pipelines.metrics.evaluate_scores().to_dict()")
 
 
 def _summary_rows(ev: Mapping[str, Any]) -> list[tuple[str, str]]:

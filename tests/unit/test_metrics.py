@@ -16,7 +16,7 @@ from sklearn.metrics import (
 
 from pipelines.metrics import (
     average_precision,
-    evaluate,
+    evaluate_scores,
     pr_curve,
     precision_recall_at,
     threshold_sweep,
@@ -81,7 +81,7 @@ def test_evaluate_multilabel_matches_scikit_learn_per_tag_and_micro(seed: int) -
     y[0] = 1  # every tag has a positive
     s = np.clip(y * 0.4 + rng.random((n, k)) * 0.6, 0, 1)
     thresholds = {"a": 0.5, "b": 0.3, "c": 0.7, "d": 0.6}
-    ev = evaluate(y, s, list(thresholds), thresholds, multiclass=False)
+    ev = evaluate_scores(y, s, list(thresholds), thresholds, multiclass=False)
     predicted = (s >= np.array(list(thresholds.values()))).astype(int)
     for j, tag in enumerate(thresholds):
         m = ev.tag(tag)
@@ -103,7 +103,7 @@ def test_evaluate_multiclass_confusion_and_accuracy_by_hand() -> None:
                   [0.1, 0.7, 0.2],   # forest -> forest
                   [0.2, 0.2, 0.6],   # city -> city
                   [0.5, 0.1, 0.4]])  # city -> beach
-    ev = evaluate(y, s, tags, 0.5, multiclass=True)
+    ev = evaluate_scores(y, s, tags, 0.5, multiclass=True)
     assert ev.confusion_labels == tags
     assert ev.confusion_matrix == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
     assert ev.accuracy == pytest.approx(3 / 5)
@@ -114,7 +114,7 @@ def test_evaluate_multiclass_confusion_and_accuracy_by_hand() -> None:
 def test_multiclass_negatives_are_left_out_of_the_confusion_matrix() -> None:
     y = np.array([[1, 0], [0, 1], [0, 0]])
     s = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    ev = evaluate(y, s, ["a", "b"], 0.5, multiclass=True)
+    ev = evaluate_scores(y, s, ["a", "b"], 0.5, multiclass=True)
     assert ev.confusion_matrix == [[1, 0], [0, 1]] and ev.confusion_skipped == 1
     assert ev.tag("a").precision == 0.5  # the negative still counts as a false positive at the threshold
 
@@ -122,13 +122,13 @@ def test_multiclass_negatives_are_left_out_of_the_confusion_matrix() -> None:
 def test_map_ignores_tags_without_positives() -> None:
     y = np.array([[1, 0], [0, 0], [1, 0]])
     s = np.array([[0.9, 0.5], [0.1, 0.4], [0.8, 0.3]])
-    ev = evaluate(y, s, ["a", "b"], 0.5, multiclass=False)
+    ev = evaluate_scores(y, s, ["a", "b"], 0.5, multiclass=False)
     assert ev.tag("b").support == 0 and ev.mean_average_precision == 1.0
 
 
 def test_evaluation_to_dict_is_json_serialisable() -> None:
     y, s = random_case(3)
-    ev = evaluate(np.c_[y, 1 - y], np.c_[s, 1 - s], ["x", "not x"], 0.5, multiclass=True)
+    ev = evaluate_scores(np.c_[y, 1 - y], np.c_[s, 1 - s], ["x", "not x"], 0.5, multiclass=True)
     data = json.loads(json.dumps(ev.to_dict(), allow_nan=False))
     assert data["tags"][0]["tag"] == "x" and set(data["curves"]) == {"x", "not x"}
     assert len(data["curves"]["x"]["precision"]) == len(data["curves"]["x"]["thresholds"]) + 1
@@ -146,7 +146,7 @@ def test_evaluation_to_dict_is_json_serialisable() -> None:
 ])
 def test_evaluate_rejects_bad_input_saying_what_is_wrong(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        evaluate(*args)
+        evaluate_scores(*args)
 
 
 def test_sweep_for_a_target_precision_takes_the_highest_recall_that_meets_it() -> None:

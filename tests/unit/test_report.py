@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipelines import report
-from pipelines.metrics import evaluate, threshold_sweep
+from pipelines.metrics import evaluate_scores, threshold_sweep
 from pipelines.report import write_reports
 
 TAGS = ["beach", "forest", "mountain", "city & <town>"]
@@ -26,7 +26,7 @@ def scored(multiclass: bool, seed: int = 0, n: int = 120) -> dict:
     else:
         y = (rng.random((n, len(TAGS))) < 0.4).astype(int)
     s = np.clip(y * 0.45 + rng.random(y.shape) * 0.6, 0, 1)
-    ev = evaluate(y, s, TAGS, 0.5, multiclass).to_dict()
+    ev = evaluate_scores(y, s, TAGS, 0.5, multiclass).to_dict()
     sweep = threshold_sweep(y, s, target_precision=0.9, tag_names=TAGS)
     ev["threshold_sweep"] = {t: {k: v for k, v in d.items() if k != "sweep"} for t, d in sweep.items()}
     ev["iteration"] = "Iteration 3"
