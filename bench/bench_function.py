@@ -60,7 +60,7 @@ from devkit import scenes
 from devkit.local_services import running_azurite, running_local_custom_vision
 from functions import context
 from functions.config import load_config
-from functions.handler import Outcome, observe
+from functions.handler import RoutedBlob, observe
 from functions.naming import SIDECAR_SUFFIX
 from pipelines.run_local import host_settings, load_app, user_function
 
@@ -170,7 +170,7 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
             uri=f"{azurite.blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
             blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
                              "ContentLength": len(data)}) for i in range(images)]
-        outcomes: list[Outcome] = []
+        outcomes: list[RoutedBlob] = []
         errors: list[BaseException] = []
 
         def deliver(stream) -> None:

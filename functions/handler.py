@@ -52,16 +52,16 @@ from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
 from functions.store import BlobStore
 
-__all__ = ["Outcome", "Verdict", "judge_image", "observe", "process_blob"]
+__all__ = ["RoutedBlob", "Verdict", "judge_image", "observe", "process_blob"]
 
 log = logging.getLogger("cvops.functions")
 install_log_redaction()
 
-_observers: list[Callable[[Outcome], None]] = []
+_observers: list[Callable[[RoutedBlob], None]] = []
 
 
 @contextlib.contextmanager
-def observe(callback: Callable[[Outcome], None]) -> Iterator[None]:
+def observe(callback: Callable[[RoutedBlob], None]) -> Iterator[None]:
     """Call ``callback`` with the outcome of every invocation while the block runs (local runs, benchmarks, tests:
     the registered functions return nothing to the host, as blob and queue triggers must)."""
     _observers.append(callback)
@@ -86,7 +86,7 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RoutedBlob:
     """What one invocation did: the record in force, whether it was already there, and its cost."""
 
     record: dict[str, Any]
@@ -167,7 +167,7 @@ def placement_notes(ctx: AppContext, decision: Decision, planned: list[str]) -> 
     return notes
 
 
-def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
+def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
     """Route one version of one blob, exactly once (see the module docstring for the protocol).
 
     A missing output container is a ConfigurationError naming its setting (infra/ creates them; a typo in a setting
@@ -190,7 +190,7 @@ def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
         raise
 
 
-def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
+def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
     started = time.perf_counter()
     config = ctx.config
     store = BlobStore(ctx.blob_service)
@@ -219,11 +219,11 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> Outcome:
             if found is not None:
                 record, record_etag = found
     record, written = _complete(store, ctx, source, data, record, record_name, record_etag, check_done=duplicate)
-    outcome = Outcome(record=record, duplicate=duplicate, storage_calls=store.calls, written=tuple(written),
-                      throttled=verdict.throttled if verdict else 0, retries=verdict.retries if verdict else 0,
-                      prediction_ms=(verdict.timings_ms.get("predict", 0.0) + verdict.timings_ms.get("moderate", 0.0))
-                      if verdict else 0.0,
-                      total_ms=_ms(started))
+    outcome = RoutedBlob(record=record, duplicate=duplicate, storage_calls=store.calls, written=tuple(written),
+                         throttled=verdict.throttled if verdict else 0, retries=verdict.retries if verdict else 0,
+                         prediction_ms=(verdict.timings_ms.get("predict", 0.0) + verdict.timings_ms.get("moderate", 0.0))
+                         if verdict else 0.0,
+                         total_ms=_ms(started))
     for callback in list(_observers):
         callback(outcome)
     log.info("%s %s (etag %s): %s%s%s in %.0f ms", "already routed" if duplicate else "routed", shown,

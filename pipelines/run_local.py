@@ -37,7 +37,7 @@ from cvops.errors import ConfigurationError
 from functions import naming
 from functions.config import APP_ROOT, StorageConnection, load_config
 from functions.context import blob_service_for
-from functions.handler import Outcome, observe
+from functions.handler import RoutedBlob, observe
 
 __all__ = ["RunStats", "host_settings", "load_app", "load_local_settings", "registered_functions", "run_local",
            "user_function"]
@@ -207,7 +207,7 @@ def _has_queue_endpoint(connection_string: str | None) -> bool:
 def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threading.Event | None = None,
               poll_seconds: float = 1.0, concurrency: int | None = None, once: bool = False,
               backlog_queue: bool = True, app_root: Path = APP_ROOT,
-              on_outcome: Callable[[Outcome], None] | None = None) -> RunStats:
+              on_outcome: Callable[[RoutedBlob], None] | None = None) -> RunStats:
     """Deliver incoming blobs and backlog messages to the registered functions until ``stop_event`` is set
     (or after one full pass with ``once=True``); return what happened.
 
@@ -232,7 +232,7 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
     seen: dict[str, str] = {}
     attempts: Counter = Counter()
 
-    def record(outcome: Outcome) -> None:
+    def record(outcome: RoutedBlob) -> None:
         with lock:
             stats.outcomes[outcome.record["outcome"]] += 1
             stats.duplicates += int(outcome.duplicate)

@@ -20,7 +20,7 @@ from fn_helpers import CLASSES, TrainedProject, registered, train_and_publish
 
 from devkit import scenes
 from functions import context
-from functions.handler import Outcome, observe
+from functions.handler import RoutedBlob, observe
 from pipelines.run_local import input_stream
 
 _counter = itertools.count(1)
@@ -49,7 +49,7 @@ class FunctionEnv:
     containers: dict[str, str]
     settings: dict[str, str]
     monkeypatch: Any
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[RoutedBlob] = field(default_factory=list)
 
     @property
     def incoming(self) -> str:
@@ -68,9 +68,9 @@ class FunctionEnv:
         """The InputStream the host builds for a blob trigger: name is container/blob, properties carry the ETag."""
         return input_stream(self.blob_service, container or self.incoming, name)
 
-    def deliver(self, name: str) -> Outcome:
+    def deliver(self, name: str) -> RoutedBlob:
         """Call the registered blob trigger with this blob; return the handler's outcome."""
-        seen: list[Outcome] = []
+        seen: list[RoutedBlob] = []
         with observe(seen.append):
             registered("route_new_blob")(self.stream(name))
         assert len(seen) == 1
