@@ -29,7 +29,7 @@ import azure.functions as func
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
-from functions import context, settings
+from functions import context, routes, settings
 from functions.backlog_message import BacklogItem, Refusal, refusal
 from functions.context import AppContext
 from functions.handler import process_blob
@@ -41,7 +41,6 @@ bp = func.Blueprint()
 log = logging.getLogger("cvops.functions")
 
 REFUSAL_SCHEMA = "cvops.backlog-refusal/1"
-_OUTPUTS = ("classified", "review", "rejected", "quarantine", "results")
 
 
 def refusal_blob_name(ctx: AppContext, body: bytes) -> str:
@@ -77,7 +76,7 @@ def route_backlog_blob(message: func.QueueMessage) -> None:
         _refuse(ctx, message, body, Refusal("invalid_message", str(exc)))
         return
     config = ctx.config
-    outputs = {getattr(config, key).container: f"CVOPS_{key.upper()}_CONTAINER" for key in reversed(_OUTPUTS)}
+    outputs = {getattr(config, route.key).container: route.setting for route in reversed(routes.OUTPUTS)}
     why = refusal(item, incoming=config.incoming.container, outputs=outputs)
     if why is not None:
         _refuse(ctx, message, body, why)

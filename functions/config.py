@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cvops.errors import ConfigurationError
 from cvops.redaction import check_connection_string, register_secret
-from functions import settings
+from functions import routes, settings
 from functions.naming import Location, check_disjoint
 from functions.policy import Policy, load_policy
 
@@ -90,8 +90,8 @@ class AppConfig:
         return bool(self.moderation_endpoint)
 
     def destination(self, outcome: str) -> Location:
-        return {"accepted": self.classified, "review": self.review, "rejected": self.rejected,
-                "quarantine": self.quarantine}[outcome]
+        """Where copies of an outcome go (:data:`functions.routes.BY_OUTCOME`: accepted -> ``classified``...)."""
+        return getattr(self, routes.BY_OUTCOME[outcome].key)
 
 
 def relevant_environment(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
@@ -143,22 +143,18 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
     env = os.environ if environ is None else environ
     for name in _SECRET_NAMES:  # the host's own storage connection may be printed by an SDK error too
         register_secret(env.get(name))
-    locations = {
-        key: Location.parse(settings.read(name, env), name)
-        for key, name in (("incoming", "CVOPS_INCOMING_CONTAINER"), ("classified", "CVOPS_CLASSIFIED_CONTAINER"),
-                          ("review", "CVOPS_REVIEW_CONTAINER"), ("rejected", "CVOPS_REJECTED_CONTAINER"),
-                          ("quarantine", "CVOPS_QUARANTINE_CONTAINER"), ("results", "CVOPS_RESULTS_CONTAINER"))
-    }
-    if locations["incoming"].prefix:
-        raise ConfigurationError("app setting CVOPS_INCOMING_CONTAINER must be a container name without a prefix",
-                                 setting="CVOPS_INCOMING_CONTAINER", hint="the blob trigger watches a whole container")
-    for key, location in locations.items():
-        if key != "incoming" and location.container == locations["incoming"].container:
-            name = f"CVOPS_{key.upper()}_CONTAINER"
+    locations = {route.key: Location.parse(settings.read(route.setting, env), route.setting) for route in routes.ROUTES}
+    incoming = locations[routes.INCOMING.key]
+    if incoming.prefix:
+        raise ConfigurationError(f"app setting {routes.INCOMING.setting} must be a container name without a prefix",
+                                 setting=routes.INCOMING.setting, hint="the blob trigger watches a whole container")
+    outputs = {route.key: locations[route.key] for route in routes.OUTPUTS}
+    for route in routes.OUTPUTS:
+        if outputs[route.key].container == incoming.container:
             raise ConfigurationError(
-                f"app setting {name} points into the incoming container {location.container!r}: every copy "
-                "would trigger the function again", setting=name, hint="use another container for outputs")
-    check_disjoint({key: location for key, location in locations.items() if key != "incoming"})
+                f"app setting {route.setting} points into the incoming container {incoming.container!r}: every copy "
+                "would trigger the function again", setting=route.setting, hint="use another container for outputs")
+    check_disjoint(outputs)
     policy = load_policy(settings.read("CVOPS_POLICY", env), app_root)
     moderation_endpoint = settings.read("VISION_MODERATION_ENDPOINT", env)
     if moderation_endpoint and not policy.uses_moderation:

@@ -46,7 +46,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from cvops.errors import ConfigurationError, CvopsError, TransientServiceError
 from cvops.redaction import install_log_redaction
-from functions import images, naming, vision
+from functions import images, naming, routes, vision
 from functions.context import AppContext
 from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
@@ -180,12 +180,11 @@ def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
             raise
         url = str(getattr(getattr(getattr(exc, "response", None), "request", None), "url", ""))
         config = ctx.config
-        for key in ("classified", "review", "rejected", "quarantine", "results"):
-            container = getattr(config, key).container
+        for route in routes.OUTPUTS:
+            container = getattr(config, route.key).container
             if f"/{container}/" in url or url.endswith(f"/{container}"):
-                setting = f"CVOPS_{key.upper()}_CONTAINER"
-                raise ConfigurationError(f"container {container!r} named by {setting} does not exist",
-                                         setting=setting,
+                raise ConfigurationError(f"container {container!r} named by {route.setting} does not exist",
+                                         setting=route.setting,
                                          hint="create it (infra/ does) or fix the setting") from exc
         raise
 

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from cvops.errors import ConfigurationError
+from functions import routes
 
 __all__ = ["MAX_NAME_LENGTH", "MAX_SEGMENTS", "SIDECAR_SUFFIX", "Decoded", "Location", "azure_length", "check_disjoint",
            "copy_name", "decode", "escape_name", "matches", "printable", "record_key", "result_blob_name",
@@ -207,13 +208,14 @@ class Location:
         return f"{self.container}/{self.prefix}" if self.prefix else self.container
 
 
-def check_disjoint(locations: Mapping[str, Location], *, tagged: frozenset[str] = frozenset({"classified"}),
-                   shareable: frozenset[str] = frozenset({"review", "rejected", "quarantine"})) -> None:
+def check_disjoint(locations: Mapping[str, Location], *, tagged: frozenset[str] = routes.TAGGED,
+                   shareable: frozenset[str] = routes.SHAREABLE) -> None:
     """Refuse output locations whose names could meet: one inside another in the same container (``out`` and
     ``out/review``), or a tagged location (whose first folder is any tag) or the results sharing a place with any other.
 
     Untagged outcomes may share one exact location (their names are one escaped name each, so they stay distinct).
-    ``locations`` maps a key such as ``review`` to its Location; the error names ``CVOPS_<KEY>_CONTAINER``.
+    ``locations`` maps a key of :mod:`functions.routes` such as ``review`` to its Location; the error names the
+    key's setting (``CVOPS_REVIEW_CONTAINER``).
     """
     items = list(locations.items())
     for i, (first, a) in enumerate(items):
@@ -222,9 +224,9 @@ def check_disjoint(locations: Mapping[str, Location], *, tagged: frozenset[str] 
                 continue
             if a.prefix == b.prefix and first in shareable and second in shareable:
                 continue
-            setting = f"CVOPS_{second.upper()}_CONTAINER"
+            setting = routes.BY_KEY[second].setting
             raise ConfigurationError(
-                f"app setting {setting} ({b}) overlaps CVOPS_{first.upper()}_CONTAINER ({a}): a copy of one could "
+                f"app setting {setting} ({b}) overlaps {routes.BY_KEY[first].setting} ({a}): a copy of one could "
                 f"take the name of the other{' (its first folder is a tag)' if {first, second} & tagged else ''}",
                 setting=setting, hint="give each output its own container, or prefixes that do not contain each other")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cvops.errors import ConfigurationError
 from cvops.redaction import check_key, register_secret
+from functions import routes
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VISION_MODERATION_ENDPOINT", "Computer Vision 3.2 endpoint for adult/racy/gore scores; empty: no moderation.",
             ),
     Setting("VISION_MODERATION_KEY", "Computer Vision key; empty means keyless access (managed identity).", secret=True),
-    Setting("CVOPS_INCOMING_CONTAINER", "Container whose new blobs are classified.", default="incoming"),
-    Setting("CVOPS_CLASSIFIED_CONTAINER", "Accepted images, copied under <tag>/.", default="classified"),
-    Setting("CVOPS_REVIEW_CONTAINER", "Images a person must look at.", default="review"),
-    Setting("CVOPS_REJECTED_CONTAINER", "Images refused by policy (e.g. moderation).", default="rejected"),
-    Setting("CVOPS_QUARANTINE_CONTAINER", "Images that are not usable (corrupt, unsupported, too large to fix).",
-            default="quarantine"),
-    Setting("CVOPS_RESULTS_CONTAINER", "Result records: one JSON per decision and date-partitioned JSON Lines.",
-            default="results"),
+    # The containers: names, defaults and docs come from the routes table (functions/routes.py).
+    *(Setting(route.setting, route.doc, default=route.default) for route in routes.ROUTES),
     Setting("CVOPS_BACKLOG_QUEUE", "Storage queue that fans a backlog of existing blobs out to the same handler.",
             default="cvops-backlog"),
     Setting("CVOPS_POLICY", "Routing policy: inline JSON, or a path to a YAML/JSON file relative to the app root.",
