@@ -83,11 +83,6 @@ class Policy:
     def uses_moderation(self) -> bool:
         return bool(self.moderation)
 
-    def unknown_tags(self, project_tags: Iterable[str]) -> list[str]:
-        """Tags the policy names that the project does not have: usually a typo that silently uses the default."""
-        known = set(project_tags)
-        return sorted(tag for tag in {*self.thresholds, *self.review_bands} if tag not in known)
-
 
 @dataclass(frozen=True)
 class Reason:

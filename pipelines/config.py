@@ -43,7 +43,8 @@ _WHAT = {
 
 @dataclass(frozen=True)
 class Rates:
-    """Calls per second the client allows itself, by the tier's published limits (FACTS: Limits and quotas)."""
+    """Calls per second the client allows itself, by the tier's published limits (Microsoft Learn, Custom Vision "Limits and
+    quotas")."""
 
     training: float
     train_project: float

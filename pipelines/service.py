@@ -16,8 +16,8 @@ from azure.cognitiveservices.vision.customvision.prediction import CustomVisionP
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.storage.blob import BlobServiceClient
 
-from cvops import clients
-from cvops.errors import CvopsError, ServiceError
+from cvops import clients, limits
+from cvops.errors import CvopsError
 from cvops.pacing import Pacer
 from cvops.retry import RetryPolicy, call
 from pipelines import config
@@ -25,7 +25,7 @@ from pipelines.plan import ProjectState, TagState, find_project
 
 T = TypeVar("T")
 C = TypeVar("C")
-PAGE = 256  # GetImages allows at most 256 per call
+PAGE = limits.MAX_PAGE_SIZE  # GetImages' largest `take`
 
 
 class Service:
@@ -115,7 +115,7 @@ class Service:
         return int(self.training_call("count images", lambda c: c.get_image_count(project_id, tagging_status="All")) or 0)
 
     def image_metadata(self, project_id: str) -> Iterator[dict[str, str] | None]:
-        """The metadata of every image of the project, page by page (256 per call)."""
+        """The metadata of every image of the project, page by page (:data:`PAGE` per call)."""
         skip = 0
         while True:
             page = self.training_call(f"list images {skip}-{skip + PAGE}",
@@ -157,7 +157,3 @@ def project_state(p: Any) -> ProjectState:
                         classification_type=getattr(settings, "classification_type", None),
                         export_platforms=tuple(getattr(settings, "target_export_platforms", None) or ()),
                         image_count=0)
-
-
-def is_code(error: BaseException, *codes: str) -> bool:
-    return isinstance(error, ServiceError) and error.code in codes

@@ -136,6 +136,3 @@ def test_a_decision_round_trips_through_plain_data():
     data = json.loads(json.dumps(decision.to_dict()))
     assert Decision.from_dict(data) == decision
 
-
-def test_tags_the_project_does_not_have_are_reported():
-    assert policy(tags={"cat": {"threshold": 0.8}, "dgo": {"threshold": 0.8}}).unknown_tags(["cat", "dog"]) == ["dgo"]
