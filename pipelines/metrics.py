@@ -22,6 +22,7 @@ __all__ = [
     "Evaluation",
     "TagMetrics",
     "average_precision",
+    "choose_threshold",
     "evaluate_scores",
     "pr_curve",
     "precision_recall_at",
@@ -244,26 +245,42 @@ def _sweep_one(y: np.ndarray, s: np.ndarray, target_precision: float | None,
         table.append({"threshold": float(t), "precision": p, "recall": r})
     out: dict[str, Any] = {"support": positives, "sweep": table}
 
-    def pick(i: int, met: bool, reason: str) -> dict[str, Any]:
-        return {**out, "recommended_threshold": float(cuts[i]), "precision": float(precision[i]),
-                "recall": float(recall[i]), "met": met, "reason": reason}
-
     if positives == 0 or cuts.size == 0:
         return {**out, "recommended_threshold": None, "precision": 0.0, "recall": 0.0, "met": False,
                 "reason": "no image has this tag, so no threshold can be chosen; add labelled images"}
+    i, met, reason = choose_threshold(precision, recall, target_precision=target_precision,
+                                      target_recall=target_recall)
+    return {**out, "recommended_threshold": float(cuts[i]), "precision": float(precision[i]),
+            "recall": float(recall[i]), "met": met, "reason": reason}
+
+
+def choose_threshold(precision: Sequence[float], recall: Sequence[float], *, target_precision: float | None = None,
+                     target_recall: float | None = None) -> tuple[int, bool, str]:
+    """The operating point for one target, as (index, met, reason); points are ordered highest threshold first.
+
+    The one rule for choosing a threshold, used by :func:`threshold_sweep` (`cvops evaluate`'s recommendations) and by
+    ``cvops policy suggest``, so both always agree. Target precision: the point with the highest recall whose
+    precision reaches it (the highest threshold on ties); when none does, the best precision (``met`` false).
+    Target recall: the highest threshold whose recall reaches it; when none does (a few points measured by the
+    service), the best recall. Needs at least one point.
+    """
+    p, r = np.asarray(precision, dtype=float), np.asarray(recall, dtype=float)
+    if p.size == 0 or p.shape != r.shape:
+        raise ValueError(f"choose_threshold needs as many precisions as recalls, at least one; got {p.size}, {r.size}")
+    if (target_precision is None) == (target_recall is None):
+        raise ValueError("give exactly one of target_precision or target_recall")
     if target_precision is not None:
-        ok = np.flatnonzero(precision >= target_precision)
-        if ok.size:
-            best = ok[np.argmax(recall[ok])]  # argmax takes the first, i.e. the highest threshold on ties
-            return pick(int(best), True, f"highest recall with precision >= {target_precision:g}")
-        best_p = precision.max()
-        tied = np.flatnonzero(precision == best_p)
-        i = int(tied[np.argmax(recall[tied])])
-        return pick(i, False, f"precision {target_precision:g} cannot be met (best is {best_p:.3f}); "
-                              "this is the threshold with the best precision")
-    ok = np.flatnonzero(recall >= target_recall)
-    # recall only grows as the threshold falls, so the first index that meets it is the highest threshold.
-    return pick(int(ok[0]), True, f"highest threshold with recall >= {target_recall:g}")
+        ok = np.flatnonzero(p >= target_precision)
+        if ok.size:  # argmax takes the first, i.e. the highest threshold on ties
+            return int(ok[np.argmax(r[ok])]), True, f"highest recall with precision >= {target_precision:g}"
+        tied = np.flatnonzero(p == p.max())
+        return (int(tied[np.argmax(r[tied])]), False, f"precision {target_precision:g} cannot be met "
+                f"(best is {p.max():.3f}); this is the threshold with the best precision")
+    ok = np.flatnonzero(r >= target_recall)
+    if ok.size:  # recall only grows as the threshold falls: the first index that meets it is the highest threshold
+        return int(ok[0]), True, f"highest threshold with recall >= {target_recall:g}"
+    return (int(np.argmax(r)), False, f"recall {target_recall:g} cannot be met (best is {r.max():.3f}); "
+                                       "this is the highest threshold with the best recall")
 
 
 def threshold_sweep(
