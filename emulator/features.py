@@ -51,7 +51,7 @@ def _group_slices() -> dict[str, slice]:
 
 
 FEATURE_GROUPS: dict[str, slice] = _group_slices()
-"""Where each family of features sits in the vector (the learner's Advanced search tries subsets of them)."""
+"""Where each family of features sits in the vector (the classifier's Advanced search tries subsets of them)."""
 
 FEATURE_DIM = sum(_GROUP_SIZES.values())
 
@@ -65,7 +65,7 @@ def extract_features(image_bytes: bytes, *, mirror: bool = False) -> np.ndarray:
     """The 1-D float32 feature vector of an encoded image (JPEG, PNG, BMP, GIF...), of length FEATURE_DIM.
 
     `mirror` flips the image left-right first: a mirrored scene is as valid an example as the original, so the
-    learner can use it to augment a small training set. Raises ValueError when the bytes are not a decodable image.
+    classifier can use it to augment a small training set. Raises ValueError when the bytes are not a decodable image.
     """
     rgb = load_rgb(image_bytes)
     if mirror:

@@ -24,12 +24,12 @@ from . import DEFAULT_PREDICTION_KEY, DEFAULT_TRAINING_KEY
 from . import images as imagelib
 from .exceptions import CustomVisionError, ServiceUnavailable, TooManyRequests, Unauthorized
 from .fetch import DEFAULT_ALLOWED_HOSTS, UrlFetcher
-from .learning import Learning, ModuleLearning
+from .learning_interface import Learning, ModuleLearning
 from .models import CustomVisionBackend
 from .responses import CustomVisionResponses, Reply, for_version
 from .store import Storage
 from .throttle import FaultInjector, FixedWindowLimiter
-from .training import TrainingWorker
+from .training_worker import TrainingWorker
 from .urls import PREDICTION_VERSIONS, TRAINING_VERSIONS, build_url_map
 
 log = logging.getLogger("emulator")

@@ -17,7 +17,7 @@ modules of their own.
 
 from __future__ import annotations
 
-from ..learning import Learning
+from ..learning_interface import Learning
 from ..store import Storage
 from .base import BackendBase, load_domains, new_id, now
 from .features_cache import FeatureCacheModels, UnreadableTrainingImages

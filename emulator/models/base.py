@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import images as imagelib
 from ..exceptions import BadRequest, NotFound, not_found_iteration, not_found_project
-from ..learning import Learning
+from ..learning_interface import Learning
 from ..store import Storage
 from .limits import MAX_TAKE
 

@@ -1,5 +1,5 @@
 """TrainProject: what it checks, the snapshot of tags and images an iteration trains on, the job it hands the worker
-(`emulator.training`), and how the worker's outcome is recorded.
+(`emulator.training_worker`), and how the worker's outcome is recorded.
 """
 
 from __future__ import annotations

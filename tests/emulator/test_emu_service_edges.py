@@ -18,7 +18,7 @@ from cv_samples import png, raw, unique_name
 from msrest.authentication import ApiKeyCredentials
 
 from devkit.local_services import REPO_ROOT, start_local_custom_vision
-from emulator.learning import ModuleLearning
+from emulator.learning_interface import ModuleLearning
 from emulator.models import RESTART_REASON, CustomVisionBackend, now
 from emulator.store import Storage
 

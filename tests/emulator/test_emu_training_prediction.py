@@ -1,4 +1,4 @@
-"""Training, evaluation, publishing and prediction through the official SDKs, with the real learner."""
+"""Training, evaluation, publishing and prediction through the official SDKs, with the real classifier (emulator.classifier)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cv_samples import png, project_with_images, raw, unique_name, wait_trained
 from msrest.authentication import ApiKeyCredentials
 
 from devkit import scenes
-from emulator.learning import ModuleLearning
+from emulator.learning_interface import ModuleLearning
 from emulator.server import serve
 
 
@@ -161,7 +161,7 @@ def test_advanced_training_needs_a_budget(training_client):
 
 
 class GatedLearning(ModuleLearning):
-    """The real learner, held at the start of training until the test opens the gate: "while training" is a state
+    """The real classifier, held at the start of training until the test opens the gate: "while training" is a state
     the test controls, not a race against a fast machine."""
 
     def __init__(self) -> None:

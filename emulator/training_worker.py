@@ -1,7 +1,7 @@
 """The background worker that trains iterations, one at a time.
 
 TrainProject answers at once with an iteration in status "Training" (as Azure does); this worker then reads the cached
-features, calls the learner and records "Completed" (model + out-of-fold data for performance) or "Failed" with a
+features, calls the classifier and records "Completed" (model + out-of-fold data for performance) or "Failed" with a
 reason the caller can act on (GetIteration's trainingErrorDetails). Whatever goes wrong, the iteration leaves
 "Training": a job stuck there would block every later TrainProject of the project (BadRequestTrainingAlreadyInProgress).
 One worker thread: the machine is shared, and Azure also trains one iteration per project at a time.
@@ -19,7 +19,7 @@ import time
 
 from .models import CustomVisionBackend, TrainingJob, UnreadableTrainingImages
 
-log = logging.getLogger("emulator.training")
+log = logging.getLogger("emulator.training_worker")
 
 
 class TrainingWorker:

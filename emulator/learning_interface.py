@@ -1,4 +1,4 @@
-"""The seam between the service and its learning code (`emulator.features`, `emulator.learner`).
+"""The seam between the service and its learning code (`emulator.features`, `emulator.classifier`).
 
 The service only needs a few things from learning: a feature extractor (and its version, to know when cached features
 are stale), a train function, a way to reload a model from JSON, and the performance metrics. The extractor also takes
@@ -52,16 +52,16 @@ class Learning(Protocol):
 
 @dataclass
 class ModuleLearning:
-    """Learning backed by the modules `emulator.features` and `emulator.learner` (imported on first use)."""
+    """Learning backed by the modules `emulator.features` and `emulator.classifier` (imported on first use)."""
 
     features_module: str = "emulator.features"
-    learner_module: str = "emulator.learner"
+    classifier_module: str = "emulator.classifier"
 
     def _features(self) -> Any:
         return importlib.import_module(self.features_module)
 
-    def _learner(self) -> Any:
-        return importlib.import_module(self.learner_module)
+    def _classifier(self) -> Any:
+        return importlib.import_module(self.classifier_module)
 
     @property
     def feature_version(self) -> str:
@@ -80,12 +80,12 @@ class ModuleLearning:
     def train(self, features: np.ndarray, labels: list[list[int]], n_tags: int, classification_type: str, *,
               advanced: bool = False, budget_seconds: float = 0.0, seed: int = 0,
               augmented_features: np.ndarray | None = None) -> TrainingResult:
-        return self._learner().train(features, labels, n_tags, classification_type, advanced=advanced,
+        return self._classifier().train(features, labels, n_tags, classification_type, advanced=advanced,
                                      budget_seconds=budget_seconds, seed=seed, augmented_features=augmented_features)
 
     def model_from_json(self, data: dict) -> Model:
-        return self._learner().Model.from_json(data)
+        return self._classifier().Model.from_json(data)
 
     def performance(self, oof_probabilities: np.ndarray, labels: list[list[int]], fold_of_image: np.ndarray,
                     threshold: float) -> dict:
-        return self._learner().performance(oof_probabilities, labels, fold_of_image, threshold)
+        return self._classifier().performance(oof_probabilities, labels, fold_of_image, threshold)

@@ -377,7 +377,7 @@ def _search(
     last_cost = 0.0
     stopped_early = False
 
-    def evaluate(settings: dict[str, Any]) -> bool:
+    def try_settings(settings: dict[str, Any]) -> bool:
         nonlocal last_cost, stopped_early
         key = repr(sorted(settings.items()))
         if key in evaluated:
@@ -395,7 +395,7 @@ def _search(
         # max keeps the first of equals: earlier (simpler, closer to Quick) candidates win ties
         return max(evaluated.values(), key=lambda item: _rank(item[2]))
 
-    evaluate(dict(QUICK_SETTINGS))
+    try_settings(dict(QUICK_SETTINGS))
     stages: list[list[tuple[str, Any]]] = [
         [("C", c) for c in _C_GRID],
         [("classWeight", "balanced")],
@@ -405,12 +405,12 @@ def _search(
     for stage in stages:
         base = best()[0]
         for name, value in stage:
-            if not evaluate({**base, name: value}):
+            if not try_settings({**base, name: value}):
                 break
     base = best()[0]
     i = _C_GRID.index(base["C"]) if base["C"] in _C_GRID else 0
     for c in _C_GRID[max(0, i - 1) : i + 2]:  # the other settings may have moved the best C
-        evaluate({**base, "C": c})
+        try_settings({**base, "C": c})
     settings, oof, score = best()
     chosen = {
         "trainingType": "Advanced",

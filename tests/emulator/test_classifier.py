@@ -1,4 +1,4 @@
-"""The learner really learns the scenes, measures itself honestly, stores models as JSON and is deterministic."""
+"""The classifier really learns the scenes, measures itself honestly, stores models as JSON and is deterministic."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from devkit import scenes
-from emulator import learner
+from emulator import classifier
 from emulator.features import extract_features
 
 TAG_OF = {name: i for i, name in enumerate(scenes.CLASSES)}
@@ -51,8 +51,8 @@ def scenes_test() -> Split:
 
 
 @pytest.fixture(scope="module")
-def quick(scenes_train) -> learner.TrainingResult:
-    return learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
+def quick(scenes_train) -> classifier.TrainingResult:
+    return classifier.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
 
 
 def test_quick_training_classifies_held_out_scenes_at_least_90_percent_right(quick, scenes_test):
@@ -65,7 +65,7 @@ def test_measured_performance_at_half_agrees_with_held_out_accuracy(quick, scene
     accuracy = float(
         (quick.model.predict_proba(scenes_test.features).argmax(axis=1) == scenes_test.truth.argmax(axis=1)).mean()
     )
-    perf = learner.performance(quick.oof_probabilities, scenes_train.labels, quick.fold_of_image, 0.5)
+    perf = classifier.performance(quick.oof_probabilities, scenes_train.labels, quick.fold_of_image, 0.5)
     assert abs(perf["precision"] - accuracy) <= 0.1
     assert abs(perf["recall"] - accuracy) <= 0.1
     assert perf["averagePrecision"] >= 0.9
@@ -101,17 +101,17 @@ SEPARATE_FITS_ATOL = 1e-4
 
 
 def _reference(x: np.ndarray, target: np.ndarray):
-    reference = make_pipeline(StandardScaler(), LogisticRegression(C=learner.QUICK_SETTINGS["C"], max_iter=500))
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=classifier.QUICK_SETTINGS["C"], max_iter=500))
     return reference.fit(x.astype(np.float64), target)
 
 
-def _model_of(reference, n_tags: int) -> learner.Model:
-    """The learner's Model holding exactly the parameters scikit-learn fitted (a softmax over +-z/2 for two tags)."""
+def _model_of(reference, n_tags: int) -> classifier.Model:
+    """The classifier's Model holding exactly the parameters scikit-learn fitted (a softmax over +-z/2 for two tags)."""
     scaler, lr = reference[0], reference[1]
     coef, intercept = lr.coef_, lr.intercept_
     if n_tags == 2 and coef.shape[0] == 1:
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    return learner.Model("Multiclass", scaler.mean_, scaler.scale_, coef, intercept)
+    return classifier.Model("Multiclass", scaler.mean_, scaler.scale_, coef, intercept)
 
 
 def test_numpy_prediction_equals_scikit_learns_for_the_same_fitted_model(scenes_train, scenes_test):
@@ -121,7 +121,7 @@ def test_numpy_prediction_equals_scikit_learns_for_the_same_fitted_model(scenes_
     np.testing.assert_allclose(_model_of(reference, 4).predict_proba(x), reference.predict_proba(x), rtol=0, atol=SAME_MODEL_ATOL)
 
 
-def test_learner_fit_and_a_separate_scikit_learn_fit_are_the_same_model_within_tolerance(quick, scenes_train, scenes_test):
+def test_classifier_fit_and_a_separate_scikit_learn_fit_are_the_same_model_within_tolerance(quick, scenes_train, scenes_test):
     reference = _reference(scenes_train.features, scenes_train.truth.argmax(axis=1))
     x = scenes_test.features.astype(np.float64)
     ours, theirs = quick.model.predict_proba(x), reference.predict_proba(x)
@@ -136,15 +136,15 @@ def test_two_tag_multiclass_is_the_binary_logistic_as_a_softmax(scenes_train, sc
     # the same fitted binary logistic, rewritten as a two-tag softmax, predicts the same numbers
     np.testing.assert_allclose(_model_of(reference, 2).predict_proba(scenes_test.features),
                                reference.predict_proba(scenes_test.features.astype(np.float64)), rtol=0, atol=SAME_MODEL_ATOL)
-    # and the learner's own (separate) fit is that model within the tolerance separate fits need
-    result = learner.train(x, labels, 2, "Multiclass")
+    # and the classifier's own (separate) fit is that model within the tolerance separate fits need
+    result = classifier.train(x, labels, 2, "Multiclass")
     np.testing.assert_allclose(result.model.predict_proba(scenes_test.features),
                                reference.predict_proba(scenes_test.features.astype(np.float64)), rtol=0, atol=SEPARATE_FITS_ATOL)
 
 
 def test_model_json_round_trip_predicts_identically_and_holds_only_plain_json(quick, scenes_test):
     text = json.dumps(quick.model.to_json())
-    loaded = learner.Model.from_json(json.loads(text))
+    loaded = classifier.Model.from_json(json.loads(text))
     np.testing.assert_array_equal(loaded.predict_proba(scenes_test.features), quick.model.predict_proba(scenes_test.features))
     assert json.loads(text)["classificationType"] == "Multiclass"
 
@@ -164,7 +164,7 @@ def test_a_damaged_stored_model_is_refused_with_the_reason(quick, change, messag
     d = quick.model.to_json()
     change(d)
     with pytest.raises(ValueError, match=message):
-        learner.Model.from_json(d)
+        classifier.Model.from_json(d)
 
 
 def test_features_of_the_wrong_length_are_refused(quick):
@@ -173,16 +173,16 @@ def test_features_of_the_wrong_length_are_refused(quick):
 
 
 def test_training_is_deterministic_for_a_seed_and_folds_move_with_it(scenes_train, quick):
-    again = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
+    again = classifier.train(scenes_train.features, scenes_train.labels, 4, "Multiclass")
     assert again.model.to_json() == quick.model.to_json()
     np.testing.assert_array_equal(again.oof_probabilities, quick.oof_probabilities)
-    other = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass", seed=1)
+    other = classifier.train(scenes_train.features, scenes_train.labels, 4, "Multiclass", seed=1)
     assert not np.array_equal(other.fold_of_image, quick.fold_of_image)
 
 
 def test_advanced_search_is_deterministic_and_never_worse_than_quick_by_its_own_measure(scenes_train, quick):
     runs = [
-        learner.train(
+        classifier.train(
             scenes_train.features,
             scenes_train.labels,
             4,
@@ -205,7 +205,7 @@ def test_advanced_search_is_deterministic_and_never_worse_than_quick_by_its_own_
 
 
 def test_advanced_without_budget_is_quick(scenes_train, quick):
-    result = learner.train(scenes_train.features, scenes_train.labels, 4, "Multiclass", advanced=True)
+    result = classifier.train(scenes_train.features, scenes_train.labels, 4, "Multiclass", advanced=True)
     assert result.settings["candidatesEvaluated"] == 1
     assert result.model.to_json() == quick.model.to_json()
 
@@ -214,7 +214,7 @@ def test_multilabel_learns_scenes_that_show_two_classes():
     entries = [*scenes.CLASSES, *scenes.MULTILABEL_COMBOS]
     train = _split(entries, 8, seed=21, size=(256, 192))
     test = _split(entries, 4, seed=22, size=(256, 192))
-    result = learner.train(train.features, train.labels, 4, "Multilabel")
+    result = classifier.train(train.features, train.labels, 4, "Multilabel")
     p = result.model.predict_proba(test.features)
     assert not np.allclose(p.sum(axis=1), 1.0)  # independent per tag, not a softmax
     predicted, truth = p >= 0.5, test.truth == 1
@@ -223,16 +223,16 @@ def test_multilabel_learns_scenes_that_show_two_classes():
     assert f1 >= 0.8
     two_labelled = truth.sum(axis=1) == 2
     assert (predicted[two_labelled] & truth[two_labelled]).sum(axis=1).mean() >= 1.4  # most get both tags
-    perf = learner.performance(result.oof_probabilities, train.labels, result.fold_of_image, 0.5)
+    perf = classifier.performance(result.oof_probabilities, train.labels, result.fold_of_image, 0.5)
     assert abs(perf["recall"] - tp / truth.sum()) <= 0.15
 
 
 def test_a_tag_without_images_gets_no_probability(scenes_train, scenes_test):
-    result = learner.train(scenes_train.features, scenes_train.labels, 5, "Multiclass")
+    result = classifier.train(scenes_train.features, scenes_train.labels, 5, "Multiclass")
     p = result.model.predict_proba(scenes_test.features)
     assert p.shape == (80, 5)
     assert p[:, 4].max() < 1e-9
-    multilabel = learner.train(scenes_train.features, scenes_train.labels, 5, "Multilabel")
+    multilabel = classifier.train(scenes_train.features, scenes_train.labels, 5, "Multilabel")
     assert multilabel.model.predict_proba(scenes_test.features)[:, 4].max() < 0.05
 
 
@@ -245,7 +245,7 @@ def test_fold_count_is_the_smallest_class_count_between_2_and_5(counts, expected
     y = np.zeros((len(labels), len(counts)), dtype=int)
     for i, tags in enumerate(labels):
         y[i, tags] = 1
-    folds = learner.make_folds(y, "Multiclass", seed=0)
+    folds = classifier.make_folds(y, "Multiclass", seed=0)
     assert len(set(folds.tolist())) == expected_folds
 
 
@@ -262,11 +262,11 @@ def test_fold_count_is_the_smallest_class_count_between_2_and_5(counts, expected
 )
 def test_bad_training_input_is_named(labels, n_tags, kind, message):
     with pytest.raises(ValueError, match=message):
-        learner.train(np.random.default_rng(0).normal(size=(3, 4)), labels, n_tags, kind)
+        classifier.train(np.random.default_rng(0).normal(size=(3, 4)), labels, n_tags, kind)
 
 
 def test_non_finite_features_are_refused():
     x = np.ones((4, 3))
     x[1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        learner.train(x, [[0], [1], [0], [1]], 2, "Multiclass")
+        classifier.train(x, [[0], [1], [0], [1]], 2, "Multiclass")

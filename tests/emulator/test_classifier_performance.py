@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from devkit import scenes
-from emulator import learner
+from emulator import classifier
 from emulator.features import extract_features
 
 # Six images, two tags, two folds of three. Probabilities (tag 0, tag 1) and the true tag:
@@ -18,7 +18,7 @@ HAND_FOLDS = np.array([0, 0, 0, 1, 1, 1])
 
 
 def test_hand_worked_case_at_threshold_065():
-    perf = learner.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.65)
+    perf = classifier.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.65)
     # predicted (p >= 0.65): i0:t0 ok, i2:t1 ok, i3:t0 wrong, i4:t0 ok, i5:t1 ok -> 4 right of 5, 4 found of 6
     assert perf["precision"] == pytest.approx(4 / 5)
     assert perf["recall"] == pytest.approx(4 / 6)
@@ -40,20 +40,20 @@ def test_hand_worked_case_at_threshold_065():
 
 
 def test_hand_worked_case_at_threshold_05():
-    perf = learner.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.5)
+    perf = classifier.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.5)
     # every image predicts exactly its top tag: i0, i2, i4, i5 right; i1, i3 wrong
     assert (perf["precision"], perf["recall"]) == pytest.approx((4 / 6, 4 / 6))
 
 
 def test_nothing_predicted_means_zero_precision_and_zero_recall():
-    perf = learner.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.95)
+    perf = classifier.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.95)
     assert (perf["precision"], perf["recall"]) == (0.0, 0.0)
     assert perf["averagePrecision"] > 0  # the ranking does not depend on the threshold
 
 
 def test_a_tag_with_no_images_is_left_out_of_the_mean_average_precision():
     p = np.hstack([HAND_P, np.full((6, 1), 0.1)])
-    perf = learner.performance(p, HAND_LABELS, HAND_FOLDS, 0.65)
+    perf = classifier.performance(p, HAND_LABELS, HAND_FOLDS, 0.65)
     assert perf["perTag"][2] == {
         "precision": 0.0,
         "recall": 0.0,
@@ -62,7 +62,7 @@ def test_a_tag_with_no_images_is_left_out_of_the_mean_average_precision():
         "recallStdDeviation": 0.0,
         "averagePrecisionStdDeviation": 0.0,
     }
-    without = learner.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.65)
+    without = classifier.performance(HAND_P, HAND_LABELS, HAND_FOLDS, 0.65)
     assert perf["averagePrecision"] == pytest.approx(without["averagePrecision"])
 
 
@@ -70,8 +70,8 @@ def test_raising_the_threshold_trades_recall_for_precision_on_trained_scenes():
     items = scenes.dataset(scenes.CLASSES, 12, seed=31, size=(256, 192))
     tag_of = {name: i for i, name in enumerate(scenes.CLASSES)}
     labels = [[tag_of[item.labels[0]]] for item in items]
-    result = learner.train(np.stack([extract_features(i.data) for i in items]), labels, 4, "Multiclass")
-    sweep = [learner.performance(result.oof_probabilities, labels, result.fold_of_image, t) for t in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    result = classifier.train(np.stack([extract_features(i.data) for i in items]), labels, 4, "Multiclass")
+    sweep = [classifier.performance(result.oof_probabilities, labels, result.fold_of_image, t) for t in (0.1, 0.3, 0.5, 0.7, 0.9)]
     recalls = [s["recall"] for s in sweep]
     precisions = [s["precision"] for s in sweep]
     assert recalls == sorted(recalls, reverse=True)  # exact: fewer predictions can only find fewer
@@ -92,4 +92,4 @@ def test_raising_the_threshold_trades_recall_for_precision_on_trained_scenes():
 )
 def test_inconsistent_inputs_are_named(args, message):
     with pytest.raises(ValueError, match=message):
-        learner.performance(*args)
+        classifier.performance(*args)
