@@ -26,11 +26,12 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateEntry,
 )
 
+from cvops import limits
 from cvops.clients import prediction_client, training_client
 from devkit import scenes
 from devkit.local_services import running_local_custom_vision
 
-BATCH = 64  # Custom Vision's most images per upload call
+BATCH = limits.MAX_IMAGES_PER_BATCH  # Custom Vision's most images per upload call
 
 
 def _percentile_ms(seconds: list[float], q: float) -> float:

@@ -25,6 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from cvops import limits
+
 CLASSES: tuple[str, ...] = ("beach", "forest", "mountain", "city")
 """The scene classes the generator knows."""
 
@@ -39,7 +41,7 @@ MULTILABEL_COMBOS: tuple[tuple[str, ...], ...] = (
 """Pairs that make believable pictures (a wooded shore, a city under mountains...), for Multilabel datasets."""
 
 FORMATS = ("JPEG", "PNG")
-UPLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # Custom Vision's training upload limit (FACTS.md)
+UPLOAD_LIMIT_BYTES = limits.MAX_TRAINING_BYTES  # Custom Vision's training upload limit ("Limits and quotas")
 
 Label = str | tuple[str, ...]
 
