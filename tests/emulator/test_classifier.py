@@ -89,7 +89,7 @@ def test_multiclass_probabilities_are_a_softmax(quick, scenes_test):
     assert (p > 0).all()
 
 
-# Two claims, two tolerances (see FACTS.md, "Machines"):
+# Two claims, two tolerances:
 # - same model, same numbers: our numpy prediction and scikit-learn's, given the *same* fitted parameters, differ only
 #   by the rounding of a different operation order: 1e-12 in a probability (float64 carries about 1e-16 relative).
 # - two *separate* fits of the same data are not bit-identical across machines: L-BFGS stops at a gradient tolerance and
