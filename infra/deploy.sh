@@ -16,9 +16,20 @@ script="deploy.sh"
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "${here}/common.sh"
 
-# What the Function App package holds: the app root (function_app.py, host.json, requirements.txt for the remote
-# build) and the code it imports. Paths absent from the commit are left out.
-readonly APP_PATHS=(function_app.py host.json requirements.txt policy.yaml functions cvops)
+# What the Function App package holds, read from infra/app-package.txt (one path a line, # comments): the app root and
+# the code function_app.py imports; tests/test_app_package.py checks it is exactly that. Paths absent from the commit
+# are left out.
+package_list="${here}/app-package.txt"
+[[ -f "${package_list}" ]] || die "${package_list} not found: it lists what the Function App package holds"
+APP_PATHS=()
+while IFS= read -r line || [[ -n "${line}" ]]; do
+  line="${line%%#*}"
+  line="${line//[[:space:]]/}"
+  if [[ -n "${line}" ]]; then
+    APP_PATHS+=("${line}")
+  fi
+done < "${package_list}"
+readonly APP_PATHS
 
 resource_group="${CVOPS_RESOURCE_GROUP:-}"
 location=""
