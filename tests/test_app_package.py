@@ -54,21 +54,22 @@ def module_name(relative: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_names(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, int]]:
-    """(absolute module name, line) of every import in a module, inside functions too; `from X import a` gives X and
-    X.a (a may be a submodule); relative imports are resolved against the module's package."""
-    names: list[tuple[str, int]] = []
+def imported_names(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, int, bool]]:
+    """(absolute module name, line, is a name from `from X import a`) of every import in a module, inside functions
+    too; `from X import a` gives X and X.a (a may be a submodule or a name in X); relative imports are resolved against
+    the module's package."""
+    names: list[tuple[str, int, bool]] = []
     package = module if is_package else module.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names += [(alias.name, node.lineno) for alias in node.names]
+            names += [(alias.name, node.lineno, False) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, *([base] if base else [])])
-            names.append((base, node.lineno))
-            names += [(f"{base}.{alias.name}", node.lineno) for alias in node.names if alias.name != "*"]
+            names.append((base, node.lineno, False))
+            names += [(f"{base}.{alias.name}", node.lineno, True) for alias in node.names if alias.name != "*"]
     return names
 
 
@@ -93,18 +94,18 @@ class Package:
             if module in seen:
                 continue
             seen.add(module)
-            todo += [own for name, _ in self.imports[module] for own in self.own(name)]
+            todo += [own for name, _, _ in self.imports[module] for own in self.own(name)]
         return seen
 
     def foreign_imports(self) -> dict[str, list[str]]:
         """Absolute module name -> where it is imported, for every import that is not one of the package's modules."""
         found: dict[str, list[str]] = {}
         for module, names in self.imports.items():
-            for name, line in names:
+            # `from X import a` with X foreign: X is checked; X.a is a name in X or a module of X's own distribution
+            for name, line, _ in (entry for entry in names if not (entry[2] and not self.own(entry[0]))):
                 if name and not self.own(name):
                     found.setdefault(name, []).append(f"{self.modules[module]}:{line}")
-        # `from X import a` also lists X.a: a name inside X, not a module, when X itself is the foreign module
-        return {name: where for name, where in found.items() if name.rpartition(".")[0] not in found}
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,8 @@ def test_the_package_holds_no_dev_kit_local_service_or_pipeline():
 def test_the_import_reader_resolves_relative_and_submodule_imports():
     source = "from . import sibling\nfrom .sub import thing\nimport a.b\nfrom c import d\ndef f():\n    import e\n"
     assert sorted(imported_names(ast.parse(source), "pkg.mod", is_package=False)) == [
-        ("a.b", 3), ("c", 4), ("c.d", 4), ("e", 6), ("pkg", 1), ("pkg.sibling", 1), ("pkg.sub", 2), ("pkg.sub.thing", 2)]
+        ("a.b", 3, False), ("c", 4, False), ("c.d", 4, True), ("e", 6, False), ("pkg", 1, False),
+        ("pkg.sibling", 1, True), ("pkg.sub", 2, False), ("pkg.sub.thing", 2, True)]
 
 
 if __name__ == "__main__":  # pragma: no cover - build the cached environment ahead of a test run
