@@ -123,37 +123,38 @@ def quarantine(code: str, message: str) -> Decision:
 
 # --- loading -------------------------------------------------------------------------------------------------------
 
-def load_policy(source: str, base_dir: Path) -> Policy:
+def load_policy(source: str, base_dir: Path, *, setting: str = POLICY_SETTING) -> Policy:
     """The policy from the ``CVOPS_POLICY`` setting: inline JSON (starts with ``{``) or a YAML/JSON file path
-    (relative paths are relative to ``base_dir``, the app root). Errors name the setting and every problem."""
+    (relative paths are relative to ``base_dir``, the app root). Errors name the setting (``setting``: the
+    command-line option when a command reads a policy) and every problem."""
     text = source.strip()
     if not text:
-        raise ConfigurationError(f"{POLICY_SETTING} is empty", setting=POLICY_SETTING,
+        raise ConfigurationError(f"{setting} is empty", setting=setting,
                                  hint="set it to a policy file path (e.g. policy.yaml) or inline JSON")
     if text.startswith("{"):
         try:
             data = strict_json.loads(text)
         except ValueError as exc:  # JSONDecodeError, or a key given twice
-            raise ConfigurationError(f"{POLICY_SETTING} holds inline JSON that does not parse: {exc}",
-                                     setting=POLICY_SETTING, hint="fix the JSON, or point the setting at a file") from exc
-        return parse_policy(data, origin=f"{POLICY_SETTING} (inline JSON)")
+            raise ConfigurationError(f"{setting} holds inline JSON that does not parse: {exc}",
+                                     setting=setting, hint="fix the JSON, or point the setting at a file") from exc
+        return parse_policy(data, origin=f"{setting} (inline JSON)")
     path = Path(text)
     if not path.is_absolute():
         path = base_dir / path
     if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-        raise ConfigurationError(f"{POLICY_SETTING} points at {path.name}, which is not .yaml, .yml or .json",
-                                 setting=POLICY_SETTING, hint="name the policy file with its format's extension")
+        raise ConfigurationError(f"{setting} points at {path.name}, which is not .yaml, .yml or .json",
+                                 setting=setting, hint="name the policy file with its format's extension")
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigurationError(f"{POLICY_SETTING}: cannot read the policy file {path} ({exc.strerror})",
-                                 setting=POLICY_SETTING,
+        raise ConfigurationError(f"{setting}: cannot read the policy file {path} ({exc.strerror})",
+                                 setting=setting,
                                  hint="deploy the file with the app, or fix the path (relative to the app root)") from exc
     try:
         data = strict_json.loads(raw) if path.suffix.lower() == ".json" else strict_yaml.safe_load(raw)
     except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSONDecodeError, or a key given twice
         raise ConfigurationError(f"policy file {path} does not parse: {' '.join(str(exc).split())}",
-                                 setting=POLICY_SETTING, hint="fix its syntax") from exc
+                                 setting=setting, hint="fix its syntax") from exc
     return parse_policy(data, origin=f"policy file {path}")
 
 

@@ -538,7 +538,7 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
       cvops evaluate --spec examples/scenes/project.yaml --holdout az://holdout/scenes --target-precision 0.9 \\
           --report reports/
     """
-    from pipelines.evaluation import evaluate_iteration, service_report
+    from pipelines.evaluation import service_report
 
     if target_precision is not None and target_recall is not None:
         raise ConfigurationError("give --target-precision or --target-recall, not both", setting="--target-recall")
@@ -546,34 +546,10 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
         _writable_folder(report_dir, "--report")  # before minutes of predictions, not after
     spec = run.spec
     project_id = run.project_id()
-    service = run.service
-    iteration = service.iteration(project_id, iteration_ref)
-    tags = service.tags(project_id)
-    tag_names = [t.name for t in tags]
-    if spec:
-        order = {n.casefold(): i for i, n in enumerate(spec.tag_names)}
-        tag_names.sort(key=lambda n: (order.get(n.casefold(), len(order)), n))
-    thresholds: float | dict[str, float] = (
-        threshold if threshold is not None else
-        ({n: spec.tag_threshold(n) for n in tag_names} if spec else 0.5))
-    base = threshold if threshold is not None else (spec.threshold if spec else 0.5)
-    holdout_src = None
-    if not no_holdout:
-        if holdout:
-            holdout_src = run.source(parse_source(holdout))
-        elif spec and spec.holdout_source:
-            holdout_src = run.source(spec.holdout_source)
-    tp = target_precision if target_precision is not None else (spec.target_precision if spec else None)
-    tr = target_recall if target_recall is not None else (spec.target_recall if spec else None)
-    if tp is not None and tr is not None:
-        tr = None if target_precision is not None else tr
-        tp = None if target_recall is not None else tp
-    multiclass = (spec.classification_type if spec else
-                  service.training_call("get project", lambda c: c.get_project(project_id)).settings.classification_type
-                  ) != "Multilabel"
-    result = evaluate_iteration(service, project_id, iteration, tag_names=tag_names, threshold=thresholds,
-                                service_threshold=base, multiclass=multiclass, holdout=holdout_src,
-                                target_precision=tp, target_recall=tr, concurrency=concurrency, reporter=run.reporter)
+    result, tags, iteration = _evaluate_iteration(
+        run, project_id, iteration_ref=iteration_ref, threshold=threshold, holdout=None if no_holdout else holdout,
+        use_spec_holdout=not no_holdout, target_precision=target_precision, target_recall=target_recall,
+        concurrency=concurrency)
     if report_dir:
         from pipelines.report import write_reports
 
@@ -605,6 +581,44 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
             console.print(f"{kind} report: {path}")
 
     run.emit({"ok": True, **result}, human)
+
+
+def _evaluate_iteration(run: Run, project_id: str, *, iteration_ref: str | None, threshold: float | None,
+                        holdout: str | None, use_spec_holdout: bool, target_precision: float | None,
+                        target_recall: float | None, concurrency: int) -> tuple[dict[str, Any], list[Any], Any]:
+    """What `cvops evaluate` measures, also for `cvops policy suggest` without --evaluation: (result, the project's
+    tags, the iteration)."""
+    from pipelines.evaluation import evaluate_iteration
+
+    spec = run.spec
+    service = run.service
+    iteration = service.iteration(project_id, iteration_ref)
+    tags = service.tags(project_id)
+    tag_names = [t.name for t in tags]
+    if spec:
+        order = {n.casefold(): i for i, n in enumerate(spec.tag_names)}
+        tag_names.sort(key=lambda n: (order.get(n.casefold(), len(order)), n))
+    thresholds: float | dict[str, float] = (
+        threshold if threshold is not None else
+        ({n: spec.tag_threshold(n) for n in tag_names} if spec else 0.5))
+    base = threshold if threshold is not None else (spec.threshold if spec else 0.5)
+    holdout_src = None
+    if holdout:
+        holdout_src = run.source(parse_source(holdout))
+    elif use_spec_holdout and spec and spec.holdout_source:
+        holdout_src = run.source(spec.holdout_source)
+    tp = target_precision if target_precision is not None else (spec.target_precision if spec else None)
+    tr = target_recall if target_recall is not None else (spec.target_recall if spec else None)
+    if tp is not None and tr is not None:
+        tr = None if target_precision is not None else tr
+        tp = None if target_recall is not None else tp
+    multiclass = (spec.classification_type if spec else
+                  service.training_call("get project", lambda c: c.get_project(project_id)).settings.classification_type
+                  ) != "Multilabel"
+    result = evaluate_iteration(service, project_id, iteration, tag_names=tag_names, threshold=thresholds,
+                                service_threshold=base, multiclass=multiclass, holdout=holdout_src,
+                                target_precision=tp, target_recall=tr, concurrency=concurrency, reporter=run.reporter)
+    return result, tags, iteration
 
 
 def _writable_folder(path: str, option: str) -> Path:
@@ -683,37 +697,147 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
               help="One threshold for every tag (default: the spec's per-tag thresholds, else 0.5).")
 @click.option("--no-store", is_flag=True, help="Do not keep the image in the project's prediction history.")
 @click.option("--name", "publish_name", default=None, help="Publish name (default: the spec's publish.name).")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Route with this policy file, as the Function App would (default: the spec's thresholds, no "
+                   "review band). Moderation bands are not applied: predict asks for no moderation scores.")
 @common()
-def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, publish_name: str | None) -> None:
-    """Classify TARGET (a file, an http(s) URL or az://container/blob) with the published iteration and show which
-    tags pass their thresholds.
+def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, publish_name: str | None,
+                policy_file: str | None) -> None:
+    """Classify TARGET (a file, an http(s) URL or az://container/blob) with the published iteration and route it
+    with the Function App's own decision: accepted, review or rejected, with the reasons and the passing tags.
 
     \b
     Examples:
       cvops predict --spec examples/scenes/project.yaml photo.jpg
+      cvops predict --spec examples/scenes/project.yaml photo.jpg --policy policy.yaml
       cvops predict --spec examples/scenes/project.yaml az://incoming/2024/photo.jpg --no-store --json
     """
-    from pipelines.predicting import predict, thresholds_from
+    from functions.policy import load_policy
+    from pipelines.policy_suggest import spec_policy
+    from pipelines.predicting import predict
 
     spec = run.spec
     name = publish_name or (spec.publish_name if spec else None)
     if not name:
         raise ConfigurationError("no publish name", setting="--name", hint="pass --name or set publish.name in the spec")
-    if threshold is not None:
-        chooser = thresholds_from(threshold, {})
-    elif spec:
-        chooser = spec.tag_threshold
+    if policy_file and threshold is not None:
+        raise ConfigurationError("give --policy or --threshold, not both", setting="--threshold",
+                                 hint="a policy file holds each tag's threshold")
+    project_id = run.project_id()
+    if policy_file:
+        policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
     else:
-        chooser = thresholds_from(0.5, {})
-    result = predict(run.service, run.project_id(), name, target, store=not no_store, threshold=chooser)
+        policy = spec_policy(spec, threshold=threshold, classification_type=None if spec else
+                             run.service.project(project_id).classification_type)
+    result = predict(run.service, project_id, name, target, store=not no_store, policy=policy)
 
     def human(console: Any) -> None:
         _table(console, f"{target} ({name})", ["tag", "probability", "threshold", "passes"],
                [[r["tag"], r["probability"], r["threshold"], r["passes"]] for r in result["predictions"]])
+        console.print(f"{result['outcome']} (policy {policy.version}): "
+                      + "; ".join(r["message"] for r in result["reasons"]))
         console.print("passing: " + (", ".join(result["passing"]) or "none"))
 
     run.emit({"ok": True, **result}, human)
 
+
+# policy -----------------------------------------------------------------------------------------------------------
+@cli.group(cls=Group)
+def policy() -> None:
+    """Routing policies for the Function App, from measured numbers."""
+
+
+@policy.command("suggest")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the policy (YAML).")
+@click.option("--evaluation", "evaluation_file", type=click.Path(dir_okay=False), default=None,
+              help="The JSON of `cvops evaluate --json`, or the evaluation.json of `cvops evaluate --report` "
+                   "(default: evaluate now, as cvops evaluate does).")
+@click.option("--target-precision", type=FiniteFloatRange(0, 1, min_open=True), default=None,
+              help="Per tag, the threshold finding the most images at this precision (default: the spec's "
+                   "evaluation.target_precision or target_recall, else its gates.min_precision or min_recall).")
+@click.option("--target-recall", type=FiniteFloatRange(0, 1, min_open=True), default=None,
+              help="Per tag, the highest threshold reaching this recall.")
+@click.option("--review-band", type=FiniteFloatRange(0, 1), default=None,
+              help="A review band of this width under every threshold (default: the policy's own, review_band "
+                   "in functions/policy.schema.json).")
+@click.option("--review-precision", type=FiniteFloatRange(0, 1, min_open=True), default=None,
+              help="With a precision target: the band reaches down to where precision falls to this.")
+@click.option("--review-recall", type=FiniteFloatRange(0, 1, min_open=True), default=None,
+              help="With a recall target: the band reaches down to where recall rises to this.")
+@click.option("--no-tag-passes", type=click.Choice(["review", "rejected"]), default="review", show_default=True,
+              help="Where an image goes when no tag reaches its threshold or band.")
+@click.option("--moderation-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Copy the moderation bands of this policy file (e.g. policy.yaml).")
+@click.option("--policy-version", default=None, help="The policy's version (default: <project>-<iteration>).")
+@click.option("--iteration", "iteration_ref", default=None,
+              help="Without --evaluation: iteration id or name (default: newest Completed).")
+@click.option("--holdout", default=None, help="Without --evaluation: held-out labelled images (default: the spec's "
+                                              "data.holdout; with none, the service's numbers every 0.05).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True)
+@common()
+def policy_suggest(run: Run, out: str, evaluation_file: str | None, target_precision: float | None,
+                   target_recall: float | None, review_band: float | None, review_precision: float | None,
+                   review_recall: float | None, no_tag_passes: str, moderation_from: str | None,
+                   policy_version: str | None, iteration_ref: str | None, holdout: str | None,
+                   concurrency: int) -> None:
+    """Write a routing policy for the spec's tags from an evaluation: per tag, the threshold that meets a target
+    precision or recall, a review band under it, and the numbers behind each in comments. The file is validated
+    against functions/policy.schema.json. A target not met is said in the file and on stderr (exit 0).
+
+    \b
+    Examples:
+      cvops policy suggest --spec examples/scenes/project.yaml --out policy.yaml
+      cvops evaluate --spec examples/scenes/project.yaml --json > eval.json
+      cvops policy suggest --spec examples/scenes/project.yaml --evaluation eval.json \\
+          --target-precision 0.95 --review-precision 0.8 --no-tag-passes rejected --out policy.yaml
+    """
+    from functions.policy import load_policy
+    from pipelines import policy_suggest as ps
+
+    spec = run.require_spec("the tags and their thresholds")
+    target = ps.target_from(spec, precision=target_precision, recall=target_recall)
+    review = ps.review_from(target, width=review_band, precision=review_precision, recall=review_recall)
+    moderation = (load_policy(str(Path(moderation_from).resolve()), Path.cwd(), setting="--moderation-from")
+                  if moderation_from else None)
+    if evaluation_file:
+        evidence = ps.read_evaluation(evaluation_file)
+    else:
+        evidence = _measure_for_policy(run, iteration_ref=iteration_ref, holdout=holdout, concurrency=concurrency)
+    suggestion = ps.suggest(spec, evidence, target, review, no_tag_passes=no_tag_passes,  # type: ignore[arg-type]
+                            version=policy_version, moderation=moderation)
+    Path(out).write_text(suggestion.text, encoding="utf-8")
+    for line in suggestion.warnings():
+        click.echo(f"cvops: warning: {line}", err=True)
+
+    def human(console: Any) -> None:
+        for c in suggestion.choices:
+            measured = c.measured(c.at) if c.at else "not measured"
+            verdict = "met" if c.met else ("NOT met" if c.at else "spec threshold")
+            console.print(f"{c.tag}: threshold {c.threshold:g}, review band {c.review_band:g}; {measured}; {verdict}")
+        console.print(f"wrote {out} (version {suggestion.policy['version']}; target {target.describe()}, "
+                      f"measured on {suggestion.source})")
+
+    run.emit({"ok": True, "out": out, "policy": suggestion.policy, "source": suggestion.source,
+              "target": {"metric": target.metric, "value": target.value, "from": target.origin},
+              "tags": [c.to_dict() for c in suggestion.choices]}, human)
+
+
+def _measure_for_policy(run: Run, *, iteration_ref: str | None, holdout: str | None, concurrency: int) -> Any:
+    """`cvops evaluate`'s numbers for `policy suggest`: the holdout curve when there is a holdout set, else the
+    service's numbers at every 0.05 (one threshold says little about where precision falls)."""
+    from pipelines import policy_suggest as ps
+    from pipelines.training import performance
+
+    project_id = run.project_id()
+    result, tags, iteration = _evaluate_iteration(
+        run, project_id, iteration_ref=iteration_ref, threshold=None, holdout=holdout, use_spec_holdout=True,
+        target_precision=None, target_recall=None, concurrency=concurrency)
+    project = run.spec.name if run.spec else project_id
+    if result["holdout"]:
+        return ps.evidence_from({**result["holdout"], "iteration": iteration.name, "project": project})
+    measured = [result["service"], *(performance(run.service, project_id, iteration.id, t) for t in ps.SERVICE_SWEEP
+                                     if t != result["service"]["threshold"])]
+    return ps.service_evidence(measured, {t.name: t.image_count for t in tags}, iteration=iteration.name)
 
 # status / export --------------------------------------------------------------------------------------------------
 @cli.command("status")

@@ -53,6 +53,7 @@ __all__ = [
     "Target",
     "evidence_from",
     "read_evaluation",
+    "review_from",
     "service_evidence",
     "spec_policy",
     "suggest",
@@ -60,8 +61,8 @@ __all__ = [
 ]
 
 Metric = Literal["precision", "recall"]
-# The policy schema's own default band, used when no review rule is given and for tags the evaluation says nothing of.
-DEFAULT_REVIEW_BAND = 0.1
+# The policy's own default band, used when no review rule is given and for tags the evaluation says nothing of.
+DEFAULT_REVIEW_BAND: float = Policy.review_band
 # Where the service's numbers are asked for when there is no holdout set: every 0.05 (19 calls to the training API).
 SERVICE_SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
@@ -242,6 +243,24 @@ def target_from(spec: ProjectSpec, *, precision: float | None = None, recall: fl
     raise ConfigurationError("no target: the spec has no evaluation.target_precision/target_recall and no "
                              "gates.min_precision/min_recall", setting="--target-precision",
                              hint="pass --target-precision P or --target-recall R")
+
+
+def review_from(target: Target, *, width: float | None = None, precision: float | None = None,
+                recall: float | None = None) -> Review:
+    """The review rule from the command's options: one of a fixed width, a review precision (with a precision
+    target) or a review recall (with a recall target); none: a fixed :data:`DEFAULT_REVIEW_BAND`."""
+    given = [name for name, value in (("--review-band", width), ("--review-precision", precision),
+                                      ("--review-recall", recall)) if value is not None]
+    if len(given) > 1:
+        raise ConfigurationError(f"give one of {', '.join(given)}, not several", setting=given[1])
+    for option, value, metric in (("--review-precision", precision, "precision"), ("--review-recall", recall, "recall")):
+        if value is not None and target.metric != metric:
+            raise ConfigurationError(f"{option} goes with a {metric} target, and the target is {target.describe()} "
+                                     f"({target.origin or 'given'})", setting=option,
+                                     hint=f"use --review-{target.metric} or --review-band, or --target-{metric}")
+        if value is not None:
+            return Review(target=value)
+    return Review(width=width if width is not None else DEFAULT_REVIEW_BAND)
 
 
 def _check_review(target: Target, review: Review) -> None:

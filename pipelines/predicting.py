@@ -1,4 +1,4 @@
-"""`cvops predict`: classify one image with the published iteration and say which tags pass their thresholds.
+"""`cvops predict`: classify one image with the published iteration and route it as the Function App would.
 
 The target may be a local file (sent as bytes), an http(s) URL (the service fetches it), or ``az://container/blob``
 (sent as a short-lived read-only SAS URL). ``store=False`` uses the *no store* calls, which also have the higher rate
@@ -7,27 +7,23 @@ limit on S0, and keeps the image out of the project's prediction history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cvops.errors import ConfigurationError
+from functions.policy import Policy, decide
 from pipelines.service import Service
 from pipelines.sources import ImageSource, SourceImage
 from pipelines.spec import SOURCE_SCHEME, SourceSpec
 
 
-def passing(predictions: list[tuple[str, float]], threshold: Callable[[str], float]) -> list[dict[str, Any]]:
-    """Predictions sorted by probability, each with its threshold and whether it passes (pure)."""
-    rows = []
-    for tag, probability in sorted(predictions, key=lambda p: (-p[1], p[0])):
-        t = threshold(tag)
-        rows.append({"tag": tag, "probability": probability, "threshold": t, "passes": probability >= t})
-    return rows
-
-
 def predict(service: Service, project_id: str, publish_name: str, target: str, *, store: bool = True,
-            threshold: Callable[[str], float]) -> dict[str, Any]:
+            policy: Policy) -> dict[str, Any]:
+    """Classify ``target`` and route it with ``policy`` through ``functions.policy.decide``, the Function App's own
+    decision (without moderation scores: predict asks for none). Each prediction keeps its threshold and whether it
+    passes; ``passing`` is the tags decide() accepted at their threshold, ``outcome``/``tags``/``reasons`` its
+    decision."""
     if target.startswith(("http://", "https://")):
         url = target
     elif target.startswith(SOURCE_SCHEME):
@@ -57,10 +53,10 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
         call = ((lambda c: c.classify_image(project_id, publish_name, data)) if store
                 else (lambda c: c.classify_image_with_no_store(project_id, publish_name, data)))
     result = service.prediction_call(f"classify {target} with {publish_name!r}", call)
-    rows = passing([(p.tag_name, p.probability) for p in result.predictions], threshold)
-    return {"image": target, "publish_name": publish_name, "iteration": result.iteration,
-            "predictions": rows, "passing": [r["tag"] for r in rows if r["passes"]]}
-
-
-def thresholds_from(default: float, per_tag: Mapping[str, float]) -> Callable[[str], float]:
-    return lambda tag: per_tag.get(tag, default)
+    scores = sorted(((p.tag_name, p.probability) for p in result.predictions), key=lambda p: (-p[1], p[0]))
+    decision = decide(policy, scores)
+    passing = [r.tag for r in decision.reasons if r.code == "tag_passes"]
+    rows = [{"tag": tag, "probability": probability, "threshold": policy.threshold(tag), "passes": tag in passing}
+            for tag, probability in scores]
+    return {"image": target, "publish_name": publish_name, "iteration": result.iteration, "predictions": rows,
+            "passing": passing, **decision.to_dict(), "policy": {"version": policy.version, "sha256": policy.sha256}}

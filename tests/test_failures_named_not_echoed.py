@@ -22,6 +22,7 @@ from cvops.redaction import check_connection_string, check_key, redact, register
 from functions.config import load_config
 from functions.policy import load_policy
 from pipelines import spec as spec_module
+from pipelines.policy_suggest import spec_policy
 from pipelines.predicting import predict
 
 
@@ -85,7 +86,7 @@ def test_a_spec_that_is_not_utf8_is_named_with_the_byte(tmp_path):
 
 def test_predict_of_a_directory_says_it_is_one_and_what_is_expected(tmp_path):
     with pytest.raises(ConfigurationError) as refused:
-        predict(None, "project", "name", str(tmp_path), store=False, threshold=lambda tag: 0.5)
+        predict(None, "project", "name", str(tmp_path), store=False, policy=spec_policy(None))
     assert "is a directory" in str(refused.value) and "does not exist" not in str(refused.value)
     assert "image file" in str(refused.value)
 
