@@ -106,7 +106,10 @@ def test_image_performances_filter_by_tag_page_and_agree_with_their_count(traini
     assert [len(page) for page in pages] == [4, 2]
     assert all(i.tags[0].tag_name == "beach" and len(i.predictions) == 2 for page in pages for i in page)
 
-    training_client.delete_images(p.id, image_ids=[pages[0][0].id])
+    training_client.delete_images(p.id, image_ids=[pages[0][0].id])  # the iteration keeps it (issue 11)
+    listed = training_client.get_image_performances(p.id, it.id, tag_ids=beach, take=50)
+    assert len(listed) == training_client.get_image_performance_count(p.id, it.id, tag_ids=beach) == 6
+    training_client.delete_images(p.id, image_ids=[pages[0][0].id], all_iterations=True)  # now it leaves them all
     listed = training_client.get_image_performances(p.id, it.id, tag_ids=beach, take=50)
     assert len(listed) == training_client.get_image_performance_count(p.id, it.id, tag_ids=beach) == 5
 

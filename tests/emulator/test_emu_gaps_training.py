@@ -67,7 +67,9 @@ def test_an_image_deleted_while_its_training_is_queued_still_trains_that_iterati
     assert trainer.get_iteration(p.id, iteration.id).status == "Completed"
     counts = {t.name: t.image_count for t in trainer.get_tags(p.id, iteration_id=iteration.id)}
     assert counts == {"beach": 6, "forest": 5}
-    assert backend.blobs.get(f"images/{gone}") is None  # and removed once the job no longer needs it
+    assert backend.blobs.get(f"images/{gone}") is not None  # the trained iteration keeps it (issue 11)
+    trainer.delete_images(p.id, image_ids=[gone], all_iterations=True)
+    assert backend.blobs.get(f"images/{gone}") is None  # removed from every iteration, its bytes go too
 
 
 def test_advanced_training_learns_from_mirrored_images_and_reports_performance(start_local_cv, tmp_path):
