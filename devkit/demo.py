@@ -211,10 +211,10 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         for name, data, _ in incoming:
             client.upload_blob(name, data, overwrite=True)
         print(f"  {len(incoming)} images uploaded to incoming/ ({sum(1 for i in incoming if i[2].startswith('bad'))} bad files)")
-        policy = routing_policy(SCENES_SPEC, json.loads((reports / "scenes" / "evaluation.json").read_text()))
-        print("  routing policy from the recommended thresholds: " + json.dumps(policy))
+        policy_file = root / "policy.yaml"
+        policy = routing_policy(demo, SCENES_SPEC, reports / "scenes" / "evaluation.json", policy_file)
         demo.env.update({
-            "CVOPS_POLICY": json.dumps(policy),
+            "CVOPS_POLICY": str(policy_file),
             "CVOPS_STORAGE": azurite.connection_string,
             "VISION_PROJECT_ID": _project_id(status),
             "VISION_PUBLISH_NAME": str(yaml.safe_load(SCENES_SPEC.read_text())["publish"]["name"]),
@@ -226,25 +226,22 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
     return summary
 
 
-def routing_policy(spec_path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The Function App's routing policy for a project, as an operator would derive it: per tag, the threshold that
-    `cvops evaluate` recommends for the spec's target precision (the spec's own threshold where the target was not met),
-    a review band under each, and "no tag passes" to review. Inline JSON in CVOPS_POLICY, as an app setting would hold it.
-    """
-    spec = yaml.safe_load(spec_path.read_text())
-    default = float(spec.get("evaluation", {}).get("threshold", 0.5))
-    own = {t["name"]: float(t.get("threshold", default)) for t in spec["tags"]}
-    sweep = evaluation.get("threshold_sweep") or {}
-    chosen = {tag: round(sweep[tag]["recommended_threshold"], 2) if sweep.get(tag, {}).get("met") else threshold
-              for tag, threshold in own.items()}
-    return {
-        "version": f"{spec['project']['name']}-{evaluation.get('iteration', 'iteration').replace(' ', '-').lower()}",
-        "classification_type": spec["project"]["classification_type"].lower(),
-        "default_threshold": default,
-        "review_band": 0.25,
-        "no_tag_passes": "review",
-        "tags": {tag: {"threshold": threshold} for tag, threshold in chosen.items()},
-    }
+# How the demo's routing policy is suggested, besides the spec's target precision: a wide review band under each threshold.
+ROUTING_OPTIONS = ("--review-band", "0.25", "--no-tag-passes", "review")
+
+
+def routing_policy(demo: Demo, spec_path: Path, evaluation: Path, out: Path) -> dict[str, Any]:
+    """The Function App's routing policy, as an operator derives it: `cvops policy suggest` from the holdout
+    evaluation, per tag the threshold for the spec's target precision (its best precision where the target is not met,
+    said in the file), a review band under each, and "no tag passes" to review. Writes ``out`` (what CVOPS_POLICY names)
+    and returns the policy's data."""
+    suggested = demo.cvops("policy suggest", "policy", "suggest", "--spec", str(spec_path), "--evaluation",
+                           str(evaluation), *ROUTING_OPTIONS, "--out", str(out), json_out=True)
+    for tag in suggested["tags"]:
+        verdict = "met" if tag["met"] else f"NOT met: {tag['reason']}"
+        print(f"  {tag['tag']:<10} threshold {tag['threshold']:<6g} review band {tag['review_band']:<5g} {verdict}")
+    print(f"  wrote {_shorten(str(out))} (the numbers behind each threshold are comments in it)")
+    return suggested["policy"]
 
 
 def _project_id(status: dict[str, Any]) -> str:
