@@ -179,7 +179,8 @@ def service_evidence(performances: Sequence[Mapping[str, Any]], support: Mapping
     tags = {tag: TagEvidence(tag, tuple(sorted(ps, key=lambda p: -p.threshold)), support.get(tag), exact=False)
             for tag, ps in points.items()}
     at = sorted({p.threshold for ps in points.values() for p in ps})
-    where = f"at threshold {at[0]:g}" if len(at) == 1 else f"at {len(at)} thresholds from {at[0]:g} to {at[-1]:g}"
+    where = ("with no per-tag numbers" if not at else f"at threshold {at[0]:g}" if len(at) == 1
+             else f"at {len(at)} thresholds from {at[0]:g} to {at[-1]:g}")
     return Evidence(f"service (cross-validation on the training images) {where}", tags, iteration)
 
 

@@ -17,6 +17,7 @@ from pipelines.policy_suggest import (
     Review,
     Target,
     evidence_from,
+    review_from,
     service_evidence,
     spec_policy,
     suggest,
@@ -220,3 +221,23 @@ def test_one_threshold_for_every_tag_overrides_the_spec():
     policy = spec_policy(spec("Multiclass"), threshold=0.3)
     assert (policy.classification_type, policy.default_threshold, dict(policy.thresholds)) == ("multiclass", 0.3, {})
     assert spec_policy(None, classification_type="Multilabel").classification_type == "multilabel"
+
+
+def test_service_numbers_with_no_tags_keep_every_spec_threshold_and_say_so():
+    document = {"iteration": {"name": "Iteration 1"}, "holdout": None,
+                "service": {"threshold": 0.5, "precision": 0, "recall": 0, "mean_average_precision": 0, "tags": []}}
+    s = suggest(spec(), evidence_from(document), Target("precision", 0.9))
+    assert {t: r["threshold"] for t, r in s.policy["tags"].items()} == {
+        "beach": 0.5, "forest": 0.7, "city": 0.5, "mountain": 0.65}
+    assert "with no per-tag numbers" in s.text and len(s.unmet) == 4
+
+
+def test_the_review_rule_is_one_option_and_matches_the_targets_metric():
+    precision = Target("precision", 0.9)
+    assert review_from(precision) == Review(width=0.1)   # the policy's own default band
+    assert review_from(precision, precision=0.7) == Review(target=0.7)
+    assert review_from(Target("recall", 0.9), recall=0.99) == Review(target=0.99)
+    with pytest.raises(ConfigurationError, match="give one of --review-band, --review-precision, not several"):
+        review_from(precision, width=0.1, precision=0.7)
+    with pytest.raises(ConfigurationError, match="--review-recall goes with a recall target"):
+        review_from(precision, recall=0.99)
