@@ -354,6 +354,8 @@ def _choose(ev: TagEvidence | None, target: Target, review: Review, fallback: fl
                          band_note=f"{target.metric} {review.target:g} is reached at no lower threshold: no band")
     floor = _written(ev, j)
     band = float(Decimal(repr(threshold)) - Decimal(repr(floor)))
+    while threshold - band > ev.points[j].threshold:  # decide() subtracts in floats: keep the floor's image in the band
+        band = float(Decimal(repr(band)) + Decimal("0.000001"))
     return TagChoice(ev.tag, threshold, band, met, ev.points[i], ev.support, ev.exact, reason, floor_at=ev.points[j])
 
 

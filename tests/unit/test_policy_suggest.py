@@ -241,3 +241,24 @@ def test_the_review_rule_is_one_option_and_matches_the_targets_metric():
         review_from(precision, width=0.1, precision=0.7)
     with pytest.raises(ConfigurationError, match="--review-recall goes with a recall target"):
         review_from(precision, recall=0.99)
+
+
+def test_decide_accepts_and_bands_exactly_the_evaluated_images_the_chosen_points_count():
+    """On random two-decimal scores (so scores equal their short decimals, the float edge of threshold - band):
+    per tag, decide() accepts exactly the images at or above the chosen score and bands exactly those from the
+    review floor's score up."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        y = rng.integers(0, 2, size=(30, 3))
+        scores = np.round(np.clip(y * 0.3 + rng.random((30, 3)) * 0.7, 0, 1), 2)
+        ev = json.loads(json.dumps(evaluate_scores(y, scores, TAGS, 0.5, False).to_dict()))
+        s = suggest(spec(), evidence_from(ev), Target("precision", 0.7), Review(target=0.4))
+        policy = parse_policy(dict(s.policy))
+        for row in scores:
+            codes = {r.tag: r.code for r in decide(policy, dict(zip(TAGS, row.tolist(), strict=True))).reasons}
+            for j, tag in enumerate(TAGS):
+                choice = next(c for c in s.choices if c.tag == tag)
+                floor = choice.floor_at.threshold if choice.floor_at else choice.at.threshold
+                expected = ("tag_passes" if row[j] >= choice.at.threshold else
+                            "review_band" if row[j] >= floor else None)
+                assert codes.get(tag) == expected, (tag, row[j], choice)
