@@ -490,8 +490,8 @@ def render(suggestion: Suggestion, spec: ProjectSpec, evidence: Evidence) -> str
         out.append("# Target NOT met or not measured for: " + ", ".join(_said(c.tag) for c in suggestion.unmet)
                    + " (see below).")
     if data["classification_type"] == "multiclass" and any(c.threshold < 0.5 for c in suggestion.choices):
-        out.append("# Multiclass: only the top tag is accepted; under 0.5 another tag can outscore this one, so fewer "
-                   "images are accepted than counted here.")
+        out += ["# Multiclass: only the top tag is accepted; under 0.5 another tag can outscore this one, so fewer",
+                "# images are accepted than counted here."]
     out += [
         f"version: {_scalar(data['version'])}",
         f"classification_type: {data['classification_type']}",
