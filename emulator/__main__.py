@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 from types import FrameType
@@ -22,9 +23,19 @@ def _fraction(value: str) -> float:
 
 def _positive(value: str) -> float:
     f = float(value)
-    if f <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not (math.isfinite(f) and f > 0):
+        raise argparse.ArgumentTypeError("must be a positive number")
     return f
+
+
+def _whole(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--training-tps", type=_positive, default=None,
                    help="training-API calls per second before 429 (Azure S0: 10)")
     p.add_argument("--fault-rate", type=_fraction, default=0.0, help="share of API calls that answer 503")
+    p.add_argument("--fault-every", type=_whole, default=None, metavar="N",
+                   help="every N-th API call answers 503 (deterministic, for tests; wins over --fault-rate)")
     p.add_argument("--allow-url-host", action="append", default=None, metavar="HOST",
                    help="host that image URLs may point to (repeatable; default: loopback only)")
     p.add_argument("--no-input-guard", dest="guard_malformed_input", action="store_false",
@@ -66,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         prediction_tps=args.prediction_tps,
         training_tps=args.training_tps,
         fault_rate=args.fault_rate,
+        fault_every=args.fault_every,
         allow_url_hosts=tuple(DEFAULT_ALLOWED_HOSTS) + tuple(args.allow_url_host or ()),
         guard_malformed_input=args.guard_malformed_input,
     )

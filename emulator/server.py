@@ -58,6 +58,7 @@ class ServiceConfig:
     prediction_tps: float | None = None
     training_tps: float | None = None
     fault_rate: float = 0.0
+    fault_every: int | None = None  # every N-th API call answers 503 (deterministic; wins over fault_rate)
     allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
     # False: an unexpected exception answers 500 even when it looks like malformed input (the fuzz tests run so, to
     # find every cause the guard would hide).
@@ -82,7 +83,7 @@ class CustomVisionApp:
             "prediction": FixedWindowLimiter(config.prediction_tps) if config.prediction_tps else None,
             "training": FixedWindowLimiter(config.training_tps) if config.training_tps else None,
         }
-        self.faults = FaultInjector(config.fault_rate)
+        self.faults = FaultInjector(config.fault_rate, every=config.fault_every)
 
     def close(self) -> None:
         self.worker.stop()

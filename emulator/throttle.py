@@ -93,16 +93,30 @@ class SlidingWindowLimiter:
 
 
 class FaultInjector:
-    """Decides which calls fail with 503 (`--fault-rate`): each call independently with probability `rate`."""
+    """Decides which calls fail with 503: each call independently with probability `rate` (`--fault-rate`), or every
+    `every`-th call (`--fault-every`).
 
-    def __init__(self, rate: float, *, seed: int | None = None) -> None:
+    Why both: a rate is what an outage looks like, but a test that needs at least one fault among a few calls fails by
+    chance with it (8 calls at 0.35 see none 3% of the time). Every N-th call is deterministic in how many calls fail,
+    whichever request arrives when, so such a test can rely on it.
+    """
+
+    def __init__(self, rate: float, *, every: int | None = None, seed: int | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("fault rate must be between 0 and 1")
+        if every is not None and every < 1:
+            raise ValueError("fault-every must be a positive whole number")
         self.rate = rate
+        self.every = every
+        self._calls = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
     def should_fail(self) -> bool:
+        if self.every is not None:
+            with self._lock:
+                self._calls += 1
+                return self._calls % self.every == 0
         if self.rate <= 0.0:
             return False
         with self._lock:

@@ -119,3 +119,13 @@ def test_bad_settings_are_refused(limiter_class, per_second):
 def test_bad_fault_rate_is_refused():
     with pytest.raises(ValueError):
         FaultInjector(1.5)
+
+
+def test_fault_every_n_fails_exactly_every_nth_call_whatever_the_rate():
+    injector = FaultInjector(0.0, every=3)
+    assert [injector.should_fail() for _ in range(9)] == [False, False, True] * 3
+
+
+def test_fault_every_below_one_is_refused():
+    with pytest.raises(ValueError, match="fault-every"):
+        FaultInjector(0.0, every=0)

@@ -20,15 +20,15 @@ from pipelines.cli import cli
 from pipelines.run_local import RunStats
 
 IMAGES = 50
-# One prediction call per invocation, each failing with this probability: 50 images all pass first time with
-# probability 0.85**50 = 3e-4, and one is poisoned (5 failures in a row) with probability about 50 * 0.15**5 = 4e-3;
-# either way the status must match how the blobs ended, which the test checks whatever the draw.
-FAULT_RATE = 0.15
+# One prediction call per invocation, and every FAULT_EVERY-th call of the service answers 503: at least 50 // 7 = 7
+# invocations fail and are retried, whatever the threads' order. A blob is poisoned only if five of its attempts in a
+# row each land on a failing call; the status must match how the blobs ended either way, which the test checks.
+FAULT_EVERY = 7
 
 
 def test_run_local_once_is_ok_when_every_blob_ended_routed_after_transient_failures(function_env, start_local_cv,
                                                                                     tmp_path):
-    service, project = trained_service(start_local_cv, fault_rate=FAULT_RATE)
+    service, project = trained_service(start_local_cv, fault_every=FAULT_EVERY)
     function_env.set(VISION_PREDICTION_ENDPOINT=service.endpoint, VISION_PREDICTION_KEY=service.prediction_key,
                      VISION_PROJECT_ID=project.project_id, VISION_PUBLISH_NAME=project.publish_name)
     context.install(context.build_context(load_config(), retry_policy=RetryPolicy(max_attempts=1, base_delay=0)))
