@@ -9,11 +9,4 @@ SDK, the pipelines and the Function App talk to it exactly as they talk to Azure
 DEFAULT_TRAINING_KEY = "local-training-key"
 DEFAULT_PREDICTION_KEY = "local-prediction-key"
 
-# What PublishIteration's predictionId must look like (an ARM resource id of a prediction resource). The local service
-# accepts any well-formed id; this one is what the demo and tests use.
-DEFAULT_PREDICTION_RESOURCE_ID = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
-    "/providers/Microsoft.CognitiveServices/accounts/local-prediction"
-)
-
-__all__ = ["DEFAULT_PREDICTION_KEY", "DEFAULT_PREDICTION_RESOURCE_ID", "DEFAULT_TRAINING_KEY"]
+__all__ = ["DEFAULT_PREDICTION_KEY", "DEFAULT_TRAINING_KEY"]

@@ -146,8 +146,3 @@ class PredictionModels(BackendBase):
         for pid in ids:
             self.db.execute("DELETE FROM predictions WHERE id = ? AND project_id = ?", (pid.lower(), project["id"]))
             self.blobs.delete(f"predictions/{pid.lower()}")
-
-    def get_prediction_image(self, project_id: str, prediction_id: str) -> bytes | None:
-        row = self.db.one("SELECT id FROM predictions WHERE id = ? AND project_id = ?",
-                          (prediction_id.lower(), project_id))
-        return None if row is None else self.blobs.get(f"predictions/{row['id']}")
