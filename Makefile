@@ -35,7 +35,7 @@ lint: setup
 demo: setup
 	$(PY) -m devkit.demo
 
-# Each benchmark starts its own services and prints its numbers; see the README's "Benchmarks".
+# Each benchmark starts its own services and prints its numbers; see "Benchmarks" in docs/testing.md.
 bench: setup
 	$(PY) bench/bench_emulator.py
 	$(PY) bench/bench_upload.py

@@ -1,4 +1,4 @@
-"""The Function App's settings: one catalogue, read by the code, set by infra/ and documented in the README.
+"""The Function App's settings: one catalogue, read by the code, set by infra/ and documented in docs/settings.md.
 
 Why one catalogue: a setting the Bicep forgets, or a name the code reads that nobody sets, fails only in Azure and only at
 run time. `SETTINGS` is the single list; `tests/test_infra_settings.py` checks the Bicep against it, and

@@ -1,4 +1,4 @@
-"""The exit-code contract: every command, under each kind of environment failure, exits with the code the README
+"""The exit-code contract: every command, under each kind of environment failure, exits with the code docs/troubleshooting.md
 documents (1 failed, 2 bad input or settings, 3 the service refused, 4 unavailable; 70 only for a bug) and prints
 exactly one line on stderr, naming the thing and what to do. Against the real local Custom Vision service and
 Azurite; "unreachable" is a loopback port nobody listens on. The retry budgets are shortened (the code paths are
