@@ -23,7 +23,8 @@ OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
 def markdown_files() -> list[Path]:
-    return [README, *DOCS]
+    """The README, the docs pages and the READMEs they send a reader on to."""
+    return [README, *DOCS, *(ROOT / part / "README.md" for part in ("emulator", "infra", "locks"))]
 
 
 def prose(text: str) -> str:
