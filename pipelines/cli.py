@@ -976,5 +976,11 @@ def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: s
                                f"on {queue_name}"))
 
 
+# review -----------------------------------------------------------------------------------------------------------
+@cli.group(cls=Group)
+def review() -> None:
+    """Human review of the Function App's review band: decide, export decisions for training, threshold stats."""
+
+
 def main() -> None:
     cli(prog_name="cvops")

@@ -1,0 +1,284 @@
+"""What is waiting for a person: the review copies the Function App wrote, each with the record beside it.
+
+Why read the sidecar and not the result record: the app writes the record beside every copy (``<copy>.cvops.json``,
+:func:`functions.naming.sidecar_name`), so one listing of the review location finds every copy and its record's
+name without knowing the day the blob arrived (the result record's partition). The copy's own metadata carries its
+record key (``cvops_key``), so one listing with metadata also finds the copy of a key (:func:`find_copy`) without
+reading any sidecar.
+
+Everything read from a blob (its name, the record's fields) is data from whoever could write to the containers:
+keys are checked to be the app's 32 hex digits before they name a blob, and served image types are limited to image
+formats (a review copy stored as ``text/html`` is served as bytes, never as a page). Escaping for display is the
+page's job; nothing here builds HTML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+
+from functions import naming, routes, settings
+from functions.naming import Location
+from functions.store import BlobStore
+
+__all__ = ["KEY_PATTERN", "SAFE_IMAGE_TYPES", "ListedCopy", "ReviewConfig", "ReviewItem", "check_key",
+           "decided_keys", "decision_blob_name", "find_copy", "get_item", "item_from_record", "list_copies",
+           "list_waiting", "read_image", "review_blob_service"]
+
+KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
+"""A record key as :func:`functions.naming.record_key` makes it; anything else is refused before it names a blob."""
+
+DECISIONS_FOLDER = "reviews"
+"""Decision records live at ``<results>/reviews/<key>.json``: one per record key, beside the date partitions."""
+
+SAFE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp", "image/tiff"})
+"""Content types served as they are; any other is served as ``application/octet-stream``."""
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The locations a review reads and writes: the app's own settings, so the page and the app agree."""
+
+    review: Location
+    classified: Location
+    rejected: Location
+    results: Location
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ReviewConfig:
+        """From ``CVOPS_REVIEW_CONTAINER``, ``CVOPS_CLASSIFIED_CONTAINER``, ``CVOPS_REJECTED_CONTAINER`` and
+        ``CVOPS_RESULTS_CONTAINER`` (the app's settings and defaults, :mod:`functions.routes`); a wrong value is a
+        ConfigurationError naming its setting, as the app's start would give."""
+        env = os.environ if environ is None else environ
+        locations = {}
+        for key in ("review", "classified", "rejected", "results"):
+            route = routes.BY_KEY[key]
+            locations[key] = Location.parse(settings.read(route.setting, env), route.setting)
+        naming.check_disjoint(locations)
+        return cls(**locations)
+
+    def decision_name(self, key: str) -> str:
+        """The decision record's blob name in the results container (see :func:`decision_blob_name`)."""
+        return decision_blob_name(self.results, key)
+
+
+def review_blob_service(environ: Mapping[str, str] | None = None, cli_settings: Any = None) -> BlobServiceClient:
+    """The operator's storage client: the CLI's settings (``AZURE_STORAGE_CONNECTION_STRING`` or
+    ``AZURE_STORAGE_ACCOUNT_URL`` with the Azure identity) when they name an account, else the app's
+    ``CVOPS_STORAGE`` (a connection string, or ``CVOPS_STORAGE__blobServiceUri`` with an identity)."""
+    from cvops import clients
+    from functions.config import StorageConnection
+    from functions.context import blob_service_for
+
+    env = os.environ if environ is None else environ
+    if cli_settings is not None:
+        from pipelines import config as cli_config
+
+        if cli_settings.get(cli_config.STORAGE_CONNECTION_STRING) or cli_settings.get(cli_config.STORAGE_ACCOUNT_URL):
+            return clients.blob_service_client(**cli_settings.storage())
+    return blob_service_for(StorageConnection.from_environ(env))
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a record key (32 lower-case hex digits), else ValueError: a forged form field must not name
+    a blob."""
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise ValueError(f"{naming.printable(str(key))[:80]} is not a review item key (32 hex digits)")
+    return key
+
+
+def decision_blob_name(results: Location, key: str) -> str:
+    """``<prefix>reviews/<key>.json``: derived from the key alone, so every attempt at deciding an image (another
+    reviewer, a double click, a rerun after a crash) creates the same blob, and only the first succeeds."""
+    return results.blob(DECISIONS_FOLDER, f"{check_key(key)}.json")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One image waiting for a person, as the page shows it. Built from the app's record (:func:`item_from_record`).
+
+    ``scores`` are (tag, probability), highest first (ties by tag); ``reason`` is the policy's reasons as one
+    sentence and ``reason_codes`` their stable codes; ``known_tags`` are the tags a person may choose (every tag the
+    model scored, plus the policy's suggestions); ``suggested`` the tags the policy passed as suggestions.
+    """
+
+    key: str
+    copy: str
+    source_name: str
+    etag: str
+    content_type: str | None
+    arrived: datetime | None
+    scores: tuple[tuple[str, float], ...]
+    reason: str
+    model: dict[str, Any]
+    classification_type: str
+    top_tag: str | None
+    top_score: float | None
+    reason_codes: tuple[str, ...] = ()
+    suggested: tuple[str, ...] = ()
+    known_tags: tuple[str, ...] = ()
+    record: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def copy_container(self) -> str:
+        return self.copy.partition("/")[0]
+
+    @property
+    def copy_name(self) -> str:
+        return self.copy.partition("/")[2]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if 0.0 <= number <= 1.0 else None
+
+
+def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
+                     content_type: str | None) -> ReviewItem | None:
+    """The item for a review copy and the record beside it; None when the record is not a review record of this
+    copy (another outcome, a missing or malformed key, a record that does not name the copy). Pure."""
+    key = record.get("key")
+    if record.get("outcome") != "review" or not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        return None
+    destinations = record.get("destinations")
+    if not isinstance(destinations, list) or copy not in destinations:
+        return None
+    blob = record.get("blob") if isinstance(record.get("blob"), dict) else {}
+    source_name = blob.get("name") if isinstance(blob.get("name"), str) else None
+    if not source_name:
+        return None
+    scores: dict[str, float] = {}
+    for prediction in record.get("predictions") or []:
+        if isinstance(prediction, dict) and isinstance(prediction.get("tag"), str):
+            score = _score(prediction.get("probability"))
+            if score is not None:
+                scores[prediction["tag"]] = max(score, scores.get(prediction["tag"], 0.0))
+    ordered = tuple(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
+    reasons = [r for r in record.get("reasons") or [] if isinstance(r, dict)]
+    suggested = tuple(t for t in record.get("tags") or [] if isinstance(t, str))
+    policy = record.get("policy") if isinstance(record.get("policy"), dict) else {}
+    kind = policy.get("classification_type")
+    return ReviewItem(
+        key=key, copy=copy, source_name=source_name, etag=etag, content_type=content_type,
+        arrived=_parse_time(blob.get("last_modified")), scores=ordered,
+        reason="; ".join(str(r.get("message", "")) for r in reasons if r.get("message")),
+        model=dict(record["model"]) if isinstance(record.get("model"), dict) else {},
+        classification_type=kind if kind in ("multiclass", "multilabel") else "multiclass",
+        top_tag=ordered[0][0] if ordered else None, top_score=ordered[0][1] if ordered else None,
+        reason_codes=tuple(str(r["code"]) for r in reasons if isinstance(r.get("code"), str)),
+        suggested=suggested, known_tags=tuple(sorted(set(scores) | set(suggested))), record=dict(record))
+
+
+@dataclass(frozen=True)
+class ListedCopy:
+    name: str
+    etag: str
+    content_type: str | None
+    key: str | None
+
+
+def list_copies(blob_service: BlobServiceClient, config: ReviewConfig) -> tuple[list[ListedCopy], set[str]]:
+    """(image copies with their metadata key, sidecar names) under the review location: one listing."""
+    container = blob_service.get_container_client(config.review.container)
+    copies, sidecars = [], set()
+    for blob in container.list_blobs(name_starts_with=config.review.prefix or None, include=["metadata"]):
+        if blob.name.endswith(naming.SIDECAR_SUFFIX):
+            sidecars.add(blob.name)
+            continue
+        settings_ = blob.content_settings
+        copies.append(ListedCopy(blob.name, str(blob.etag), settings_.content_type if settings_ else None,
+                              (blob.metadata or {}).get("cvops_key")))
+    return copies, sidecars
+
+
+def decided_keys(blob_service: BlobServiceClient, config: ReviewConfig) -> set[str]:
+    """Keys that have a decision record (one listing of ``<results>/reviews/``)."""
+    folder = config.results.blob(DECISIONS_FOLDER) + "/"
+    container = blob_service.get_container_client(config.results.container)
+    keys = set()
+    for blob in container.list_blobs(name_starts_with=folder):
+        stem = blob.name[len(folder):]
+        if stem.endswith(".json") and KEY_PATTERN.fullmatch(stem[:-5]):
+            keys.add(stem[:-5])
+    return keys
+
+
+def _item(store: BlobStore, config: ReviewConfig, listed: ListedCopy) -> ReviewItem | None:
+    record = store.read_json(config.review.container, naming.sidecar_name(listed.name))
+    if record is None:
+        return None  # the app has not written it yet (its copy comes first), or it is not ours
+    return item_from_record(record, copy=f"{config.review.container}/{listed.name}", etag=listed.etag,
+                            content_type=listed.content_type)
+
+
+def _items(blob_service: BlobServiceClient, config: ReviewConfig, listed: Iterable[ListedCopy]) -> list[ReviewItem]:
+    listed = list(listed)
+    store = BlobStore(blob_service)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda entry: _item(store, config, entry), listed))
+    return [item for item in found if item is not None]
+
+
+def list_waiting(blob_service: BlobServiceClient, config: ReviewConfig) -> list[ReviewItem]:
+    """Every review copy with its record that no person has decided yet, oldest arrival first (then by name).
+
+    A copy whose sidecar is missing (the app writes the copy first) or is not a review record of that copy is not
+    listed; a decided image whose move is still pending is not listed either (:func:`decisions.complete_pending`
+    finishes it). Two listings plus one read per waiting copy.
+    """
+    copies, sidecars = list_copies(blob_service, config)
+    decided = decided_keys(blob_service, config)
+    candidates = [c for c in copies if naming.sidecar_name(c.name) in sidecars and c.key not in decided]
+    items = [item for item in _items(blob_service, config, candidates) if item.key not in decided]
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(items, key=lambda item: (item.arrived or epoch, item.copy))
+
+
+def find_copy(blob_service: BlobServiceClient, config: ReviewConfig, key: str) -> ListedCopy | None:
+    """The review copy written for record ``key`` (by its ``cvops_key`` metadata), or None."""
+    check_key(key)
+    copies, _ = list_copies(blob_service, config)
+    return next((c for c in copies if c.key == key), None)
+
+
+def get_item(blob_service: BlobServiceClient, config: ReviewConfig, key: str) -> ReviewItem | None:
+    """The review item of ``key`` while its copy and record are in the review location (decided or not: a decision
+    whose move is pending still has its item); None when there is none. ValueError for a key that is not one."""
+    listed = find_copy(blob_service, config, key)
+    if listed is None:
+        return None
+    item = _item(BlobStore(blob_service), config, listed)
+    return item if item is not None and item.key == key else None
+
+
+def read_image(blob_service: BlobServiceClient, item: ReviewItem) -> tuple[bytes, str]:
+    """The review copy's bytes and a content type safe to serve (an image type, else application/octet-stream).
+    FileNotFoundError when the copy is gone (decided and moved meanwhile)."""
+    try:
+        download = blob_service.get_blob_client(item.copy_container, item.copy_name).download_blob()
+        data = download.readall()
+    except ResourceNotFoundError:
+        raise FileNotFoundError(f"review copy {naming.printable(item.copy)} is gone") from None
+    stored = (download.properties.content_settings.content_type or item.content_type or "").split(";")[0]
+    kind = stored.strip().lower()
+    return data, kind if kind in SAFE_IMAGE_TYPES else "application/octet-stream"
