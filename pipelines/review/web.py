@@ -1,0 +1,655 @@
+"""`cvops review serve`: the review page, a small server-rendered web app over the review container.
+
+Why server-rendered HTML and one small script: a reviewer needs a list, an image, its scores and a few buttons; a page
+that works without a build step (and, for clicks, without JavaScript) is one file to audit. The script only maps keys to
+the page's own buttons and links (one key per tag, ``x`` reject, ``s`` skip, arrows, Enter); every decision is an
+ordinary form POST that :func:`pipelines.review.decisions.decide` applies exactly once.
+
+Why these defences, each for a concrete attack:
+
+- **Listen on loopback** unless ``--allow-remote``; anything else also needs a token (``?token=`` once, then an
+  HttpOnly SameSite=Strict cookie; compared in constant time). On loopback without a token, the ``Host`` header must
+  name loopback, so a DNS-rebinding page (``evil.example`` resolving to 127.0.0.1) gets a 403, not the queue.
+- **CSRF**: every form carries a per-session token checked server-side, and a POST must come from this origin
+  (``Origin``, else ``Referer``); decisions are POST only, so no link or image on another site can decide anything.
+- **Hostile names** (``<img src=x onerror=...>``, quotes, an RTL override, a newline) are data: every value reaches
+  the HTML through :class:`markupsafe.Markup` formatting (escaped), shown through :func:`functions.naming.printable`
+  (controls and bidi overrides as ``\\u202e``), and never in a URL: URLs carry the record key (32 hex digits).
+- **A strict Content-Security-Policy** (no inline script or style at all), ``X-Frame-Options: DENY``, ``nosniff``.
+- **Images** are served through the app with a type sniffed from their bytes (JPEG, PNG, GIF, BMP, WebP, TIFF): the
+  stored Content-Type came from whoever uploaded the blob (``text/html`` would run as a page of this origin); anything
+  else is an attachment, and the image answer carries its own ``sandbox`` policy.
+- **Logs** carry the method, the path (record keys only) and the status, never the query (which may hold the token).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from markupsafe import Markup
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from cvops.errors import ConfigurationError, CvopsError
+from cvops.redaction import redact, register_secret
+from functions.naming import printable
+
+__all__ = ["ReviewApi", "ReviewApp", "RunningPage", "ServeOptions", "after_decision", "image_type", "key_bindings",
+           "listen_options", "loopback_host", "neighbours", "same_origin", "start", "token_matches"]
+
+log = logging.getLogger("cvops.review.web")
+
+STATIC = Path(__file__).with_name("static")
+SESSION_COOKIE = "cvops_review_session"
+TOKEN_COOKIE = "cvops_review_token"
+COMMAND_KEYS = frozenset({"x", "s"})
+"""Keys the page keeps for itself (reject, skip): never a tag's initial."""
+MIN_TOKEN_LENGTH = 16
+MAX_SESSIONS = 256
+_KEY = re.compile(r"^[0-9a-f]{32}$")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+IMAGE_CSP = "default-src 'none'; sandbox"
+_SNIFF: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+)
+
+
+# --- pure rules ---------------------------------------------------------------------------------------------------
+
+def key_bindings(tags: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The keys that pick each tag: its position 1-9, and its initial when it is an ASCII letter no other tag starts
+    with and not a command key (``x`` reject, ``s`` skip). ``tags`` in display order (sorted, so a key always means the
+    same tag from one image to the next)."""
+    initials = Counter(tag[:1].lower() for tag in tags)
+    bindings: dict[str, tuple[str, ...]] = {}
+    for i, tag in enumerate(tags):
+        keys = [str(i + 1)] if i < 9 else []
+        first = tag[:1].lower()
+        if first.isascii() and first.isalpha() and initials[first] == 1 and first not in COMMAND_KEYS:
+            keys.append(first)
+        bindings[tag] = tuple(keys)
+    return bindings
+
+
+def token_matches(expected: str | None, given: str | None) -> bool:
+    """Constant-time comparison (a byte-by-byte ``==`` tells an attacker, by its timing, how much of a guess is right)."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
+
+
+def same_origin(host_url: str, origin: str | None, referer: str | None) -> bool:
+    """True when a POST comes from a page of this server: its ``Origin`` (sent by every current browser on a form
+    POST), else its ``Referer``, has this server's scheme, host and port. Neither header: refused (a browser always
+    sends one of them here; their absence is a hand-made request, and the CSRF token alone should not carry it)."""
+    own = urlsplit(host_url)
+    for header in (origin, referer):
+        if header and header != "null":
+            theirs = urlsplit(header)
+            return (theirs.scheme.lower(), theirs.netloc.lower()) == (own.scheme.lower(), own.netloc.lower())
+    return False
+
+
+def loopback_host(host: str) -> bool:
+    """``127.0.0.1``, ``::1``, ``localhost`` and the rest of 127/8."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_hosts(port: int) -> frozenset[str]:
+    """The ``Host`` headers a browser sends to this server on loopback (anything else is a rebound DNS name)."""
+    return frozenset({f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where the page listens and who may use it. ``token`` is None on loopback unless one was asked for."""
+
+    host: str
+    port: int
+    reviewer: str
+    token: str | None
+    generated_token: bool = False
+
+    @property
+    def remote(self) -> bool:
+        return not loopback_host(self.host)
+
+
+def listen_options(host: str, port: int, *, reviewer: str | None, token: str | None, allow_remote: bool,
+                   new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> ServeOptions:
+    """Check the listening address and the token rules; generate a token for a remote page that was given none.
+
+    Pure apart from ``new_token``: the rules are tested without a socket. Errors name the option to change.
+    """
+    reviewer = (reviewer or _os_user()).strip()
+    if not reviewer or not reviewer.isprintable() or len(reviewer) > 64:
+        raise ConfigurationError(f"--reviewer {printable(reviewer)!s} is not a name (1-64 printable characters)",
+                                 setting="--reviewer", hint="pass --reviewer NAME")
+    if token is not None and (len(token) < MIN_TOKEN_LENGTH or not token.isascii() or not token.isprintable()
+                              or any(c in token for c in " ;,\"\\")):
+        raise ConfigurationError(f"--token must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without "
+                                 "spaces, quotes, commas, semicolons or backslashes", setting="--token",
+                                 hint="leave it out and one is generated and printed once")
+    if loopback_host(host):
+        return ServeOptions(host, port, reviewer, token)
+    if not allow_remote:
+        raise ConfigurationError(
+            f"--host {printable(host)} is not a loopback address: the review page (images, decisions) would be reachable "
+            "from the network", setting="--host",
+            hint="keep the default 127.0.0.1 (and use an SSH tunnel), or pass --allow-remote: a token is then required")
+    if token is None:
+        return ServeOptions(host, port, reviewer, new_token(), generated_token=True)
+    return ServeOptions(host, port, reviewer, token)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (a container), no USER variable
+        return ""
+
+
+def image_type(data: bytes) -> str | None:
+    """The image type the bytes say they are (not what the uploader's Content-Type claimed); None when not an image
+    the page shows."""
+    for magic, offset, kind in _SNIFF:
+        if data[offset:offset + len(magic)] == magic:
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def neighbours(keys: Sequence[str], current: str) -> tuple[str | None, str | None]:
+    """(previous, next) key around ``current`` in queue order, wrapping; a key not in the queue has as next the first."""
+    if not keys:
+        return None, None
+    if current not in keys:
+        return keys[-1], keys[0]
+    i = keys.index(current)
+    if len(keys) == 1:
+        return None, None
+    return keys[i - 1], keys[(i + 1) % len(keys)]
+
+
+def after_decision(before: Sequence[str], decided: str, still_waiting: Sequence[str]) -> str | None:
+    """The item to show after ``decided``: the next one in the queue as it was shown, still waiting, else the first
+    still waiting (so a reviewer walks the queue forward instead of jumping back to an image they skipped)."""
+    waiting = set(still_waiting)
+    if decided in before:
+        i = before.index(decided)
+        for key in [*before[i + 1:], *before[:i]]:
+            if key in waiting:
+                return key
+    return still_waiting[0] if still_waiting else None
+
+
+# --- what the page shows of an item -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ItemView:
+    """The fields the page shows of a :class:`pipelines.review.items.ReviewItem`: plain data for the templates."""
+
+    key: str
+    name: str
+    arrived: str
+    model: str
+    reason: str
+    scores: tuple[tuple[str, float], ...]
+    tags: tuple[str, ...]
+    suggested: tuple[str, ...]
+    multilabel: bool
+
+    @classmethod
+    def of(cls, item: Any) -> ItemView:
+        model = item.model or {}
+        return cls(
+            key=item.key,
+            name=item.source_name,
+            arrived=_when(item.arrived),
+            model=" · ".join(str(model[k]) for k in ("publish_name", "iteration_id") if model.get(k)) or "unknown",
+            reason=item.reason or "-",
+            scores=tuple(item.scores),
+            tags=tuple(sorted(item.known_tags)),
+            suggested=tuple(item.suggested),
+            multilabel=item.classification_type == "multilabel",
+        )
+
+
+def _when(value: Any) -> str:
+    """An ISO time as ``2026-11-30 04:12:03 UTC`` (what a person reads); text that is not one, as it is."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value or "unknown")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+# --- sessions -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """One browser's CSRF token and the messages waiting for its next page."""
+
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    flashes: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Sessions:
+    """Server-side sessions keyed by a random cookie, the oldest dropped past :data:`MAX_SESSIONS` (a reviewer whose
+    session was dropped gets a new CSRF token with the next page; nothing else is lost)."""
+
+    def __init__(self, limit: int = MAX_SESSIONS) -> None:
+        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def get(self, sid: str | None) -> Session | None:
+        with self._lock:
+            if sid and sid in self._items:
+                self._items.move_to_end(sid)
+                return self._items[sid]
+        return None
+
+    def new(self) -> tuple[str, Session]:
+        sid, session = secrets.token_urlsafe(32), Session()
+        with self._lock:
+            self._items[sid] = session
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return sid, session
+
+
+# --- the app ------------------------------------------------------------------------------------------------------
+
+class ReviewApi:
+    """The review API the page calls (:mod:`pipelines.review.items`, :mod:`pipelines.review.decisions`), as one
+    object so a test can wrap it (count calls, hold a decision back to race two reviewers)."""
+
+    @staticmethod
+    def list_waiting(blob_service: Any, config: Any) -> list[Any]:
+        from pipelines.review.items import list_waiting
+
+        return list_waiting(blob_service, config)
+
+    @staticmethod
+    def get_item(blob_service: Any, config: Any, key: str) -> Any:
+        from pipelines.review.items import get_item
+
+        return get_item(blob_service, config, key)
+
+    @staticmethod
+    def read_image(blob_service: Any, item: Any) -> tuple[bytes, str]:
+        from pipelines.review.items import read_image
+
+        return read_image(blob_service, item)
+
+    @staticmethod
+    def decide(blob_service: Any, config: Any, key: str, *, reviewer: str, tags: list[str], reject: bool) -> Any:
+        from pipelines.review.decisions import decide
+
+        return decide(blob_service, config, key, reviewer=reviewer, tags=tags, reject=reject)
+
+    @staticmethod
+    def read_decision(blob_service: Any, config: Any, key: str) -> dict[str, Any] | None:
+        from pipelines.review.decisions import read_decision
+
+        return read_decision(blob_service, config, key)
+
+
+class ReviewApp:
+    """The WSGI application over one review location, deciding as one reviewer."""
+
+    def __init__(self, blob_service: Any, config: Any, *, reviewer: str, token: str | None = None,
+                 allowed_hosts: frozenset[str] | None = None, api: Any = None) -> None:
+        self.blob_service, self.config, self.reviewer = blob_service, config, reviewer
+        self.token, self.allowed_hosts = token, allowed_hosts
+        self.api = api if api is not None else ReviewApi()
+        self.sessions = Sessions()
+        self._seen: dict[str, Any] = {}  # key -> item from the last listing: an image request needs no listing
+        self._seen_lock = threading.Lock()
+        self.url_map = Map([
+            Rule("/", endpoint="home", methods=["GET"]),
+            Rule("/queue", endpoint="queue", methods=["GET"]),
+            Rule("/item/<key>", endpoint="item", methods=["GET"]),
+            Rule("/item/<key>/decide", endpoint="decide", methods=["POST"]),
+            Rule("/image/<key>", endpoint="image", methods=["GET"]),
+            Rule("/static/<name>", endpoint="static", methods=["GET"]),
+            Rule("/favicon.ico", endpoint="favicon", methods=["GET"]),
+        ], strict_slashes=False)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        request = Request(environ)
+        request.max_form_memory_size = 64 * 1024
+        request.max_content_length = 64 * 1024
+        try:
+            response = self.dispatch(request)
+        except HTTPException as exc:
+            response = self._error(exc.code or 500, exc.description or exc.name)
+        except CvopsError as exc:
+            log.warning("review page: %s", exc)
+            response = self._error(502, str(exc))
+        except Exception as exc:  # storage errors: one line on the page and in the log, the server keeps serving
+            log.exception("review page: internal error")
+            response = self._error(500, f"{type(exc).__name__}: {redact(str(exc))[:300]}")
+        _secure(response)
+        return response(environ, start_response)
+
+    # -- request handling ------------------------------------------------------------------------------------------
+    def dispatch(self, request: Request) -> Response:
+        if self.allowed_hosts is not None and request.host.lower() not in self.allowed_hosts:
+            raise Forbidden("this page answers only to its own loopback address (the Host header names another)")
+        if self.token is not None:
+            given = request.args.get("token")
+            if given is not None and token_matches(self.token, given):
+                response = _redirect(request.path)  # drop the token from the address bar and the history
+                response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/")
+                return response
+            if not token_matches(self.token, request.cookies.get(TOKEN_COOKIE)):
+                raise Forbidden("this page needs its token: open the address `cvops review serve` printed")
+        sid = request.cookies.get(SESSION_COOKIE)
+        session = self.sessions.get(sid)
+        new_sid = None
+        if session is None:
+            new_sid, session = self.sessions.new()
+        adapter = self.url_map.bind_to_environ(request.environ)
+        endpoint, args = adapter.match()
+        if "key" in args and not _KEY.match(args["key"]):
+            raise NotFound("no such item")
+        response = getattr(self, f"on_{endpoint}")(request, session, **args)
+        if new_sid is not None:
+            response.set_cookie(SESSION_COOKIE, new_sid, httponly=True, samesite="Strict", path="/")
+        return response
+
+    def _waiting(self) -> list[Any]:
+        items = list(self.api.list_waiting(self.blob_service, self.config))
+        with self._seen_lock:
+            self._seen = {item.key: item for item in items}
+        return items
+
+    def on_home(self, request: Request, session: Session) -> Response:
+        waiting = self._waiting()
+        if waiting:
+            return _redirect(f"/item/{waiting[0].key}")
+        body = Markup('<main class="empty"><h1>Nothing is waiting for review.</h1>'
+                      '<p>New images appear here when the routing policy sends them to review. '
+                      '<a href="/queue">The queue</a></p></main>')
+        return self._page("Nothing waiting", body, session, waiting=0, view="empty")
+
+    def on_queue(self, request: Request, session: Session) -> Response:
+        views = [ItemView.of(item) for item in self._waiting()]
+        rows = Markup("").join(Markup(
+            '<tr><td>{n}</td><td><a href="/item/{key}"><img src="/image/{key}" alt="" loading="lazy"></a></td>'
+            '<td><a href="/item/{key}" class="name">{name}</a></td><td>{top}</td><td>{reason}</td>'
+            '<td><time>{arrived}</time></td></tr>').format(
+                n=i + 1, key=v.key, name=printable(v.name),
+                top=f"{v.scores[0][0]} {v.scores[0][1]:.2f}" if v.scores else "-", reason=v.reason, arrived=v.arrived)
+            for i, v in enumerate(views))
+        first = Markup('<a id="next" href="/item/{}">start <kbd>→</kbd></a>').format(views[0].key) if views else ""
+        body = Markup('<main class="queue"><h1>{n} waiting for review {first}</h1>'
+                      '<table><thead><tr><th>#</th><th></th><th>Image</th><th>Model\'s top tag</th><th>Why</th>'
+                      '<th>Arrived</th></tr></thead><tbody>{rows}</tbody></table></main>').format(
+                          n=len(views), first=first, rows=rows)
+        return self._page("Queue", body, session, waiting=len(views), view="queue")
+
+    def on_item(self, request: Request, session: Session, key: str) -> Response:
+        waiting = self._waiting()
+        keys = [item.key for item in waiting]
+        item = next((i for i in waiting if i.key == key), None)
+        if item is None:
+            session.flashes.append(("info", self._gone_message(key)))
+            following = after_decision(keys, key, keys)
+            return _redirect(f"/item/{following}" if following else "/")
+        view = ItemView.of(item)
+        previous, following = neighbours(keys, key)
+        body = _item_body(view, csrf=session.csrf, position=keys.index(key) + 1, total=len(keys),
+                          previous=previous, following=following)
+        return self._page(printable(view.name), body, session, waiting=len(keys), view="item")
+
+    def on_decide(self, request: Request, session: Session, key: str) -> Response:
+        if not same_origin(request.host_url, request.headers.get("Origin"), request.headers.get("Referer")):
+            raise Forbidden("a decision must be posted from this page (the request came from another origin)")
+        if not token_matches(session.csrf, request.form.get("csrf")):
+            raise Forbidden("the form's CSRF token is missing or stale: reload the page and decide again")
+        action = request.form.get("action", "tag")
+        if action not in ("tag", "confirm", "reject"):
+            raise BadRequest("unknown action")
+        reject = action == "reject"
+        chosen = [] if reject else list(dict.fromkeys(request.form.getlist("tag")))
+        with self._seen_lock:
+            before = list(self._seen)
+        item = self._seen.get(key)
+        shown = printable(item.source_name) if item is not None else "that image"
+        try:
+            result = self.api.decide(self.blob_service, self.config, key, reviewer=self.reviewer, tags=chosen,
+                                     reject=reject)
+        except ValueError as exc:  # a choice the item does not allow (no tag, two in Multiclass, an unknown tag)
+            session.flashes.append(("error", f"{shown}: {exc}"))
+            return _redirect(f"/item/{key}")
+        session.flashes.append(_result_message(result, shown, me=self.reviewer))
+        still = [i.key for i in self._waiting()]
+        following = after_decision(before, key, still)
+        return _redirect(f"/item/{following}" if following else "/")
+
+    def on_image(self, request: Request, session: Session, key: str) -> Response:
+        with self._seen_lock:
+            item = self._seen.get(key)
+        if item is None:
+            item = self.api.get_item(self.blob_service, self.config, key)
+        if item is None:
+            raise NotFound("this image is no longer waiting for review")
+        try:
+            data, _stored_type = self.api.read_image(self.blob_service, item)
+        except FileNotFoundError:
+            raise NotFound("this image is no longer waiting for review") from None
+        kind = image_type(data)
+        response = Response(data, mimetype=kind or "application/octet-stream")
+        response.headers["Content-Security-Policy"] = IMAGE_CSP
+        response.headers["Content-Disposition"] = "inline" if kind else 'attachment; filename="review-item.bin"'
+        response.headers["Cache-Control"] = "private, max-age=600"
+        return response
+
+    def on_static(self, request: Request, session: Session, name: str) -> Response:
+        kinds = {"review.js": "text/javascript", "review.css": "text/css"}
+        if name not in kinds:
+            raise NotFound("no such file")
+        response = Response((STATIC / name).read_bytes(), mimetype=kinds[name])
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    def on_favicon(self, request: Request, session: Session) -> Response:
+        return Response(status=204)  # no icon; an answer, so the browser's console stays free of 404s
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+    def _gone_message(self, key: str) -> str:
+        decision = self.api.read_decision(self.blob_service, self.config, key)
+        if decision is not None:
+            return "that image was " + _decided_by(decision, self.reviewer)
+        return "that image is no longer waiting for review"
+
+    def _page(self, title: str, body: Markup, session: Session, *, waiting: int, view: str) -> Response:
+        flashes, session.flashes = session.flashes, []
+        notes = Markup("").join(Markup('<p class="flash {}" role="status">{}</p>').format(kind, text)
+                                for kind, text in flashes)
+        html = Markup(
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<title>{title} · cvops review</title><link rel="stylesheet" href="/static/review.css">'
+            '<script src="/static/review.js" defer></script></head>'
+            '<body data-view="{view}"><header><a href="/queue" class="brand">cvops review</a>'
+            '<span class="count">{waiting} waiting</span><span class="who">reviewing as <b>{reviewer}</b></span>'
+            '<span class="help"><kbd>1</kbd>-<kbd>9</kbd> tag · <kbd>x</kbd> reject · <kbd>s</kbd> skip · '
+            '<kbd>←</kbd><kbd>→</kbd> move</span></header><div class="flashes">{notes}</div>{body}</body></html>'
+        ).format(title=title, view=view, waiting=waiting, reviewer=printable(self.reviewer), notes=notes, body=body)
+        response = Response(str(html), mimetype="text/html")
+        response.headers["Cache-Control"] = "no-store"  # back/reload shows the queue as it is now, never a stale form
+        return response
+
+    def _error(self, status: int, message: str) -> Response:
+        html = Markup('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{status} · cvops review'
+                      '</title><link rel="stylesheet" href="/static/review.css"></head><body data-view="error">'
+                      '<main class="empty"><h1>{status}</h1><p>{message}</p><p><a href="/">Back to the queue</a></p>'
+                      '</main></body></html>').format(status=status, message=message)
+        response = Response(str(html), status=status, mimetype="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous: str | None,
+               following: str | None) -> Markup:
+    bindings = key_bindings(view.tags)
+    score_of = dict(view.scores)
+    top = view.scores[0][0] if view.scores else None
+    rows = []
+    for tag in view.tags:
+        keys = bindings[tag]
+        label = Markup("{keys}<span class=\"tag\">{tag}</span>").format(
+            keys=Markup("").join(Markup("<kbd>{}</kbd>").format(k) for k in keys), tag=tag)
+        if view.multilabel:
+            control = Markup('<label class="pick"><input type="checkbox" name="tag" value="{tag}" data-keys="{keys}">'
+                             '{label}</label>').format(tag=tag, keys=" ".join(keys), label=label)
+        else:
+            control = Markup('<button type="submit" class="pick" name="tag" value="{tag}" data-keys="{keys}">{label}'
+                             '</button>').format(tag=tag, keys=" ".join(keys), label=label)
+        rows.append(Markup('<tr class="{cls}"><td>{control}</td><td><meter min="0" max="1" value="{score:.4f}">'
+                           '</meter></td><td class="num">{score:.3f}</td></tr>').format(
+                               cls="top" if tag == top else "", control=control, score=score_of[tag]))
+    confirm = (Markup('<button type="submit" name="action" value="confirm" id="confirm" class="confirm">'
+                      'Confirm <kbd>Enter</kbd></button>') if view.multilabel else Markup(""))
+    nav = Markup("").join([
+        Markup('<a id="prev" href="/item/{}"><kbd>←</kbd> previous</a>').format(previous) if previous else Markup(""),
+        Markup('<a id="next" href="/item/{}">next <kbd>→</kbd></a>').format(following) if following else Markup(""),
+    ])
+    skip_to = f"/item/{following}" if following else "/queue"
+    suggested = (Markup('<dt>Suggested</dt><dd>{}</dd>').format(", ".join(view.suggested))
+                 if view.suggested else Markup(""))
+    return Markup(
+        '<main class="item"><section class="picture"><img src="/image/{key}" alt="the image under review"></section>'
+        '<aside><p class="position">{position} of {total} <span class="nav">{nav}</span></p>'
+        '<h1 class="name" dir="ltr">{name}</h1>'
+        '<dl><dt>Why review</dt><dd class="reason">{reason}</dd>{suggested}'
+        '<dt>Arrived</dt><dd><time>{arrived}</time></dd><dt>Model</dt><dd>{model}</dd></dl>'
+        '<form method="post" action="/item/{key}/decide" id="decide" data-multilabel="{multilabel}">'
+        '<input type="hidden" name="csrf" value="{csrf}">'
+        '<p class="hint">{hint}</p><table class="scores">{rows}</table>'
+        '<p class="actions">{confirm}<button type="submit" name="action" value="reject" id="reject" class="reject">'
+        '<kbd>x</kbd> Reject</button><a id="skip" href="{skip_to}" class="skip"><kbd>s</kbd> Skip</a></p></form>'
+        '</aside></main>').format(
+            key=view.key, position=position, total=total, nav=nav, name=printable(view.name),
+            reason=view.reason,
+            suggested=suggested, arrived=view.arrived, model=view.model, multilabel="true" if view.multilabel else "false",
+            csrf=csrf, hint="Several tags may apply: pick them, then confirm." if view.multilabel else "Pick the tag:",
+            rows=Markup("").join(rows), confirm=confirm, skip_to=skip_to)
+
+
+def _decided_by(decision: Mapping[str, Any], me: str) -> str:
+    """"decided by alice at 2026-11-30 04:12:03 UTC (beach)" from a decision record."""
+    who = str(decision.get("reviewer") or "someone")
+    by = "you" if who == me else printable(who)
+    what = "rejected" if decision.get("decision") == "rejected" else ", ".join(map(str, decision.get("tags") or ()))
+    return f"decided by {by} at {_when(decision.get('decided_at'))}" + (f" ({printable(what)})" if what else "")
+
+
+def _result_message(result: Any, shown: str, *, me: str) -> tuple[str, str]:
+    """The line shown above the next image: what this decision did, or who decided first."""
+    if result.status == "applied":
+        decision = result.decision or {}
+        what = "rejected" if decision.get("decision") == "rejected" else "tagged " + ", ".join(decision.get("tags") or ())
+        return "ok", f"{shown}: {printable(what)}"
+    if result.status == "already_decided":
+        return "warn", f"{shown}: already {_decided_by(result.decision or {}, me)}; your choice was not recorded"
+    return "info", f"{shown}: no longer waiting for review"
+
+
+def _redirect(location: str) -> Response:
+    response = Response("", status=303)
+    response.headers["Location"] = location
+    return response
+
+
+def _secure(response: Response) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Frame-Options"] = "DENY"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+
+
+# --- serving ------------------------------------------------------------------------------------------------------
+
+class _QuietHandler(WSGIRequestHandler):
+    """werkzeug's request log without the query string (``?token=`` must not reach a log)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        log.info("%s %s %s", self.command, printable(path), code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)
+
+
+@dataclass
+class RunningPage:
+    """A started review page: its server (``serve_forever`` / ``shutdown``), its app and the address to open."""
+
+    server: BaseWSGIServer
+    app: ReviewApp
+    url: str
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.server.serve_forever, name="cvops-review-page", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = None) -> RunningPage:
+    """Bind the page's socket (port 0: a free one) and build its app. Without a token, the page answers only to
+    loopback ``Host`` names of the bound port (a DNS-rebinding page is refused); with one, the token guards it."""
+    if options.token is not None:
+        register_secret(options.token)  # a log line or error that echoes it is redacted
+    app = ReviewApp(blob_service, config, reviewer=options.reviewer, token=options.token, api=api)
+    server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler)
+    port = server.server_port
+    if options.token is None:
+        app.allowed_hosts = loopback_hosts(port)
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    return RunningPage(server, app, f"http://{host}:{port}/")
