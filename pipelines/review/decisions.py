@@ -22,6 +22,7 @@ A crash between any two writes leaves a decision record whose review copy (or si
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,16 +35,18 @@ from cvops.errors import CvopsError, TransientServiceError
 from functions import naming
 from functions.store import BlobStore
 from pipelines.review.items import (
+    DECISIONS_FOLDER,
     ReviewConfig,
     ReviewItem,
     check_key,
     decided_keys,
     get_item,
     list_copies,
+    parse_time,
 )
 
 __all__ = ["DECISION_SCHEMA", "DecisionResult", "build_decision", "check_choice", "check_reviewer", "complete_pending", "decide",
-           "read_decision"]
+           "list_decisions", "read_decision"]
 
 DECISION_SCHEMA = "cvops.review/1"
 MAX_REVIEWER = 200
@@ -138,7 +141,8 @@ def build_decision(item: ReviewItem, config: ReviewConfig, *, reviewer: str, tag
         "decision": "rejected" if reject else "accepted",
         "tags": list(tags),
         "classification_type": item.classification_type,
-        "model": {"top_tag": item.top_tag, "top_score": item.top_score, "suggested": list(item.suggested),
+        "model": {"top_tag": item.top_tag, "top_score": item.top_score, "threshold": _threshold(item),
+                  "suggested": list(item.suggested),
                   "scores": [[tag, score] for tag, score in item.scores], "reason_codes": list(item.reason_codes),
                   **{k: v for k, v in item.model.items() if k in ("iteration_id", "publish_name", "project_id")}},
         "agreed": (not reject) and item.top_tag in tags,
@@ -148,6 +152,38 @@ def build_decision(item: ReviewItem, config: ReviewConfig, *, reviewer: str, tag
         "destinations": destinations,
         "placement": [],
     }
+
+
+def _threshold(item: ReviewItem) -> float | None:
+    """The policy's threshold for the model's top tag, as the record's reasons state it (the review band's limit)."""
+    for reason in item.record.get("reasons") or []:
+        if isinstance(reason, dict) and reason.get("tag") == item.top_tag:
+            limit = reason.get("limit")
+            if isinstance(limit, int | float) and not isinstance(limit, bool):
+                return float(limit)
+    return None
+
+
+def list_decisions(blob_service: BlobServiceClient, config: ReviewConfig, *,
+                   since: datetime | None = None) -> list[dict[str, Any]]:
+    """Every decision record (decided at or after ``since``), oldest first. A record is created at decision time, so
+    blobs last modified before ``since`` are skipped without being read."""
+    folder = config.results.blob(DECISIONS_FOLDER) + "/"
+    container = blob_service.get_container_client(config.results.container)
+    names = [blob.name for blob in container.list_blobs(name_starts_with=folder)
+             if blob.name.endswith(".json") and (since is None or blob.last_modified is None
+                                                 or blob.last_modified >= since)]
+    store = BlobStore(blob_service)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda name: store.read_json(config.results.container, name), names))
+    out = []
+    for decision in found:
+        if decision is None or decision.get("schema") != DECISION_SCHEMA:
+            continue
+        decided = parse_time(decision.get("decided_at"))
+        if decided is not None and (since is None or decided >= since):
+            out.append(decision)
+    return sorted(out, key=lambda d: (d["decided_at"], d.get("key", "")))
 
 
 def read_decision(blob_service: BlobServiceClient, config: ReviewConfig, key: str) -> dict[str, Any] | None:

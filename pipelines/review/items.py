@@ -31,7 +31,7 @@ from functions.store import BlobStore
 
 __all__ = ["KEY_PATTERN", "SAFE_IMAGE_TYPES", "ListedCopy", "ReviewConfig", "ReviewItem", "check_key",
            "decided_keys", "decision_blob_name", "find_copy", "get_item", "item_from_record", "list_copies",
-           "list_waiting", "read_image", "review_blob_service"]
+           "list_waiting", "parse_time", "read_image", "review_blob_service"]
 
 KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
 """A record key as :func:`functions.naming.record_key` makes it; anything else is refused before it names a blob."""
@@ -136,7 +136,7 @@ class ReviewItem:
         return self.copy.partition("/")[2]
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
@@ -180,7 +180,7 @@ def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
     kind = policy.get("classification_type")
     return ReviewItem(
         key=key, copy=copy, source_name=source_name, etag=etag, content_type=content_type,
-        arrived=_parse_time(blob.get("last_modified")), scores=ordered,
+        arrived=parse_time(blob.get("last_modified")), scores=ordered,
         reason="; ".join(str(r.get("message", "")) for r in reasons if r.get("message")),
         model=dict(record["model"]) if isinstance(record.get("model"), dict) else {},
         classification_type=kind if kind in ("multiclass", "multilabel") else "multiclass",
