@@ -982,5 +982,67 @@ def review() -> None:
     """Human review of the Function App's review band: decide, export decisions for training, threshold stats."""
 
 
+@review.command("export")
+@click.option("--since", required=True, help="Decisions made from this date (YYYY-MM-DD, UTC) or ISO 8601 time.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the manifest here (.jsonl, or .csv when every tag fits); default: stdout.")
+@common(needs_project=False)
+def review_export(run: Run, since: str, out: str | None) -> None:
+    """A manifest of the images people decided, with their tags (JSON Lines or CSV of az:// paths, as
+    `images upload` reads); rejected images are left out and counted. Interrupted moves are finished first.
+
+    \b
+    Examples:
+      cvops review export --since 2026-11-01 --out reviewed.jsonl
+      cvops images upload --source reviewed.jsonl --spec project.yaml && cvops train --spec project.yaml --wait
+    """
+    from pipelines.review import commands
+
+    summary, text = commands.export(*commands.open_review(run.settings), since=commands.parse_since(since), out=out)
+    if out is None:
+        click.echo(text, nl=False)
+        click.echo(json.dumps(summary, default=str) if run.json else
+                   f"{summary['images']} reviewed images, {summary['rejected_left_out']} rejected left out", err=True)
+        return
+    run.emit({"ok": True, **summary}, lambda c: c.print(
+        f"{summary['images']} reviewed images written to {out} ({summary['rejected_left_out']} rejected left out)"))
+
+
+@review.command("stats")
+@click.option("--since", default=None, help="Only decisions from this date (YYYY-MM-DD, UTC) or ISO 8601 time.")
+@click.option("--target", type=FiniteFloatRange(0.5, 1.0), default=0.95, show_default=True,
+              help="Agreement the suggested threshold must keep (precision, with people as the truth).")
+@click.option("--min-support", type=click.IntRange(1), default=10, show_default=True,
+              help="Reviews at or above a score before it may become a threshold.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
+              help="The routing policy in force (its thresholds; default: the ones the records state).")
+@common(needs_project=False)
+def review_stats(run: Run, since: str | None, target: float, min_support: int, policy_file: str | None) -> None:
+    """Per tag, how often people agreed with the model's tag in the review band, and how far the accept threshold
+    could move down at the target agreement (the rule `evaluate` and `policy suggest` use).
+
+    \b
+    Examples:
+      cvops review stats
+      cvops review stats --policy policy.yaml --target 0.98 --json
+    """
+    from pipelines.review import commands
+
+    report = commands.stats_report(*commands.open_review(run.settings),
+                                   since=commands.parse_since(since) if since else None, target=target,
+                                   min_support=min_support, policy_file=policy_file)
+
+    def human(console: Any) -> None:
+        _table(console, f"{report['decisions']} decisions, {report['agreed_with_top_tag']} agreed with the model's "
+                        "top tag", ["tag", "reviewed", "agreed", "rejected", "other tag", "agreement", "threshold",
+                                    "could be"],
+               [[t["tag"], t["reviewed"], t["agreed"], t["rejected"], t["other_tag"], t["agreement"], t["threshold"],
+                 t["suggested"]] for t in report["tags"]])
+        for t in report["tags"]:
+            console.print(f"{t['tag']}: {t['note']}", markup=False)
+
+    run.emit({"ok": True, **report}, human)
+
+
 def main() -> None:
     cli(prog_name="cvops")
