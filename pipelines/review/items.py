@@ -30,7 +30,7 @@ from functions.naming import Location
 from functions.store import BlobStore
 
 __all__ = ["KEY_PATTERN", "SAFE_IMAGE_TYPES", "ListedCopy", "ReviewConfig", "ReviewItem", "check_key",
-           "decided_keys", "decision_blob_name", "find_copy", "get_item", "item_from_record", "list_copies",
+           "decided_keys", "decision_blob_name", "find_copy", "get_item", "image_type", "item_from_record", "list_copies",
            "list_waiting", "parse_time", "read_image", "review_blob_service"]
 
 KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -40,7 +40,7 @@ DECISIONS_FOLDER = "reviews"
 """Decision records live at ``<results>/reviews/<key>.json``: one per record key, beside the date partitions."""
 
 SAFE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp", "image/tiff"})
-"""Content types served as they are; any other is served as ``application/octet-stream``."""
+"""The image types :func:`image_type` recognises by their bytes; anything else is served as ``application/octet-stream``."""
 
 
 @dataclass(frozen=True)
@@ -272,13 +272,24 @@ def get_item(blob_service: BlobServiceClient, config: ReviewConfig, key: str) ->
 
 
 def read_image(blob_service: BlobServiceClient, item: ReviewItem) -> tuple[bytes, str]:
-    """The review copy's bytes and a content type safe to serve (an image type, else application/octet-stream).
+    """The review copy's bytes and a content type safe to serve (:func:`image_type`).
     FileNotFoundError when the copy is gone (decided and moved meanwhile)."""
     try:
         download = blob_service.get_blob_client(item.copy_container, item.copy_name).download_blob()
         data = download.readall()
     except ResourceNotFoundError:
         raise FileNotFoundError(f"review copy {naming.printable(item.copy)} is gone") from None
-    stored = (download.properties.content_settings.content_type or item.content_type or "").split(";")[0]
-    kind = stored.strip().lower()
-    return data, kind if kind in SAFE_IMAGE_TYPES else "application/octet-stream"
+    return data, image_type(data)
+
+
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
+          (b"GIF89a", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+
+
+def image_type(data: bytes) -> str:
+    """The image type the bytes themselves say (their magic number), else ``application/octet-stream``. Never the
+    stored Content-Type: whoever wrote the blob chose it (the app copies the upload's, often octet-stream; a hostile
+    one could say text/html)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in _MAGIC if data.startswith(magic)), "application/octet-stream")

@@ -46,10 +46,12 @@ def test_waiting_items_carry_the_apps_record(world):
     assert items.get_item(world.blob_service, world.config, item.key) == item
 
 
-def test_an_image_served_as_html_is_served_as_bytes(world):
-    world.add("evil.html", {"beach": 0.7}, content_type="text/html")
-    item = items.list_waiting(world.blob_service, world.config)[0]
-    assert items.read_image(world.blob_service, item)[1] == "application/octet-stream"
+def test_the_served_type_is_what_the_bytes_are_never_the_stored_type(world):
+    world.add("evil.html", {"beach": 0.7}, content_type="text/html", data=b"<html><script>alert(1)</script>")
+    world.add("photo.bin", {"beach": 0.7}, content_type="application/octet-stream", data=image_bytes(3, "PNG"))
+    evil, photo = items.list_waiting(world.blob_service, world.config)
+    assert items.read_image(world.blob_service, evil)[1] == "application/octet-stream"
+    assert items.read_image(world.blob_service, photo)[1] == "image/png"
 
 
 def test_a_copy_without_its_sidecar_yet_is_not_listed(world):
