@@ -334,7 +334,8 @@ def _correct(store: BlobStore, config: ReviewConfig, decision: dict[str, Any], e
 
 def complete_pending(blob_service: BlobServiceClient, config: ReviewConfig) -> int:
     """Finish every decided image whose move a crash interrupted (its review copy or sidecar is still there);
-    returns how many. Three listings, plus the work of each pending one."""
+    returns how many were finished (a review copy replaced since the decision is left for a person, not counted).
+    Three listings, plus the work of each pending one."""
     store = BlobStore(blob_service)
     copies, sidecars = list_copies(blob_service, config)
     decided = decided_keys(blob_service, config)
@@ -343,8 +344,7 @@ def complete_pending(blob_service: BlobServiceClient, config: ReviewConfig) -> i
         if listed.key in decided:
             found = store.read_record(config.results.container, config.decision_name(listed.key))
             if found is not None:
-                _complete(store, config, *found)
-                done += 1
+                done += _complete(store, config, *found)[1]
     names = {listed.name for listed in copies}
     for sidecar in sorted(sidecars):
         copy_name = sidecar[:-len(naming.SIDECAR_SUFFIX)]

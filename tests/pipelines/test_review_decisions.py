@@ -285,3 +285,17 @@ def test_hostile_names_round_trip(world):
         decoded = naming.decode(location, copy, tagged=tag is not None)
         assert naming.matches(decoded, record["blob"]["name"])
     assert world.names("review") == []
+
+
+def test_a_review_copy_replaced_after_the_decision_is_neither_copied_nor_deleted(world, monkeypatch):
+    record = world.add("a.jpg", {"beach": 0.7})
+    undo = crash_once(monkeypatch, 1, "after")  # the decision is recorded, nothing moved
+    with pytest.raises(ConnectionError):
+        decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=["beach"])
+    undo()
+    world.blob_service.get_blob_client(world.containers["review"], "a.jpg").upload_blob(b"other bytes", overwrite=True)
+    again = decisions.decide(world.blob_service, world.config, record["key"], reviewer="bob", tags=["beach"])
+    assert again.already_decided and again.reviewer == "ann" and not again.moved
+    assert decisions.complete_pending(world.blob_service, world.config) == 0
+    assert world.read("review", "a.jpg") == b"other bytes"
+    assert world.names("classified") == []
