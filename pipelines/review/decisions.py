@@ -99,6 +99,8 @@ def check_reviewer(reviewer: str) -> str:
 def check_choice(item: ReviewItem, tags: Sequence[str] | None, reject: bool) -> tuple[str, ...]:
     """The chosen tags, checked: a rejection has none; Multiclass exactly one, Multilabel one or more, each a tag
     the model knows (every tag it scored or the policy suggested). ValueError naming the tag. Pure."""
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise ValueError("tags are a list of tag names")
     chosen = tuple(dict.fromkeys(tags or ()))
     if reject:
         if chosen:
@@ -107,7 +109,7 @@ def check_choice(item: ReviewItem, tags: Sequence[str] | None, reject: bool) -> 
     if not chosen:
         raise ValueError("choose a tag, or reject")
     for tag in chosen:
-        if not isinstance(tag, str) or tag not in item.known_tags:
+        if tag not in item.known_tags:
             raise ValueError(f"unknown tag {naming.printable(str(tag))[:120]}: the model's tags are "
                              f"{', '.join(naming.printable(t) for t in item.known_tags)}")
     if item.classification_type == "multiclass" and len(chosen) != 1:

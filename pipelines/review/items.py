@@ -264,11 +264,17 @@ def find_copy(blob_service: BlobServiceClient, config: ReviewConfig, key: str) -
 def get_item(blob_service: BlobServiceClient, config: ReviewConfig, key: str) -> ReviewItem | None:
     """The review item of ``key`` while its copy and record are in the review location (decided or not: a decision
     whose move is pending still has its item); None when there is none. ValueError for a key that is not one."""
-    listed = find_copy(blob_service, config, key)
-    if listed is None:
-        return None
-    item = _item(BlobStore(blob_service), config, listed)
-    return item if item is not None and item.key == key else None
+    check_key(key)
+    copies, sidecars = list_copies(blob_service, config)
+    store = BlobStore(blob_service)
+    tagged = [c for c in copies if c.key == key]
+    # Copies written before the app tagged them with cvops_key are found by their sidecar's key.
+    untagged = [c for c in copies if c.key is None and naming.sidecar_name(c.name) in sidecars]
+    for listed in (*tagged, *untagged):
+        item = _item(store, config, listed)
+        if item is not None and item.key == key:
+            return item
+    return None
 
 
 def read_image(blob_service: BlobServiceClient, item: ReviewItem) -> tuple[bytes, str]:

@@ -299,3 +299,18 @@ def test_a_review_copy_replaced_after_the_decision_is_neither_copied_nor_deleted
     assert decisions.complete_pending(world.blob_service, world.config) == 0
     assert world.read("review", "a.jpg") == b"other bytes"
     assert world.names("classified") == []
+
+
+def test_a_copy_without_the_key_in_its_metadata_is_found_by_its_sidecar(world):
+    record = world.add("old.jpg", {"beach": 0.7})
+    blob = world.blob_service.get_blob_client(world.containers["review"], "old.jpg")
+    blob.set_blob_metadata({"cvops_record": "results/x.jsonl"})  # as copies from before cvops_key
+    assert items.get_item(world.blob_service, world.config, record["key"]).source_name == "old.jpg"
+    assert decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=["beach"]).moved
+
+
+@pytest.mark.parametrize("tags", ["beach", [["beach"]], [None]])
+def test_tags_that_are_not_a_list_of_names_are_refused(world, tags):
+    record = world.add("a.jpg", {"beach": 0.7})
+    with pytest.raises(ValueError, match="list of tag names"):
+        decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=tags)
