@@ -1044,5 +1044,43 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
     run.emit({"ok": True, **report}, human)
 
 
+@review.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --allow-remote (and then a token).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
+@click.option("--reviewer", default=None, help="Your name on every decision (default: the OS user).")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host; every request must then carry the token.")
+@click.option("--token", envvar="CVOPS_REVIEW_TOKEN", default=None,
+              help="The page's access token (env CVOPS_REVIEW_TOKEN; with --allow-remote and none given, one is generated "
+                   "and printed once).")
+@common(needs_project=False)
+def review_serve(run: Run, host: str, port: int, reviewer: str | None, allow_remote: bool, token: str | None) -> None:
+    """The review page: each image the Function App sent to review, its scores, the policy's reason, when it arrived
+    and which model judged it; pick a tag (keys 1-9 or the tag's initial), reject (x) or skip (s). Storage comes from
+    the CLI's settings, the containers from the app's (CVOPS_REVIEW_CONTAINER, CVOPS_CLASSIFIED_CONTAINER, ...).
+
+    \b
+    Examples:
+      cvops review serve                                   # http://127.0.0.1:8765/, until Ctrl-C
+      cvops review serve --reviewer alice --port 9000
+      cvops review serve --host 0.0.0.0 --allow-remote     # prints the address with its token, once
+    """
+    from pipelines.review import commands, web
+
+    options = web.listen_options(host, port, reviewer=reviewer, token=token, allow_remote=allow_remote)
+    page = web.start(*commands.open_review(run.settings), options)
+    web.log_requests()
+    address = page.url + (f"?token={options.token}" if options.generated_token else "")
+    click.echo(f"review page: {address} (reviewing as {options.reviewer}; Ctrl-C stops)")
+    if options.generated_token:
+        click.echo("the token above is printed only now; every request must carry it", err=True)
+    try:
+        page.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        page.server.server_close()
+
+
 def main() -> None:
     cli(prog_name="cvops")

@@ -50,7 +50,7 @@ from cvops.redaction import redact, register_secret
 from functions.naming import printable
 
 __all__ = ["ReviewApi", "ReviewApp", "RunningPage", "ServeOptions", "after_decision", "image_type", "key_bindings",
-           "listen_options", "loopback_host", "neighbours", "same_origin", "start", "token_matches"]
+           "listen_options", "log_requests", "loopback_host", "neighbours", "same_origin", "start", "token_matches"]
 
 log = logging.getLogger("cvops.review.web")
 
@@ -623,6 +623,15 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug(format, *args)
 
 
+def log_requests(stream: Any = None) -> None:
+    """One line per request on stderr (method, path, status): what an operator watching the page's terminal sees."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 @dataclass
 class RunningPage:
     """A started review page: its server (``serve_forever`` / ``shutdown``), its app and the address to open."""
@@ -647,7 +656,11 @@ def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = N
     if options.token is not None:
         register_secret(options.token)  # a log line or error that echoes it is redacted
     app = ReviewApp(blob_service, config, reviewer=options.reviewer, token=options.token, api=api)
-    server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler)
+    try:
+        server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler)
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        raise ConfigurationError(f"cannot listen on {printable(options.host)} port {options.port}: {exc.strerror or exc}",
+                                 setting="--port", hint="pick another --port (0 picks a free one) or --host") from None
     port = server.server_port
     if options.token is None:
         app.allowed_hosts = loopback_hosts(port)
