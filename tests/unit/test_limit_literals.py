@@ -36,6 +36,8 @@ ALLOWED = {
     ("cvops/retry.py", "max_delay"): "retry backoff cap in seconds",
     ("functions/images.py", "_MIN_SNIFFED_BYTES"): "bytes needed to tell a damaged header by its magic number",
     ("functions/images.py", "max_pixels"): "this app's decode cap, not the service's",
+    ("pipelines/review/stats.py", "DEFAULT_MIN_SUPPORT"): "reviews needed before a score may become a threshold",
+    ("pipelines/cli.py", "--min-support"): "review stats' reviews needed before a score may become a threshold",
 }
 
 _VALUES = {name: getattr(limits, name) for name in limits.__all__}
