@@ -75,8 +75,10 @@ def review_blob_service(environ: Mapping[str, str] | None = None, cli_settings: 
     ``AZURE_STORAGE_ACCOUNT_URL`` with the Azure identity) when they name an account, else the app's
     ``CVOPS_STORAGE`` (a connection string, or ``CVOPS_STORAGE__blobServiceUri`` with an identity)."""
     from cvops import clients
+    from cvops.errors import ConfigurationError
     from functions.config import StorageConnection
     from functions.context import blob_service_for
+    from functions.settings import STORAGE_CONNECTION
 
     env = os.environ if environ is None else environ
     if cli_settings is not None:
@@ -84,6 +86,13 @@ def review_blob_service(environ: Mapping[str, str] | None = None, cli_settings: 
 
         if cli_settings.get(cli_config.STORAGE_CONNECTION_STRING) or cli_settings.get(cli_config.STORAGE_ACCOUNT_URL):
             return clients.blob_service_client(**cli_settings.storage())
+        if not any(k == STORAGE_CONNECTION or k.startswith(f"{STORAGE_CONNECTION}__") for k in env if env[k].strip()):
+            raise ConfigurationError(
+                f"no storage account: neither {cli_config.STORAGE_CONNECTION_STRING}, "
+                f"{cli_config.STORAGE_ACCOUNT_URL} nor the app's {STORAGE_CONNECTION} is set",
+                setting=cli_config.STORAGE_CONNECTION_STRING,
+                hint=f"set {cli_config.STORAGE_ACCOUNT_URL}=https://<account>.blob.core.windows.net (your Azure "
+                     f"identity) or {cli_config.STORAGE_CONNECTION_STRING}: the account the Function App writes to")
     return blob_service_for(StorageConnection.from_environ(env))
 
 

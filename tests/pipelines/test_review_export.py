@@ -78,9 +78,22 @@ def test_exported_reviews_upload_exactly_the_reviewed_images_with_human_tags(wor
     result, again = cli.run("images", "upload", "--spec", str(spec))
     assert result.exit_code == 0 and again["created"] == 0
 
-    result, report = cli.run("review", "stats", "--min-support", "1", "--target", "0.5")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('version: "p"\ntags: {beach: {threshold: 0.9}}\n')
+    result, report = cli.run("review", "stats", "--min-support", "1", "--target", "0.5", "--policy", str(policy))
     assert result.exit_code == 0, result.stderr
+    assert report["tags"][0]["threshold"] == 0.9
     assert (report["decisions"], report["agreed_with_top_tag"]) == (4, 1)
     beach = report["tags"][0]
     assert (beach["tag"], beach["reviewed"], beach["agreed"], beach["rejected"], beach["other_tag"]) == (
         "beach", 4, 1, 1, 2)
+
+
+def test_without_any_storage_setting_the_error_names_the_settings(world, local_cv, azurite, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CVOPS_STORAGE", raising=False)
+    env = {**settings_env(local_cv, azurite), **world.env(), "AZURE_STORAGE_CONNECTION_STRING": ""}
+    cli = World(env, tmp_path / "none.yaml", "x", "", "", world.blob_service)
+    result, _ = cli.run("review", "stats")
+    assert result.exit_code == 2
+    assert "AZURE_STORAGE_CONNECTION_STRING" in result.stderr and "CVOPS_STORAGE" in result.stderr
