@@ -324,6 +324,12 @@ class ReviewApi:
         return decide(blob_service, config, key, reviewer=reviewer, tags=tags, reject=reject)
 
     @staticmethod
+    def stats(blob_service: Any, config: Any) -> dict[str, Any]:
+        from pipelines.review.commands import stats_report
+
+        return stats_report(blob_service, config)
+
+    @staticmethod
     def read_decision(blob_service: Any, config: Any, key: str) -> dict[str, Any] | None:
         from pipelines.review.decisions import read_decision
 
@@ -344,6 +350,7 @@ class ReviewApp:
         self.url_map = Map([
             Rule("/", endpoint="home", methods=["GET"]),
             Rule("/queue", endpoint="queue", methods=["GET"]),
+            Rule("/stats", endpoint="stats", methods=["GET"]),
             Rule("/item/<key>", endpoint="item", methods=["GET"]),
             Rule("/item/<key>/decide", endpoint="decide", methods=["POST"]),
             Rule("/image/<key>", endpoint="image", methods=["GET"]),
@@ -424,6 +431,36 @@ class ReviewApp:
                       '<th>Arrived</th></tr></thead><tbody>{rows}</tbody></table></main>').format(
                           n=len(views), first=first, rows=rows)
         return self._page("Queue", body, session, waiting=len(views), view="queue")
+
+    def on_stats(self, request: Request, session: Session) -> Response:
+        """What the reviews say about the thresholds: the numbers `cvops review stats` prints."""
+        report = self.api.stats(self.blob_service, self.config)
+        waiting = len(self._waiting())
+
+        def share(value: Any) -> str:
+            return "-" if value is None else f"{value:.0%}"
+
+        def number(value: Any) -> str:
+            return "-" if value is None else f"{value:g}"
+
+        rows = Markup("").join(Markup(
+            "<tr><td>{tag}</td><td class=num>{reviewed}</td><td class=num>{agreed}</td><td class=num>{rejected}</td>"
+            "<td class=num>{other}</td><td class=num>{agreement}</td><td class=num>{threshold}</td>"
+            "<td class=num>{suggested}</td><td>{note}</td></tr>").format(
+                tag=printable(str(t["tag"])), reviewed=t["reviewed"], agreed=t["agreed"], rejected=t["rejected"],
+                other=t["other_tag"], agreement=share(t["agreement"]), threshold=number(t["threshold"]),
+                suggested=number(t["suggested"]), note=t["note"])
+            for t in report["tags"])
+        body = Markup(
+            '<main class="queue stats"><h1>{n} decisions, {agreed} agreed with the model\'s top tag ({share})</h1>'
+            "<table><thead><tr><th>Tag</th><th>Reviewed</th><th>Agreed</th><th>Rejected</th><th>Other tag</th>"
+            "<th>Agreement</th><th>Threshold</th><th>Could be</th><th>What it says</th></tr></thead>"
+            "<tbody>{rows}</tbody></table><p class=hint>Agreement: the share of reviews in which people kept the "
+            "model's tag. \"Could be\": the lowest accept threshold at which they agreed at least {target} of the time "
+            "over {support} or more reviews (<code>cvops review stats</code> prints the same).</p></main>").format(
+                n=report["decisions"], agreed=report["agreed_with_top_tag"], share=share(report["agreement"]),
+                rows=rows, target=share(report["target"]), support=report["min_support"])
+        return self._page("Stats", body, session, waiting=waiting, view="stats")
 
     def on_item(self, request: Request, session: Session, key: str) -> Response:
         waiting = self._waiting()
@@ -510,7 +547,8 @@ class ReviewApp:
             '<title>{title} · cvops review</title><link rel="stylesheet" href="/static/review.css">'
             '<script src="/static/review.js" defer></script></head>'
             '<body data-view="{view}"><header><a href="/queue" class="brand">cvops review</a>'
-            '<span class="count">{waiting} waiting</span><span class="who">reviewing as <b>{reviewer}</b></span>'
+            '<a href="/queue" class="count">{waiting} waiting</a><a href="/stats" class="count">stats</a>'
+            '<span class="who">reviewing as <b>{reviewer}</b></span>'
             '<span class="help"><kbd>1</kbd>-<kbd>9</kbd> tag · <kbd>x</kbd> reject · <kbd>s</kbd> skip · '
             '<kbd>←</kbd><kbd>→</kbd> move</span></header><div class="flashes">{notes}</div>{body}</body></html>'
         ).format(title=title, view=view, waiting=waiting, reviewer=printable(self.reviewer), notes=notes, body=body)

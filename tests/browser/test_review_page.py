@@ -316,3 +316,18 @@ def test_the_page_fits_a_laptop_screen_and_the_screenshot_is_taken(world, serve,
             picture.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(SCREENSHOT, optimize=True)
     (ROOT / "reports").mkdir(exist_ok=True)
     shutil.copyfile(shot, ROOT / "reports" / "review-page.png")
+
+
+def test_the_stats_page_shows_the_numbers_review_stats_computes(world, serve, context):
+    keys = [world.add(f"stats/{i}.jpg", {"beach": 0.6 + i / 100, "city": 0.3}, data=_pictures(1)[0])["key"]
+            for i in range(3)]
+    world.add("stats/waiting.jpg", {"city": 0.7, "beach": 0.2}, data=_pictures(1)[0])
+    for key, tags, reject in ((keys[0], ["beach"], False), (keys[1], ["beach"], False), (keys[2], [], True)):
+        assert decisions.decide(world.blob_service, world.config, key, reviewer="dana", tags=tags, reject=reject).applied
+    app = serve("alice")
+    page = context.new_page()
+    page.goto(app.url + "stats")
+    assert page.locator("h1").inner_text() == "3 decisions, 2 agreed with the model's top tag (67%)"
+    row = page.locator("tbody tr").first.locator("td").all_inner_texts()
+    assert row[:6] == ["beach", "3", "2", "1", "0", "67%"]
+    assert page.locator("header a.count").first.inner_text() == "1 waiting"
