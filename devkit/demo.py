@@ -31,6 +31,7 @@ from PIL import Image
 
 from cvops.errors import CvopsError
 from devkit import scenes
+from devkit.demo_review import print_review, run_review_loop
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
 from functions import settings
 
@@ -222,6 +223,10 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         demo.cvops("route", "function", "run-local", "--once")
         summary = summarize(demo, blob_service, incoming, reports)
         summary["policy"] = policy
+
+        print("\n== 5. Review: a person decides the unsure images in the page; the decisions go back into training")
+        summary["review"] = run_review_loop(demo.cvops, demo.env, root, SCENES_SPEC, incoming, CLASSES, reports)
+        summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     return summary
 
@@ -336,6 +341,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  {outcome:<10}  {name} ({what}): {top}")
     for name, reason in summary["quarantined"]:
         print(f"  quarantine  {name}: {reason}")
+    if summary.get("review") is not None:
+        print_review(summary["review"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
     print("Results:  containers classified/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
           "results/date=<day>/*.jsonl in Azurite's data under .local/demo/azurite")
