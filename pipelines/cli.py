@@ -1049,7 +1049,9 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
               help="Address to listen on. Anything but loopback needs --allow-remote (and then a token).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
 @click.option("--reviewer", default=None, help="Your name on every decision (default: the OS user).")
-@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host; every request must then carry the token.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host; every request must then carry the token. The page speaks plain HTTP: "
+                   "use it on a trusted network or behind a TLS proxy (an SSH tunnel to loopback needs neither).")
 @click.option("--token", envvar="CVOPS_REVIEW_TOKEN", default=None,
               help="The page's access token (env CVOPS_REVIEW_TOKEN; with --allow-remote and none given, one is generated "
                    "and printed once).")

@@ -382,7 +382,9 @@ class ReviewApp:
         if self.token is not None:
             given = request.args.get("token")
             if given is not None and token_matches(self.token, given):
-                response = _redirect(request.path)  # drop the token from the address bar and the history
+                # Drop the token from the address bar and the history; only to a page of this app (a path such as
+                # //evil.example/ would make the redirect leave the site).
+                response = _redirect(request.path if self._routable(request) else "/")
                 response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/")
                 return response
             if not token_matches(self.token, request.cookies.get(TOKEN_COOKIE)):
@@ -400,6 +402,15 @@ class ReviewApp:
         if new_sid is not None:
             response.set_cookie(SESSION_COOKIE, new_sid, httponly=True, samesite="Strict", path="/")
         return response
+
+    def _routable(self, request: Request) -> bool:
+        if not request.path.startswith("/") or request.path.startswith("//") or "\\" in request.path:
+            return False
+        try:
+            self.url_map.bind_to_environ(request.environ).match(method="GET")
+        except HTTPException:
+            return False
+        return True
 
     def _waiting(self) -> list[Any]:
         items = list(self.api.list_waiting(self.blob_service, self.config))
