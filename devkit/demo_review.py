@@ -7,7 +7,8 @@ evaluate` and `cvops publish`. The demo's reviewer knows each image's truth beca
 (:func:`review_truth`); the numbers it prints are the loop's: how often the model agreed with people on the reviewed
 images before and after retraining, and the holdout accuracy before and after.
 
-Without Chromium (/usr/bin/chromium) the stage says so in one line and is skipped: it needs a browser, as a person does.
+Without Chromium (/usr/bin/chromium, :mod:`devkit.browser`) the stage says so in one line and is skipped: it needs
+a browser, as a person does.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from cvops.errors import CvopsError
+from devkit.browser import CHROMIUM_ARGS, chromium_path, missing_reason
 from devkit.local_services import REPO_ROOT
 from functions.naming import printable
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 REJECT = "rejected"
 
 
@@ -94,7 +93,8 @@ def decide_in_browser(url: str, truth: Mapping[str, str], *, screenshot: Path, b
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        launched = playwright.chromium.launch(executable_path=str(chromium_path()), args=CHROMIUM_ARGS,
+                                              headless=True)
         try:
             return _decide(launched, url, truth, screenshot)
         finally:
@@ -157,8 +157,8 @@ def run_review_loop(cvops: Callable[..., Any], env: Mapping[str, str], root: Pat
     """The stage: decide in the page, stats, export, upload, retrain, evaluate, publish, and the numbers before/after.
     ``cvops`` runs one `cvops` command as the demo's other stages do (``cvops(stage, *args, json_out=...)``)."""
     loop = ReviewLoop()
-    if not CHROMIUM.exists():
-        loop.skipped = f"chromium not found at {CHROMIUM}: apt-get install chromium"
+    loop.skipped = missing_reason()
+    if loop.skipped:
         print(f"  review step skipped: {loop.skipped}")
         return loop
     truth = review_truth(incoming, classes)

@@ -19,23 +19,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipelines"))  #
 
 from review_helpers import ReviewWorld, make_world
 
+from devkit.browser import CHROMIUM_ARGS, chromium_path, missing_reason
 from pipelines.review import web
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 LAPTOP = {"width": 1366, "height": 768}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Without the browser, every test that needs it is skipped from here: one place, so pytest's summary folds them
+    into ONE line naming the missing browser (a skip raised in a fixture is reported once per test)."""
+    if "browser" in item.fixturenames:
+        missing = missing_reason()
+        if missing:
+            pytest.skip(missing)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the session (each test opens its own contexts: separate cookies, like two people)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"chromium not found at {CHROMIUM}: apt-get install chromium")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: make setup")
     playwright = sync_api.sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(executable_path=str(chromium_path()), args=CHROMIUM_ARGS, headless=True)
         try:
             yield chromium
         finally:
