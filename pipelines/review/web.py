@@ -60,7 +60,7 @@ TOKEN_COOKIE = "cvops_review_token"
 COMMAND_KEYS = frozenset({"x", "s"})
 """Keys the page keeps for itself (reject, skip): never a tag's initial."""
 MIN_TOKEN_LENGTH = 16
-MAX_SESSIONS = 256
+MAX_SESSIONS = 200
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
