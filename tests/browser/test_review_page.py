@@ -190,7 +190,7 @@ class SlowDecisions(ReviewApi):
     """The real review API with a decision that takes a while: time for the reviewer to reload mid-way."""
 
     def decide(self, *args, **kwargs):
-        time.sleep(1.5)
+        time.sleep(3)  # ample: the reload must be answered before the decision starts, even on a busy machine
         return super().decide(*args, **kwargs)
 
 
