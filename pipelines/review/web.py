@@ -30,6 +30,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import socket
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -681,6 +682,26 @@ def log_requests(stream: Any = None) -> None:
     log.propagate = False
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by werkzeug, which prints and exits the process on a taken port:
+    the CLI turns the error into its one line instead."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {printable(host)}: {exc.strerror or exc}", setting="--host",
+                                 hint="give an address of this machine, e.g. 127.0.0.1") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(128)
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        listening.close()
+        raise ConfigurationError(f"cannot listen on {printable(host)} port {port}: {exc.strerror or exc}",
+                                 setting="--port", hint="pick another --port (0 picks a free one) or --host") from None
+    return listening
+
+
 @dataclass
 class RunningPage:
     """A started review page: its server (``serve_forever`` / ``shutdown``), its app and the address to open."""
@@ -705,12 +726,13 @@ def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = N
     if options.token is not None:
         register_secret(options.token)  # a log line or error that echoes it is redacted
     app = ReviewApp(blob_service, config, reviewer=options.reviewer, token=options.token, api=api)
+    listening = _listen(options.host, options.port)
     try:
-        server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler)
-    except OSError as exc:  # the port is taken, the address is not this machine's
-        raise ConfigurationError(f"cannot listen on {printable(options.host)} port {options.port}: {exc.strerror or exc}",
-                                 setting="--port", hint="pick another --port (0 picks a free one) or --host") from None
-    port = server.server_port
+        server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler,
+                             fd=listening.fileno())
+    finally:
+        listening.close()  # the server holds its own duplicate
+    port = server.port
     if options.token is None:
         app.allowed_hosts = loopback_hosts(port)
     host = f"[{options.host}]" if ":" in options.host else options.host

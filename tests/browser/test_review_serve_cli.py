@@ -87,3 +87,16 @@ def test_serve_on_the_network_prints_a_generated_token_once_and_requires_it(worl
     log = proc.stderr.read()
     assert "GET /queue 303" in log and "GET /queue 200" in log
     assert token not in log and "x" * 10 not in log  # printed once, on stdout; the request log never carries it
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(world, azurite):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "pipelines", "review", "serve", "--port", str(port)], cwd=ROOT,
+                              env=_env(world, azurite), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"cannot listen on 127.0.0.1 port {port}" in proc.stderr and "--port" in proc.stderr
