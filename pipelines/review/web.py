@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, select_address_family
 from werkzeug.wrappers import Request, Response
 
 from cvops.errors import ConfigurationError, CvopsError
@@ -686,7 +686,8 @@ def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound here rather than by werkzeug, which prints and exits the process on a taken port:
     the CLI turns the error into its one line instead."""
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family = select_address_family(host, port)  # the family werkzeug gives the socket it wraps
+        _, _, _, _, address = socket.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)[0]
         listening = socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:
         raise ConfigurationError(f"cannot listen on {printable(host)}: {exc.strerror or exc}", setting="--host",
