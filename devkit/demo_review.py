@@ -72,13 +72,12 @@ def start_page(env: Mapping[str, str], log_path: Path, *, reviewer: str) -> tupl
     """`cvops review serve` on a free loopback port; returns the process and the address it printed."""
     command = [sys.executable, "-m", "pipelines", "review", "serve", "--port", "0", "--reviewer", reviewer]
     print(f"\n$ cvops review serve --port 0 --reviewer {reviewer}   (until the reviews are done)", flush=True)
-    log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - the child writes its request log here until stopped
-    proc = subprocess.Popen(command, env=dict(env), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    with open(log_path, "w", encoding="utf-8") as log:  # the child keeps its own copy: its request log goes there
+        proc = subprocess.Popen(command, env=dict(env), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("review page: http://"):
         proc.kill()
         proc.wait(timeout=10)
-        log.close()
         raise CvopsError(f"cvops review serve did not start: {log_path.read_text(encoding='utf-8').strip()[-300:]}")
     print(f"  {line.strip()}", flush=True)
     return proc, line.split()[2]
@@ -167,6 +166,9 @@ def run_review_loop(cvops: Callable[..., Any], env: Mapping[str, str], root: Pat
     try:
         loop.screenshot = str(reports / "review-page.png")
         loop.decided = decide_in_browser(url, truth, screenshot=Path(loop.screenshot))
+    except Exception as exc:  # Playwright's errors are no CvopsError: the demo stops with one line, not a traceback
+        raise CvopsError(f"demo stage 'review' failed in the browser: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+                         hint=f"the page's request log: {root / 'logs' / 'review-serve.log'}") from exc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
