@@ -38,6 +38,7 @@ import logging
 import mimetypes
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,8 @@ log = logging.getLogger("cvops.functions")
 install_log_redaction()
 
 _observers: list[Callable[[RoutedBlob], None]] = []
+# Deferred JPEG scan checks (images.normalise): Pillow decodes without the GIL, so a check overlaps the prediction call.
+_SCAN_CHECKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvops-scan-check")
 
 
 @contextlib.contextmanager
@@ -109,17 +112,27 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     config = ctx.config
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    checked = images.normalise(data)
+    # A stored prediction keeps the image in the project, so a JPEG's scan check runs first then; otherwise it runs
+    # while the prediction call waits on the network, and a corrupt image only costs that one call.
+    checked = images.normalise(data, defer_scan_check=not config.store_predictions)
     timings["validate"] = _ms(started)
     if isinstance(checked, images.Rejection):
         return Verdict(quarantine(checked.reason, checked.message), image=checked.summary(), timings_ms=timings)
     model = {"project_id": config.project_id, "publish_name": config.publish_name, "iteration_id": None,
              "stored": config.store_predictions}
+    scan = _SCAN_CHECKS.submit(checked.pending_check) if checked.pending_check is not None else None
     started = time.perf_counter()
-    classification = vision.classify(ctx.prediction, project_id=config.project_id, publish_name=config.publish_name,
-                                     data=checked.data, store=config.store_predictions, pacer=ctx.prediction_pacer,
-                                     what=f"classify {what}", policy=ctx.retry_policy)
+    try:
+        classification = vision.classify(ctx.prediction, project_id=config.project_id,
+                                         publish_name=config.publish_name, data=checked.data,
+                                         store=config.store_predictions, pacer=ctx.prediction_pacer,
+                                         what=f"classify {what}", policy=ctx.retry_policy)
+    finally:
+        problem = scan.result() if scan is not None else None  # never leave a check running behind a failure
     timings["predict"] = _ms(started)
+    if problem is not None:
+        return Verdict(quarantine(problem.reason, problem.message), image=checked.summary(), model=model,
+                       timings_ms=timings)
     if isinstance(classification, vision.ImageRefused):
         return Verdict(quarantine(f"refused_by_{classification.service}",
                                   f"{classification.code or 'error'}: {classification.message}"),

@@ -24,7 +24,7 @@ import io
 import math
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -146,6 +146,9 @@ class NormalisedImage:
     original_height: int
     original_bytes: int
     changes: tuple[str, ...] = field(default=())
+    pending_check: Callable[[], Rejection | None] | None = field(default=None, compare=False, repr=False)
+    """With ``normalise(..., defer_scan_check=True)``: the JPEG scan check still to run (None: nothing left). It returns
+    the rejection the inline check would have; the caller must run it and honour it before acting on the image."""
 
     @property
     def unchanged(self) -> bool:
@@ -340,12 +343,17 @@ class _Inspection:
     plan: MemoryEstimate
 
 
-def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejection:  # noqa: B008 - frozen dataclass
+def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen dataclass
+              defer_scan_check: bool = False) -> NormalisedImage | Rejection:
     """Check ``data`` is one complete, supported image within ``limits``; fix what can be fixed.
 
     Rejection codes: ``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``,
     ``decompression_bomb`` (more pixels, or more memory to decode, than this function allows), ``bad_aspect_ratio``,
     ``too_large`` (over the input or the prediction byte limit).
+
+    ``defer_scan_check``: a JPEG sent as it is gets its scan check (a 1/8-scale decode of the whole stream, about 10 ms
+    a megabyte, the bulk of this function's time) returned as ``pending_check`` instead of run here, so the caller can
+    run it while the prediction call waits on the network. Converted images are checked here as before.
     """
     inspected = _inspect(data, limits)
     if isinstance(inspected, Rejection):
@@ -361,7 +369,8 @@ def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejec
                          "bomb, or an image far larger than prediction needs); downscale it before uploading")
     with _GATE.reserve(plan.peak_bytes):
         try:
-            if layout is not None:
+            deferred = defer_scan_check and layout is not None and not needed
+            if layout is not None and not deferred:
                 problem = _jpeg_scan_complete(data, layout)
                 if problem:
                     return problem
@@ -369,13 +378,28 @@ def normalise(data: bytes, limits: Limits = Limits()) -> NormalisedImage | Rejec
                 problem = _check_complete(data, fmt)
                 if problem:
                     return problem
+                pending = _deferred_scan_check(data, layout, plan.peak_bytes) if deferred and layout else None
                 return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
-                                       original_width=width, original_height=height, original_bytes=len(data))
+                                       original_width=width, original_height=height, original_bytes=len(data),
+                                       pending_check=pending)
             return _convert(data, image, needed, plan, limits)
         except _DECODE_ERRORS as exc:
             return _decode_failure(fmt, exc)
         finally:
             image.close()
+
+
+def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int) -> Callable[[], Rejection | None]:
+    """The scan check of :func:`normalise`, to run later: under the same memory gate, with the same answers."""
+
+    def check() -> Rejection | None:
+        with _GATE.reserve(reserve):
+            try:
+                return _jpeg_scan_complete(data, layout)
+            except _DECODE_ERRORS as exc:
+                return _decode_failure("JPEG", exc)
+
+    return check
 
 
 def memory_plan(data: bytes, limits: Limits = Limits()) -> MemoryEstimate | Rejection:  # noqa: B008

@@ -180,6 +180,16 @@ def test_a_truncated_jpeg_with_an_end_marker_appended_is_corrupt_not_accepted_as
         assert "end marker" in result.message
 
 
+def test_a_deferred_scan_check_gives_the_inline_answer_for_cut_and_whole_jpegs():
+    cut = samples.truncated(samples.noisy_jpeg((400, 300)), 0.6) + b"\xff\xd9"
+    deferred = normalise(cut, defer_scan_check=True)
+    assert isinstance(deferred, NormalisedImage) and deferred.pending_check is not None  # not run yet
+    assert deferred.pending_check() == normalise(cut)  # the same rejection, when run
+    whole = normalise(samples.photo((640, 480)), defer_scan_check=True)
+    assert whole.pending_check is not None and whole.pending_check() is None
+    assert normalise(samples.photo((640, 480))).pending_check is None  # inline by default: nothing left to run
+
+
 def test_a_truncated_photo_with_an_end_marker_and_a_trailer_is_corrupt():
     data = samples.truncated(samples.photo((640, 480)), 0.5) + b"\xff\xd9" + b"motion-photo trailer" * 10
     result = normalise(data)

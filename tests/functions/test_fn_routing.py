@@ -68,6 +68,20 @@ def test_an_unusable_image_is_quarantined_with_its_reason_and_the_invocation_suc
     assert function_env.read("quarantine", "bad.jpg") == data
 
 
+@pytest.mark.parametrize("store", ["false", "true"])
+def test_a_cut_jpeg_with_its_end_marker_appended_is_quarantined_as_corrupt_whenever_its_check_runs(function_env,
+                                                                                                   store):
+    # Without stored predictions the scan check runs while the prediction call waits (one call spent on it); with
+    # stored predictions it runs first, so the project never keeps the damaged image.
+    function_env.set(CVOPS_STORE_PREDICTIONS=store)
+    data = samples.truncated(samples.noisy_jpeg((400, 300)), 0.6) + b"\xff\xd9"
+    function_env.upload("cut.jpg", data)
+    outcome = function_env.deliver("cut.jpg")
+    assert (outcome.record["outcome"], outcome.record["reasons"][0]["code"]) == ("quarantine", "corrupt")
+    assert function_env.names("quarantine") == ["cut.jpg", f"cut.jpg{SIDECAR_SUFFIX}"]
+    assert function_env.names("classified") == []
+
+
 @pytest.mark.parametrize("make, change", [
     (samples.cmyk_jpeg, "CMYK"),
     (samples.png_16_bit_grey, "16-bit"),
