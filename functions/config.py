@@ -69,6 +69,7 @@ class AppConfig:
     prediction_key: str = field(repr=False)
     project_id: str
     publish_name: str
+    model: str
     moderation_endpoint: str
     moderation_key: str = field(repr=False)
     incoming: Location
@@ -166,11 +167,14 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
     if not Location.parse(queue, "CVOPS_BACKLOG_QUEUE") or "/" in queue:
         raise ConfigurationError(f"app setting CVOPS_BACKLOG_QUEUE={queue!r} is not a queue name",
                                  setting="CVOPS_BACKLOG_QUEUE", hint="use 3-63 lowercase letters, digits and hyphens")
+    # With an exported model nothing calls the Prediction API, so its settings are not needed (nor read).
+    model = settings.read("CVOPS_MODEL", env)
     return AppConfig(
-        prediction_endpoint=settings.read("VISION_PREDICTION_ENDPOINT", env),
-        prediction_key=settings.read("VISION_PREDICTION_KEY", env),
-        project_id=_project_id(env),
-        publish_name=settings.read("VISION_PUBLISH_NAME", env),
+        prediction_endpoint="" if model else settings.read("VISION_PREDICTION_ENDPOINT", env),
+        prediction_key="" if model else settings.read("VISION_PREDICTION_KEY", env),
+        project_id="" if model else _project_id(env),
+        publish_name="" if model else settings.read("VISION_PUBLISH_NAME", env),
+        model=model,
         moderation_endpoint=moderation_endpoint,
         moderation_key=settings.read("VISION_MODERATION_KEY", env),
         backlog_queue=queue,

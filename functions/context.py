@@ -12,16 +12,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
 from cvops import clients
+from cvops.errors import ConfigurationError
 from cvops.pacing import Pacer
 from cvops.retry import RetryPolicy
-from functions.config import AppConfig, StorageConnection, load_config, relevant_environment
+from functions.config import APP_ROOT, AppConfig, StorageConnection, load_config, relevant_environment
+from functions.exported_model import ExportedModel, ModelRefused
 
-__all__ = ["AppContext", "build_context", "current", "install", "reset"]
+__all__ = ["AppContext", "build_context", "current", "install", "load_model", "reset"]
 
 # Pace 2% under the configured rate, with bursts of up to 4 to catch up slots missed while every worker was busy
 # with storage. Both are safe against a strict per-second counter because the pacer never sends more than the count
@@ -37,9 +40,11 @@ class AppContext:
     blob_service: BlobServiceClient
     prediction: Any
     moderation: Any | None
-    prediction_pacer: Pacer
+    prediction_pacer: Pacer | None
     moderation_pacer: Pacer | None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    exported: ExportedModel | None = None
+    """CVOPS_MODEL's model: classification runs in-process (no Prediction API client, no pacer)."""
 
 
 def _identity(client_id: str | None = None) -> Any:
@@ -60,28 +65,58 @@ def _pacer(calls_per_second: float) -> Pacer:
     return Pacer(calls_per_second, burst=PACER_BURST, headroom=PACER_HEADROOM)
 
 
+def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT) -> ExportedModel:
+    """CVOPS_MODEL's model: ``az://container/blob`` read with the app's storage identity, or a path in the app package.
+
+    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it."""
+    try:
+        if value.startswith("az://"):
+            container, _, blob = value[len("az://"):].partition("/")
+            if not container or not blob:
+                raise ConfigurationError(f"app setting CVOPS_MODEL={value!r} is not az://container/blob",
+                                         setting="CVOPS_MODEL", hint="e.g. az://models/model.zip")
+            try:
+                data = blob_service.get_blob_client(container, blob).download_blob().readall()
+            except Exception as exc:  # azure-core's ResourceNotFoundError, HttpResponseError...
+                raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: cannot read the blob: "
+                                         f"{type(exc).__name__}", setting="CVOPS_MODEL",
+                                         hint="upload the export there, and give the app's identity Storage Blob "
+                                              "Data Reader on it") from exc
+            return ExportedModel.load(data)
+        path = Path(value)
+        return ExportedModel.load(path if path.is_absolute() else app_root / path)
+    except ModelRefused as exc:
+        raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: {exc}", setting="CVOPS_MODEL",
+                                 hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX)") from exc
+
+
 def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None = None,
                   storage_options: Mapping[str, Any] | None = None,
                   retry_policy: RetryPolicy | None = None) -> AppContext:
     """Clients and pacers for ``config``; pass ``blob_service`` or ``storage_options`` to instrument storage, and
     ``retry_policy`` to bound retries differently (tests that must fail fast)."""
     # No key: the app's managed identity (one credential, so one token cache, for both services).
-    keyless = not config.prediction_key or (config.moderation_enabled and not config.moderation_key)
+    in_process = bool(config.model)
+    keyless = (not in_process and not config.prediction_key) or (config.moderation_enabled and not config.moderation_key)
     credential = _identity() if keyless else None
-    prediction = clients.prediction_client(config.prediction_endpoint, config.prediction_key or None,
-                                           credential=None if config.prediction_key else credential)
+    prediction = None
+    if not in_process:
+        prediction = clients.prediction_client(config.prediction_endpoint, config.prediction_key or None,
+                                               credential=None if config.prediction_key else credential)
     moderation = None
     if config.moderation_enabled:
         moderation = clients.computer_vision_client(config.moderation_endpoint, config.moderation_key or None,
                                                     credential=None if config.moderation_key else credential)
+    blob_service = blob_service or blob_service_for(config.storage, **dict(storage_options or {}))
     return AppContext(
         config=config,
-        blob_service=blob_service or blob_service_for(config.storage, **dict(storage_options or {})),
+        blob_service=blob_service,
         prediction=prediction,
         moderation=moderation,
-        prediction_pacer=_pacer(config.prediction_tps),
+        prediction_pacer=None if in_process else _pacer(config.prediction_tps),
         moderation_pacer=_pacer(config.moderation_tps) if moderation is not None else None,
         retry_policy=retry_policy or RetryPolicy(),
+        exported=load_model(config.model, blob_service) if in_process else None,
     )
 
 

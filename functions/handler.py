@@ -114,19 +114,28 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     started = time.perf_counter()
     # A stored prediction keeps the image in the project, so a JPEG's scan check runs first then; otherwise it runs
     # while the prediction call waits on the network, and a corrupt image only costs that one call.
-    checked = images.normalise(data, defer_scan_check=not config.store_predictions)
+    # An exported model (CVOPS_MODEL) runs in-process: no network wait to overlap, so the scan check runs inline.
+    exported = ctx.exported
+    checked = images.normalise(data, defer_scan_check=not config.store_predictions and exported is None)
     timings["validate"] = _ms(started)
     if isinstance(checked, images.Rejection):
         return Verdict(quarantine(checked.reason, checked.message), image=checked.summary(), timings_ms=timings)
-    model = {"project_id": config.project_id, "publish_name": config.publish_name, "iteration_id": None,
-             "stored": config.store_predictions}
+    model: dict[str, Any]
+    if exported is not None:
+        model = {"exported_model": exported.describe()}
+    else:
+        model = {"project_id": config.project_id, "publish_name": config.publish_name, "iteration_id": None,
+                 "stored": config.store_predictions}
     scan = _SCAN_CHECKS.submit(checked.pending_check) if checked.pending_check is not None else None
     started = time.perf_counter()
     try:
-        classification = vision.classify(ctx.prediction, project_id=config.project_id,
-                                         publish_name=config.publish_name, data=checked.data,
-                                         store=config.store_predictions, pacer=ctx.prediction_pacer,
-                                         what=f"classify {what}", policy=ctx.retry_policy)
+        if exported is not None:
+            classification = vision.classify_exported(exported, checked.data)
+        else:
+            classification = vision.classify(ctx.prediction, project_id=config.project_id,
+                                             publish_name=config.publish_name, data=checked.data,
+                                             store=config.store_predictions, pacer=ctx.prediction_pacer,
+                                             what=f"classify {what}", policy=ctx.retry_policy)
     finally:
         problem = scan.result() if scan is not None else None  # never leave a check running behind a failure
     timings["predict"] = _ms(started)
@@ -137,7 +146,8 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
         return Verdict(quarantine(f"refused_by_{classification.service}",
                                   f"{classification.code or 'error'}: {classification.message}"),
                        image=checked.summary(), model=model, timings_ms=timings)
-    model["iteration_id"] = classification.iteration_id
+    if exported is None:
+        model["iteration_id"] = classification.iteration_id
     moderation = None
     throttled, retries = classification.counters.throttled, classification.counters.retries
     if ctx.moderation is not None:

@@ -20,6 +20,7 @@ process-wide gate holds concurrent decodes to ``MEMORY_POOL_BYTES`` together, wh
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import threading
@@ -49,6 +50,7 @@ __all__ = [
     "input_too_large",
     "memory_plan",
     "normalise",
+    "reserved",
 ]
 
 MiB = 1024 * 1024
@@ -387,6 +389,12 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
             return _decode_failure(fmt, exc)
         finally:
             image.close()
+
+
+def reserved(amount: int) -> contextlib.AbstractContextManager[None]:
+    """Hold ``amount`` bytes of this process's image memory pool while decoding an image :func:`normalise` accepted
+    (an in-process model decodes it again: that decode must count against the same pool)."""
+    return _GATE.reserve(amount)
 
 
 def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int) -> Callable[[], Rejection | None]:

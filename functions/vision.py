@@ -19,7 +19,8 @@ from azure.cognitiveservices.vision.computervision.models import VisualFeatureTy
 from cvops import failures, pacing, retry
 from cvops.errors import ConfigurationError, ServiceError
 
-__all__ = ["Classification", "ImageRefused", "Moderation", "ServiceCounters", "classify", "moderate"]
+__all__ = ["Classification", "ImageRefused", "Moderation", "ServiceCounters", "classify", "classify_exported",
+           "moderate"]
 
 _IMAGE_CODES_CV = frozenset({"BadRequestImageFormat", "BadRequestImageSizeBytes", "BadRequestImageDimensions",
                              "BadRequestImageStream", "BadRequestImageUrl"})
@@ -89,6 +90,16 @@ def classify(client: Any, *, project_id: str, publish_name: str, data: bytes, st
     predictions.sort(key=lambda p: -p["probability"])
     return Classification(predictions, getattr(result, "iteration", None), counters,
                           (time.perf_counter() - started) * 1000)
+
+
+def classify_exported(model: Any, data: bytes) -> Classification:
+    """Classify ``data`` with an exported model in-process (CVOPS_MODEL): no call, no pacing, no retries.
+
+    ``data`` is what :func:`functions.images.normalise` accepted, so it decodes within the memory budget."""
+    started = time.perf_counter()
+    predictions = [{"tag": tag, "tag_id": None, "probability": round(probability, 6)}
+                   for tag, probability in model.predict(data)]
+    return Classification(predictions, None, ServiceCounters(), (time.perf_counter() - started) * 1000)
 
 
 def _prediction_failure(exc: ServiceError) -> ImageRefused:

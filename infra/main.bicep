@@ -64,6 +64,9 @@ param moveSource bool = false
 @description('true: predictions are stored in the Custom Vision project (classify_image); false: no-store calls.')
 param storePredictions bool = false
 
+@description('CVOPS_MODEL: an exported ONNX model (cvops export) that classifies in-process, as a path in the app package or az://container/blob in the app storage; empty: the Prediction API.')
+param model string = ''
+
 @description('Prediction calls per second per instance, e.g. \'2.5\'; empty: the tier\'s quota (F0: 2, S0: 10) shared by maximumInstanceCount instances.')
 param predictionTps string = ''
 
@@ -226,6 +229,7 @@ module functionApp 'modules/functionapp.bicep' = {
     publishName: publishName
     policy: policy
     storePredictions: storePredictions
+    model: model
     moveSource: moveSource
     predictionTps: tps
     moderationTps: moderationRate

@@ -99,6 +99,7 @@ def test_this_environment_is_exactly_the_dev_lock():
 
 
 def test_function_runtime_leaves_out_the_local_service_and_cli_extras():
-    # (werkzeug is here all the same: azure-functions itself requires it)
-    heavy = {"numpy", "scikit-learn", "scipy", "matplotlib", "click", "rich", "pytest", "hypothesis"}
+    # (werkzeug is here all the same: azure-functions itself requires it; numpy too: onnxruntime, which runs an
+    # exported model in-process, requires it)
+    heavy = {"scikit-learn", "scipy", "matplotlib", "click", "rich", "pytest", "hypothesis"}
     assert set(REQUIREMENTS).isdisjoint(heavy), "these belong in an optional group of pyproject.toml, not on every cold start"

@@ -68,6 +68,9 @@ param policy string = 'policy.yaml'
 @description('true: predictions are stored in the Custom Vision project; false: no-store calls.')
 param storePredictions bool = false
 
+@description('CVOPS_MODEL: an exported ONNX model that classifies in-process (a path in the package or az://container/blob); empty: the Prediction API.')
+param model string = ''
+
 @description('true: the incoming blob is deleted after its copy is verified.')
 param moveSource bool = false
 
@@ -162,6 +165,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CVOPS_BACKLOG_QUEUE', value: backlogQueueName }
         { name: 'CVOPS_POLICY', value: policy }
         { name: 'CVOPS_STORE_PREDICTIONS', value: storePredictions ? 'true' : 'false' }
+        { name: 'CVOPS_MODEL', value: model }
         { name: 'CVOPS_MOVE_SOURCE', value: moveSource ? 'true' : 'false' }
         { name: 'CVOPS_PREDICTION_TPS', value: predictionTps }
         { name: 'CVOPS_MODERATION_TPS', value: moderationTps }
