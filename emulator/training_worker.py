@@ -47,12 +47,18 @@ class TrainingWorker:
     def run_job(self, job: TrainingJob) -> None:
         started = time.monotonic()
         try:
-            features = self.backend.training_features(job.image_ids)
-            augmented = self.backend.training_features(job.image_ids, mirrored=True) if job.advanced else None
+            compact = _is_compact(job.domain_id)
+            extract = self.backend.compact_training_features if compact else self.backend.training_features
+            features = extract(job.image_ids)
+            augmented = extract(job.image_ids, mirrored=True) if job.advanced else None
             result = self.backend.learning.train(
                 features, job.labels, len(job.tag_ids), job.classification_type, advanced=job.advanced,
                 budget_seconds=job.budget_seconds, seed=0, augmented_features=augmented)
             model = result.model.to_json()
+            if compact:  # the iteration's model is the ONNX graph these weights complete
+                from . import compact_model
+
+                model = compact_model.training_model_json(model, job.tag_names)
         except UnreadableTrainingImages as exc:
             log.warning("iteration %s failed: %s", job.iteration_id, exc)
             self._fail(job, str(exc), started)
@@ -79,3 +85,13 @@ class TrainingWorker:
                                          elapsed_seconds=time.monotonic() - started)
         except Exception:  # the database itself is gone; a restart marks the iteration Failed
             log.exception("could not record the failure of iteration %s", job.iteration_id)
+
+
+def _is_compact(domain_id: str) -> bool:
+    """A compact classification domain: its iterations are ONNX graphs (`emulator.compact_model`), trained on the
+    graph's own features."""
+    if not domain_id:
+        return False
+    from . import compact_model
+
+    return compact_model.is_compact(domain_id)

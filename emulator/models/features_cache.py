@@ -70,3 +70,52 @@ class FeatureCacheModels(BackendBase):
         if bad:
             raise UnreadableTrainingImages(bad, len(image_ids))
         return np.stack(rows)
+
+    @staticmethod
+    def _compact_feature_key(image_id: str, version: str, *, mirrored: bool = False) -> str:
+        return f"features/{version}/{'mirrored/' if mirrored else ''}{image_id}.npy"
+
+    def compact_training_features(self, image_ids: Sequence[str], *, mirrored: bool = False) -> np.ndarray:
+        """(n_images, n_features) of the compact-domain ONNX graph's feature part, cached per image like the others.
+
+        Made at training time (the upload's features are the other domains'; a project can change domain), from the
+        stored bytes preprocessed as an exported model's user would (`compact_model.preprocess`) and run by
+        onnxruntime, so what training fits is exactly what the whole graph computes when it predicts.
+        UnreadableTrainingImages naming every image that failed.
+        """
+        from .. import compact_model
+
+        version = compact_model.FEATURE_VERSION
+        out: dict[str, np.ndarray] = {}
+        todo: list[tuple[str, np.ndarray]] = []
+        bad = []
+        for image_id in image_ids:
+            cached = self.blobs.get_array(self._compact_feature_key(image_id, version, mirrored=mirrored))
+            if cached is not None:
+                out[image_id] = cached
+                continue
+            data = self.blobs.get(f"images/{image_id}")
+            if data is None:
+                bad.append((image_id, "its stored bytes are missing from the service's data directory"))
+                continue
+            try:
+                todo.append((image_id, compact_model.preprocess(data, mirror=mirrored)))
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                bad.append((image_id, f"cannot read image ({type(exc).__name__}: {exc})"))
+        if bad:
+            raise UnreadableTrainingImages(bad, len(image_ids))
+        for start in range(0, len(todo), 16):
+            chunk = todo[start:start + 16]
+            features = compact_model.features_of_batch(np.concatenate([pixels for _, pixels in chunk]))
+            for (image_id, _), row in zip(chunk, features, strict=True):
+                self.blobs.put_array(self._compact_feature_key(image_id, version, mirrored=mirrored), row)
+                out[image_id] = row
+        return np.stack([out[i] for i in image_ids])
+
+    def _delete_image_blobs(self, image_id: str) -> None:
+        super()._delete_image_blobs(image_id)
+        for mirrored in (False, True):  # the compact graph's cached features too (the version is fixed: no import)
+            self.blobs.delete(self._compact_feature_key(image_id, _COMPACT_FEATURE_VERSION, mirrored=mirrored))
+
+
+_COMPACT_FEATURE_VERSION = "onnx-compact-1"  # emulator.compact_model.FEATURE_VERSION, checked by its tests

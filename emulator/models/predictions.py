@@ -16,6 +16,8 @@ from ..exceptions import BadRequest, NotFound
 from .base import BackendBase, new_id, now
 from .prediction_query import answer_token, parse_prediction_query, within_thresholds
 
+_COMPACT_FEATURE_VERSION = "onnx-compact-1"  # emulator.compact_model.FEATURE_VERSION, checked by its tests
+
 
 def ranked_predictions(snapshot: dict[str, Any], probabilities: np.ndarray) -> list[dict[str, Any]]:
     """The answer's `predictions`: every tag of the iteration (`snapshot` holds their ids, names and types in the
@@ -42,7 +44,12 @@ class PredictionModels(BackendBase):
             if data is None or snapshot is None:
                 raise NotFound("The model of this iteration is missing.", code="ErrorPredictionModelNotFound")
             tags = {k: snapshot[k] for k in ("tagIds", "tagNames", "tagTypes")}
-            cached = (self.learning.model_from_json(data), tags)
+            if data.get("featureVersion") == _COMPACT_FEATURE_VERSION:  # a compact domain's ONNX graph
+                from ..compact_model import CompactPredictor
+
+                cached = (CompactPredictor(data), tags)
+            else:
+                cached = (self.learning.model_from_json(data), tags)
             with self._model_lock:
                 self._model_cache[iteration_id] = cached
         return cached
@@ -50,8 +57,11 @@ class PredictionModels(BackendBase):
     def _predict(self, project_id: str, iteration, image: imagelib.DecodedImage, *, store: bool,
                  application: str | None, base_url: str) -> dict[str, Any]:
         model, tags = self._predictor(iteration["id"])
-        features = np.asarray(self.learning.features_of_image(image.pixels), dtype=np.float32)
-        probabilities = np.asarray(model.predict_proba(features[None, :]))[0]
+        if hasattr(model, "predict_image"):  # the whole ONNX graph, on the image decoded as an export's user would
+            probabilities = np.asarray(model.predict_image(image.data), dtype=np.float64)
+        else:
+            features = np.asarray(self.learning.features_of_image(image.pixels), dtype=np.float32)
+            probabilities = np.asarray(model.predict_proba(features[None, :]))[0]
         prediction = {
             "id": new_id(), "project": project_id, "iteration": iteration["id"], "created": now(),
             "predictions": ranked_predictions(tags, probabilities),

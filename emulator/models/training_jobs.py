@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ class TrainingJob:
     labels: list[list[int]]
     advanced: bool
     budget_seconds: float
+    domain_id: str = ""  # a compact domain trains the ONNX graph's features (emulator.compact_model)
+    tag_names: list[str] = field(default_factory=list)
 
 
 class TrainingJobModels(IterationModels):
@@ -100,7 +102,8 @@ class TrainingJobModels(IterationModels):
         job = TrainingJob(pid, iteration_id, ctype, snapshot["tagIds"], snapshot["imageIds"], snapshot["labels"],
                           advanced=training_type == "Advanced",
                           budget_seconds=advanced_budget_seconds(reserved_budget_in_hours)
-                          if training_type == "Advanced" else 0.0)
+                          if training_type == "Advanced" else 0.0,
+                          domain_id=project["domain_id"] or "", tag_names=list(snapshot["tagNames"]))
         if self._submit_training is None:
             raise RuntimeError("no training worker attached")
         self._submit_training(job)

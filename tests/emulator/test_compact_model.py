@@ -91,3 +91,10 @@ def test_labels_and_compact_domains():
     assert not cm.is_compact("a27d5ca5-bb19-49d8-a70a-fec086c47f5b")  # object detection compact: not classified here
     with pytest.raises(ValueError, match="flavor"):
         cm.model_proto(_stored("Multiclass"), flavor="CoreML")
+
+
+def test_the_backend_recognises_the_compact_feature_version_without_importing_onnx():
+    from emulator.models import features_cache, predictions
+
+    assert features_cache._COMPACT_FEATURE_VERSION == cm.FEATURE_VERSION
+    assert predictions._COMPACT_FEATURE_VERSION == cm.FEATURE_VERSION
