@@ -104,3 +104,21 @@ def test_other_domains_keep_the_numpy_model(in_process_cv, domain):
     iteration = wait_trained(trainer, project.id, trainer.train_project(project.id).id)
     stored = in_process_cv.app.backend.blobs.get_json(f"iterations/{iteration.id}/model.json")
     assert not compact_model.is_compact_model(stored)
+
+
+def test_compact_advanced_training_learns_from_mirrored_graph_features_too(in_process_cv):
+    trainer, _ = _clients(in_process_cv)
+    project = trainer.create_project(unique_name("compact-adv"), domain_id=GENERAL_COMPACT)
+    tags = {name: trainer.create_tag(project.id, name) for name in ("beach", "city")}
+    images = scenes.dataset(("beach", "city"), 6, seed=11, size=(160, 120))
+    batch = [ImageFileCreateEntry(name=i.name, contents=i.data, tag_ids=[tags[i.labels[0]].id]) for i in images]
+    assert trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=batch)).is_batch_successful
+    started = trainer.train_project(project.id, training_type="Advanced", reserved_budget_in_hours=1)
+    iteration = wait_trained(trainer, project.id, started.id)
+    assert iteration.status == "Completed", iteration.as_dict()
+    stored = in_process_cv.app.backend.blobs.get_json(f"iterations/{iteration.id}/model.json")
+    assert compact_model.is_compact_model(stored) and len(stored["mean"]) == compact_model.FEATURE_DIM
+    blobs = in_process_cv.app.backend.blobs
+    image_id = in_process_cv.app.backend.db.one("SELECT id FROM images WHERE project_id = ?", (project.id,))["id"]
+    mirrored = blobs.get_array(f"features/{compact_model.FEATURE_VERSION}/mirrored/{image_id}.npy")
+    assert mirrored is not None and mirrored.shape == (compact_model.FEATURE_DIM,)
