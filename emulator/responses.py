@@ -494,12 +494,15 @@ class CustomVisionResponses:
         return Reply(None, 204)
 
     def GetExports(self, req: Request, args: dict[str, str]) -> Reply:
-        return Reply(self.backend.get_exports(self._path_id(args, "projectId"), self._path_id(args, "iterationId")))
+        return Reply(self.backend.get_exports(self._path_id(args, "projectId"), self._path_id(args, "iterationId"),
+                                              base_url=self._base(req)))
 
     def ExportIteration(self, req: Request, args: dict[str, str]) -> Reply:
-        self.backend.export_iteration(self._path_id(args, "projectId"), self._path_id(args, "iterationId"),
-                                      self._q(req, "platform", required=True), self._q(req, "flavor"))
-        raise AssertionError("export_iteration always refuses")  # pragma: no cover
+        platform = self._q(req, "platform", required=True) or ""
+        check_platforms_for_version(args.get("version", ""), [platform])
+        return Reply(self.backend.export_iteration(
+            self._path_id(args, "projectId"), self._path_id(args, "iterationId"), platform, self._q(req, "flavor"),
+            base_url=self._base(req)))
 
     # ------------------------------------------------------------------ quick test and stored predictions
     def QuickTestImage(self, req: Request, args: dict[str, str]) -> Reply:
@@ -544,6 +547,10 @@ class CustomVisionResponses:
         url = self._image_url(req)
         self.backend.get_project(self._path_id(args, "projectId"))
         return self._classify(req, args, self._fetch_for_prediction(self.prediction_fetcher, url), False)
+
+    # ------------------------------------------------------------------ export packages (a downloadUri)
+    def GetExportPackage(self, req: Request, args: dict[str, str]) -> tuple[bytes, str]:
+        return self.backend.export_package(args["token"]), "application/zip"
 
     # ------------------------------------------------------------------ stored images
     def GetStoredImage(self, req: Request, args: dict[str, str]) -> tuple[bytes, str]:

@@ -140,8 +140,8 @@ class CustomVisionApp:
         api, operation = endpoint.split(":", 1)
         args = {**args, "_operation": operation}
         try:
-            if api == "image":
-                data, content_type = self.responses.GetStoredImage(request, args)
+            if api == "blob":  # stored images and export packages: no key, as Azure's SAS URLs are
+                data, content_type = getattr(self.responses, operation)(request, args)
                 return Response(data, content_type=content_type)
             if not self._key_ok(request, api):
                 raise Unauthorized()

@@ -85,9 +85,14 @@ PREDICTION_ROUTES: list[tuple[str, str, str]] = [
 # Stored images, served like the blob URLs Azure hands out (readable without a key, as a SAS URL is).
 IMAGE_ROUTE = "/customvision/local/images/<projectId>/<imageId>/<any('original', 'resized', 'thumbnail'):kind>"
 
+# Export packages (GetExports' downloadUri): readable without a key, as Azure's SAS URIs are; the random token in the
+# path is what makes the address unguessable.
+EXPORT_ROUTE = "/customvision/local/exports/<token>/model.zip"
+
 
 def build_url_map() -> Map:
     rules = [Rule(T + path, methods=[method], endpoint=f"training:{op}") for path, method, op in TRAINING_ROUTES]
     rules += [Rule(P + path, methods=[method], endpoint=f"prediction:{op}") for path, method, op in PREDICTION_ROUTES]
-    rules.append(Rule(IMAGE_ROUTE, methods=["GET"], endpoint="image:GetStoredImage"))
+    rules.append(Rule(IMAGE_ROUTE, methods=["GET"], endpoint="blob:GetStoredImage"))
+    rules.append(Rule(EXPORT_ROUTE, methods=["GET"], endpoint="blob:GetExportPackage"))
     return Map(rules, strict_slashes=False, merge_slashes=False)

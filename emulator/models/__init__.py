@@ -13,6 +13,7 @@ modules of their own.
 - `training_images`, `features_cache`, `metadata_filter`: uploads, tags and metadata of images, queries, features
 - `iterations`, `training_jobs`, `performance`: iteration records, TrainProject and its outcome, evaluation
 - `predictions`, `prediction_query`, `publishing`: quick tests, classification, stored predictions, publish names
+- `exports`: ExportIteration / GetExports of compact-domain iterations (ONNX) and the packages they point at
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from ..learning_interface import Learning
 from ..store import Storage
 from .base import BackendBase, load_domains, new_id, now
+from .exports import ExportModels
 from .features_cache import FeatureCacheModels, UnreadableTrainingImages
 from .iterations import RESTART_REASON, IterationModels
 from .limits import (
@@ -58,7 +60,7 @@ from .training_jobs import (
 
 
 class CustomVisionBackend(ProjectModels, TagModels, TrainingImageModels, TrainingJobModels, PerformanceModels,
-                          PredictionModels, PublishingModels):
+                          PredictionModels, PublishingModels, ExportModels):
     """All projects of one service instance."""
 
     def __init__(self, storage: Storage, learning: Learning, *, base_url_hint: str = "") -> None:
@@ -71,8 +73,9 @@ __all__ = [
     "MAX_IMAGES_PER_PROJECT", "MAX_ITERATIONS_PER_PROJECT", "MAX_PREDICTION_QUERY_TAGS", "MAX_PROJECTS",
     "MAX_TAGS_PER_BATCH", "MAX_TAGS_PER_IMAGE", "MAX_TAGS_PER_PROJECT", "MAX_TAKE", "MIN_IMAGES_PER_TAG",
     "PREDICTION_RESOURCE_ID", "PUBLISH_NAME", "RESTART_REASON", "SECONDS_PER_BUDGET_HOUR", "TAG_TYPES",
-    "BackendBase", "CustomVisionBackend", "FeatureCacheModels", "ImageSource", "IterationModels", "PerformanceModels",
-    "PredictionModels", "ProjectModels", "PublishingModels", "TagModels", "TrainingImageModels", "TrainingJob",
-    "TrainingJobModels", "UnreadableTrainingImages", "advanced_budget_seconds", "load_domains", "metadata_filter_sql",
-    "new_id", "now", "parse_prediction_query", "ranked_predictions", "training_fingerprint", "within_thresholds",
+    "BackendBase", "CustomVisionBackend", "ExportModels", "FeatureCacheModels", "ImageSource", "IterationModels",
+    "PerformanceModels", "PredictionModels", "ProjectModels", "PublishingModels", "TagModels", "TrainingImageModels",
+    "TrainingJob", "TrainingJobModels", "UnreadableTrainingImages", "advanced_budget_seconds", "load_domains",
+    "metadata_filter_sql", "new_id", "now", "parse_prediction_query", "ranked_predictions", "training_fingerprint",
+    "within_thresholds",
 ]

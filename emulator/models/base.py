@@ -137,7 +137,9 @@ class BackendBase:
             self._delete_image_blobs(image_id)
 
     def _delete_iteration_blobs(self, iteration_id: str) -> None:
-        for name in ("snapshot.json", "model.json", "oof.npy", "folds.npy"):
+        for record in self.blobs.get_json(f"iterations/{iteration_id}/exports.json") or []:
+            self.blobs.delete(f"exports/{record['token']}.zip")  # its downloadUri stops answering, as Azure's expire
+        for name in ("snapshot.json", "model.json", "oof.npy", "folds.npy", "exports.json"):
             self.blobs.delete(f"iterations/{iteration_id}/{name}")
         with self._model_lock:
             self._model_cache.pop(iteration_id, None)

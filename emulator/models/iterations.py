@@ -7,7 +7,7 @@ from typing import Any
 
 from ..exceptions import BadRequest
 from .base import BackendBase, now
-from .limits import EXPORTS_MODELS
+from .exports import advertised_platforms, compact_stored
 
 RESTART_REASON = "The local service stopped while this iteration was training. Train the project again."
 
@@ -17,7 +17,9 @@ class IterationModels(BackendBase):
 
     def _iteration_json(self, row) -> dict[str, Any]:
         domain = self.domains.get(row["domain_id"] or "", {})
-        exportable = row["status"] == "Completed" and EXPORTS_MODELS
+        platforms = advertised_platforms(domain) if row["status"] == "Completed" else []
+        if platforms and compact_stored(self.blobs, row["id"]) is None:
+            platforms = []  # trained before compact models were stored: ExportIteration would refuse it
         return {
             "id": row["id"],
             "name": row["name"],
@@ -26,8 +28,8 @@ class IterationModels(BackendBase):
             "lastModified": row["last_modified"],
             "trainedAt": row["trained_at"],
             "projectId": row["project_id"],
-            "exportable": bool(domain.get("exportable")) and exportable,
-            "exportableTo": list(domain.get("exportablePlatforms", [])) if exportable else [],
+            "exportable": bool(platforms),
+            "exportableTo": platforms,
             "domainId": row["domain_id"],
             "classificationType": row["classification_type"],
             "trainingType": row["training_type"],

@@ -41,11 +41,14 @@ TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
 EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino")
 
 
-# Whether this service exports models. Until it does, no answer may advertise export (domains' `exportable` and
-# `exportablePlatforms`, iterations' `exportable` and `exportableTo`): a client that believes them calls ExportIteration
-# and gets BadRequestNotSupported, or waits on a GetExports list that stays empty. The domains' real export platforms
+# What this service really exports (models/exports.py): compact classification iterations to ONNX, float32 (no flavor)
+# or float16. Only these are advertised (domains' `exportable`/`exportablePlatforms`, iterations' `exportable`/
+# `exportableTo`): a client that believes an answer must get the export. The domains' real export platforms
 # (emulator/data/domains.json) still decide which targetExportPlatforms a project may name, as on Azure.
-EXPORTS_MODELS = False
+EXPORTED_PLATFORMS = ("ONNX",)
+
+
+EXPORTED_FLAVORS = (None, "OnnxFloat16")
 
 
 DEFAULT_DOMAIN_ID = "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31"  # "General", what the service picks when none is given

@@ -10,13 +10,14 @@ from typing import Any
 
 from ..exceptions import BadRequest, NotFound
 from .base import BackendBase, new_id, now
-from .limits import CLASSIFICATION_TYPES, DEFAULT_DOMAIN_ID, EXPORT_PLATFORMS, EXPORTS_MODELS, MAX_PROJECTS
+from .exports import advertised_platforms
+from .limits import CLASSIFICATION_TYPES, DEFAULT_DOMAIN_ID, EXPORT_PLATFORMS, MAX_PROJECTS
 
 
 def advertised_domain(domain: dict[str, Any]) -> dict[str, Any]:
-    """A domain as answered: exportable only when this service really exports (see `limits.EXPORTS_MODELS`)."""
-    return {**domain, "exportable": bool(domain["exportable"]) and EXPORTS_MODELS,
-            "exportablePlatforms": list(domain["exportablePlatforms"]) if EXPORTS_MODELS else []}
+    """A domain as answered: exportable to what this service really produces from it (`exports.advertised_platforms`)."""
+    platforms = advertised_platforms(domain)
+    return {**domain, "exportable": bool(platforms), "exportablePlatforms": platforms}
 
 
 class ProjectModels(BackendBase):

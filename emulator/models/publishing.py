@@ -1,18 +1,16 @@
-"""Publishing: an iteration made available to the prediction API under a name (one iteration per name), and model
-export, which the local service refuses (there is no network to export).
+"""Publishing: an iteration made available to the prediction API under a name (one iteration per name). Export is
+`exports`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..exceptions import BadRequest
 from .base import BackendBase, now
-from .limits import EXPORT_PLATFORMS, PREDICTION_RESOURCE_ID, PUBLISH_NAME
+from .limits import PREDICTION_RESOURCE_ID, PUBLISH_NAME
 
 
 class PublishingModels(BackendBase):
-    """Publishing an iteration under a name for the prediction API, and export (refused)."""
+    """Publishing an iteration under a name for the prediction API."""
 
     def publish_iteration(self, project_id: str, iteration_id: str, publish_name: str, prediction_id: str,
                           overwrite: bool = False) -> bool:
@@ -52,21 +50,3 @@ class PublishingModels(BackendBase):
         if not row["publish_name"]:
             raise BadRequest(f"Iteration {row['name']!r} is not published.", code="BadRequestIterationNotPublished")
         self.db.execute("UPDATE iterations SET publish_name = '', last_modified = ? WHERE id = ?", (now(), row["id"]))
-
-    def get_exports(self, project_id: str, iteration_id: str) -> list[dict[str, Any]]:
-        project = self._project_row(project_id)
-        self._iteration_row(project["id"], iteration_id)
-        return []
-
-    def export_iteration(self, project_id: str, iteration_id: str, platform: str, flavor: str | None = None) -> None:
-        project = self._project_row(project_id)
-        row = self._completed_iteration(project["id"], iteration_id)
-        if platform not in EXPORT_PLATFORMS:
-            raise BadRequest(f"platform {platform!r} is unknown; use one of {', '.join(EXPORT_PLATFORMS)}.",
-                             code="BadRequestInvalid")
-        domain = self.domains.get(row["domain_id"] or "", {})
-        if platform not in domain.get("exportablePlatforms", []):
-            raise BadRequest(f"Domain {domain.get('name')!r} cannot be exported to {platform}; only compact domains "
-                             "export.", code="BadRequestExportValidationFailed")
-        raise BadRequest("The local service does not export models (the model is not a neural network that "
-                         f"{platform} could run). Export from Azure Custom Vision.", code="BadRequestNotSupported")

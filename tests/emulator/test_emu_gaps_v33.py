@@ -80,9 +80,9 @@ def test_openvino_is_invisible_to_v33_and_survives_a_v33_update(training_client,
         ImageFileCreateEntry(name=f"{t.name}{i}.jpg", contents=scenes.generate(t.name, 60 + i), tag_ids=[t.id])
         for t in tags for i in range(5)]))
     iteration = wait_trained(training_client, project.id, training_client.train_project(project.id).id)
-    assert iteration.exportable_to == []  # nothing advertises export while ExportIteration refuses it (issue 11)
+    assert iteration.exportable_to == ["ONNX"]  # advertised: only what ExportIteration produces (issue 10)
     assert all("OpenVino" not in i.exportable_to for i in v33.get_iterations(project.id))
-    # Once export is real, a v3.3 answer must still leave OpenVino out (for_version is what the service applies):
+    # Were OpenVino exportable, a v3.3 answer must still leave it out (for_version is what the service applies):
     shaped = for_version("training", "v3.3", "GetIteration", {"exportableTo": ["ONNX", "OpenVino"], "exportable": True})
     assert shaped == {"exportableTo": ["ONNX"], "exportable": True}
 

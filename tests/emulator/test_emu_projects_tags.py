@@ -17,11 +17,11 @@ def error_of(call, *args, **kwargs) -> CustomVisionErrorException:
     return exc.value
 
 
-def test_domains_have_the_real_ids_and_none_advertises_export_the_service_refuses(training_client):
+def test_domains_have_the_real_ids_and_advertise_only_the_export_the_service_produces(training_client):
     domains = {(d.name, d.type): d for d in training_client.get_domains()}
     assert domains[("General [A2]", "Classification")].id == "2e37d7fb-3a54-486a-b4d6-cfc369af0018"
     compact = domains[("General (compact)", "Classification")]
-    assert compact.id == GENERAL_COMPACT and not compact.exportable and compact.exportable_platforms == []
+    assert compact.id == GENERAL_COMPACT and compact.exportable and compact.exportable_platforms == ["ONNX"]
     assert not domains[("General", "Classification")].exportable
     assert training_client.get_domain(GENERAL).name == "General"
 

@@ -1,8 +1,8 @@
 """Issue 11's reproduced divergences from the spec, each against the real local service: malformed input answers 400
 with the spec's enum code (never a 5xx, which the SDK's retry policy would repeat), DeleteImages keeps trained
 iterations' images unless `allIterations`, and answers 202 with either flag, errors outside the enum are gone (an
-unknown route, an old API version), a wrong key answers as Azure's gateway does, and nothing advertises export while
-ExportIteration refuses it."""
+unknown route, an old API version), a wrong key answers as Azure's gateway does, and export is advertised only where
+ExportIteration produces it (issue 10: compact classification domains, platform ONNX)."""
 
 from __future__ import annotations
 
@@ -194,18 +194,21 @@ def test_wrong_key_answers_what_azures_gateway_answers(local_cv):
     assert "Access Denied" in str(exc.value)
 
 
-# 5. export is not advertised while it is refused ---------------------------------------------------------------------
-def test_nothing_advertises_export_while_export_iteration_refuses_it(local_cv, training_client, published):
-    domains = training_client.get_domains()
-    assert not any(d.exportable or d.exportable_platforms for d in domains)
+# 5. export is advertised only where ExportIteration produces it ------------------------------------------------------
+def test_only_compact_classification_domains_advertise_export_and_only_to_onnx(local_cv, training_client, published):
+    for d in training_client.get_domains():
+        produced = d.type == "Classification" and "(compact)" in d.name
+        assert (d.exportable, d.exportable_platforms) == ((True, ["ONNX"]) if produced else (False, [])), d.name
     for version in ("v3.3", "v3.4-preview"):
         for d in raw(local_cv, "GET", "/domains", version=version).json():
-            assert d["exportable"] is False and d.get("exportablePlatforms", []) == []
+            assert d["exportable"] is (d["type"] == "Classification" and "(compact)" in d["name"])
+            assert d.get("exportablePlatforms", []) in ([], ["ONNX"])
+    # The published project is on General, which exports nowhere: not advertised, refused, and no export listed.
     iteration = training_client.get_iteration(published.project.id, published.iteration.id)
     assert iteration.exportable is False and iteration.exportable_to == []
     with pytest.raises(CustomVisionErrorException) as exc:
         training_client.export_iteration(published.project.id, published.iteration.id, "ONNX")
-    assert exc.value.error.code in ("BadRequestNotSupported", "BadRequestExportValidationFailed")
+    assert exc.value.error.code == "BadRequestExportValidationFailed" and "compact" in exc.value.error.message
     assert training_client.get_exports(published.project.id, published.iteration.id) == []
 
 

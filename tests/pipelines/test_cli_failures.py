@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import zipfile
 
 import pytest
 import yaml
@@ -111,14 +112,20 @@ def test_predicting_with_nothing_published_is_a_service_refusal_with_exit_3(chan
     assert "NotFoundIteration" in one_error_line(result)
 
 
-def test_export_from_the_local_service_stops_where_the_domain_is_not_exportable_with_exit_2(chance_project, tmp_path):
-    # The local service advertises no exportable domain while it refuses export (issue 11), so cvops stops before
-    # calling ExportIteration.
+def test_export_to_a_platform_the_local_service_cannot_produce_is_a_service_refusal_with_exit_3(chance_project,
+                                                                                               tmp_path):
+    # The project is on General (compact): the local service exports it to ONNX only (issue 10); TensorFlow is refused
+    # by ExportIteration with what it can produce, and nothing is written.
+    result, _ = chance_project.run("export", "--spec", str(chance_project.spec_path), "--platform", "TensorFlow",
+                                   "--out", str(tmp_path / "m.zip"))
+    assert result.exit_code == 3
+    line = one_error_line(result)
+    assert "BadRequestNotSupported" in line or "cannot produce TensorFlow" in line
+    assert not (tmp_path / "m.zip").exists()
     result, _ = chance_project.run("export", "--spec", str(chance_project.spec_path), "--platform", "ONNX",
                                    "--out", str(tmp_path / "m.zip"))
-    assert result.exit_code == 2
-    assert "cannot be exported" in one_error_line(result)
-    assert not (tmp_path / "m.zip").exists()
+    assert result.exit_code == 0, result.output
+    assert zipfile.ZipFile(tmp_path / "m.zip").namelist() == ["model.onnx", "labels.txt"]
 
 
 def test_changing_multiclass_to_multilabel_with_images_is_refused_with_the_reason(chance_project, tmp_path):
