@@ -525,10 +525,13 @@ def train_cmd(run: Run, advanced: bool, budget_hours: int | None, force: bool, w
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write evaluation.json, .md and .html (with plots) into this folder.")
 @click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Evaluate an exported ONNX model (cvops export) in this process on the holdout set, instead of "
+                   "an iteration: same metrics and reports. Without --spec: Multiclass.")
 @common()
 def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, holdout: str | None,
                  no_holdout: bool, target_precision: float | None, target_recall: float | None,
-                 report_dir: str | None, concurrency: int) -> None:
+                 report_dir: str | None, concurrency: int, model_file: str | None) -> None:
     """Precision, recall and AP per tag and mAP: the service's, and with a holdout set our own (from quick-test
     predictions, which work on unpublished iterations), plus a confusion matrix (Multiclass) and a threshold sweep.
 
@@ -545,6 +548,11 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
     if report_dir:
         _writable_folder(report_dir, "--report")  # before minutes of predictions, not after
     spec = run.spec
+    if model_file:
+        _evaluate_model(run, model_file, threshold=threshold, holdout=None if no_holdout else holdout,
+                        target_precision=target_precision, target_recall=target_recall, report_dir=report_dir,
+                        concurrency=concurrency)
+        return
     project_id = run.project_id()
     result, tags, iteration = _evaluate_iteration(
         run, project_id, iteration_ref=iteration_ref, threshold=threshold, holdout=None if no_holdout else holdout,
@@ -560,27 +568,72 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
 
     def human(console: Any) -> None:
         _perf_table(console, result["service"], f"{iteration.name}: service metrics")
-        ev = result["holdout"]
-        if ev:
-            _table(console, f"{iteration.name}: holdout ({ev['n_images']} images from {ev['holdout_source']})",
-                   ["tag", "threshold", "precision", "recall", "AP", "support"],
-                   [[t["tag"], t["threshold"], t["precision"], t["recall"], t["average_precision"], t["support"]]
-                    for t in ev["tags"]])
-            console.print(f"holdout mAP {ev['mean_average_precision']:.3f}, micro precision "
-                          f"{ev['micro_precision']:.3f}, micro recall {ev['micro_recall']:.3f}"
-                          + (f", accuracy {ev['accuracy']:.3f}" if ev.get("accuracy") is not None else ""))
-            if ev.get("confusion_matrix") is not None:
-                labels = ev["confusion_labels"]
-                _table(console, "confusion (rows: true, columns: predicted)", ["", *labels],
-                       [[labels[i], *row] for i, row in enumerate(ev["confusion_matrix"])])
-            if ev.get("threshold_sweep"):
-                _table(console, "recommended thresholds", ["tag", "threshold", "precision", "recall", "met"],
-                       [[tag, s["recommended_threshold"], s["precision"], s["recall"], s["met"]]
-                        for tag, s in ev["threshold_sweep"].items()])
-        for kind, path in result.get("reports", {}).items():
-            console.print(f"{kind} report: {path}")
+        _holdout_tables(console, result, iteration.name)
 
     run.emit({"ok": True, **result}, human)
+
+
+def _evaluate_model(run: Run, model_file: str, *, threshold: float | None, holdout: str | None,
+                    target_precision: float | None, target_recall: float | None, report_dir: str | None,
+                    concurrency: int) -> None:
+    """`cvops evaluate --model`: the exported model on the holdout set, in this process; no service involved."""
+    from pipelines.evaluation import evaluate_model
+
+    spec = run.spec
+    model = _load_model(model_file)
+    if holdout:
+        source = run.source(parse_source(holdout))
+    elif spec and spec.holdout_source:
+        source = run.source(spec.holdout_source)
+    else:
+        raise ConfigurationError("--model is evaluated on a holdout set, and none was given", setting="--holdout",
+                                 hint="pass --holdout FOLDER|az://container/prefix (or declare data.holdout in the spec)")
+    tag_names = list(model.labels)
+    if spec:
+        order = {n.casefold(): i for i, n in enumerate(spec.tag_names)}
+        tag_names.sort(key=lambda n: (order.get(n.casefold(), len(order)), n))
+    thresholds: float | dict[str, float] = (
+        threshold if threshold is not None else ({n: spec.tag_threshold(n) for n in tag_names} if spec else 0.5))
+    tp = target_precision if target_precision is not None else (spec.target_precision if spec else None)
+    tr = target_recall if target_recall is not None else (spec.target_recall if spec else None)
+    if tp is not None and tr is not None:
+        tr = None if target_precision is not None else tr
+        tp = None if target_recall is not None else tp
+    multiclass = (spec.classification_type if spec else "Multiclass") != "Multilabel"
+    result = evaluate_model(model, source, tag_names=tag_names, threshold=thresholds, multiclass=multiclass,
+                            target_precision=tp, target_recall=tr, concurrency=min(concurrency, 2),
+                            reporter=run.reporter)
+    name = f"{Path(model_file).name} (sha256 {model.sha256[:12]})"
+    if report_dir:
+        from pipelines.report import write_reports
+
+        doc = {**result["holdout"], "project": spec.name if spec else Path(model_file).stem, "iteration": name}
+        paths = write_reports(doc, Path(report_dir), title=f"{doc['project']}: {name}")
+        result["reports"] = {k: str(v) for k, v in paths.items() if k in ("json", "markdown", "html")}
+    run.emit({"ok": True, **result}, lambda console: _holdout_tables(console, result, name))
+
+
+def _holdout_tables(console: Any, result: dict[str, Any], name: str) -> None:
+    """The holdout part of `cvops evaluate`'s report (service and --model paths alike)."""
+    ev = result["holdout"]
+    if ev:
+        _table(console, f"{name}: holdout ({ev['n_images']} images from {ev['holdout_source']})",
+               ["tag", "threshold", "precision", "recall", "AP", "support"],
+               [[t["tag"], t["threshold"], t["precision"], t["recall"], t["average_precision"], t["support"]]
+                for t in ev["tags"]])
+        console.print(f"holdout mAP {ev['mean_average_precision']:.3f}, micro precision "
+                      f"{ev['micro_precision']:.3f}, micro recall {ev['micro_recall']:.3f}"
+                      + (f", accuracy {ev['accuracy']:.3f}" if ev.get("accuracy") is not None else ""))
+        if ev.get("confusion_matrix") is not None:
+            labels = ev["confusion_labels"]
+            _table(console, "confusion (rows: true, columns: predicted)", ["", *labels],
+                   [[labels[i], *row] for i, row in enumerate(ev["confusion_matrix"])])
+        if ev.get("threshold_sweep"):
+            _table(console, "recommended thresholds", ["tag", "threshold", "precision", "recall", "met"],
+                   [[tag, s["recommended_threshold"], s["precision"], s["recall"], s["met"]]
+                    for tag, s in ev["threshold_sweep"].items()])
+    for kind, path in result.get("reports", {}).items():
+        console.print(f"{kind} report: {path}")
 
 
 def _evaluate_iteration(run: Run, project_id: str, *, iteration_ref: str | None, threshold: float | None,
@@ -700,9 +753,12 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Route with this policy file, as the Function App would (default: the spec's thresholds, no "
                    "review band). Moderation bands are not applied: predict asks for no moderation scores.")
+@click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Classify in this process with an exported ONNX model (cvops export), as the Function App does "
+                   "with CVOPS_MODEL: no prediction endpoint, no quota. Without --spec or --policy: Multiclass.")
 @common()
 def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, publish_name: str | None,
-                policy_file: str | None) -> None:
+                policy_file: str | None, model_file: str | None) -> None:
     """Classify TARGET (a file, an http(s) URL or az://container/blob) with the published iteration and route it
     with the Function App's own decision: accepted, review or rejected, with the reasons and the passing tags.
 
@@ -711,12 +767,16 @@ def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, 
       cvops predict --spec examples/scenes/project.yaml photo.jpg
       cvops predict --spec examples/scenes/project.yaml photo.jpg --policy policy.yaml
       cvops predict --spec examples/scenes/project.yaml az://incoming/2024/photo.jpg --no-store --json
+      cvops predict --model model.zip photo.jpg --policy policy.yaml
     """
     from functions.policy import load_policy
     from pipelines.policy_suggest import spec_policy
     from pipelines.predicting import predict
 
     spec = run.spec
+    if model_file:
+        _predict_with_model(run, target, threshold=threshold, policy_file=policy_file, model_file=model_file)
+        return
     name = publish_name or (spec.publish_name if spec else None)
     if not name:
         raise ConfigurationError("no publish name", setting="--name", hint="pass --name or set publish.name in the spec")
@@ -733,6 +793,36 @@ def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, 
 
     def human(console: Any) -> None:
         _table(console, f"{target} ({name})", ["tag", "probability", "threshold", "passes"],
+               [[r["tag"], r["probability"], r["threshold"], r["passes"]] for r in result["predictions"]])
+        console.print(f"{result['outcome']} (policy {policy.version}): "
+                      + "; ".join(r["message"] for r in result["reasons"]))
+        console.print("passing: " + (", ".join(result["passing"]) or "none"))
+
+    run.emit({"ok": True, **result}, human)
+
+
+def _predict_with_model(run: Run, target: str, *, threshold: float | None, policy_file: str | None,
+                        model_file: str) -> None:
+    """`cvops predict --model`: the exported model in this process, the same policy and the same report."""
+    from functions.policy import load_policy
+    from pipelines.policy_suggest import spec_policy
+    from pipelines.predicting import predict_with_model
+
+    if policy_file and threshold is not None:
+        raise ConfigurationError("give --policy or --threshold, not both", setting="--threshold",
+                                 hint="a policy file holds each tag's threshold")
+    model = _load_model(model_file)
+    if policy_file:
+        policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
+    else:
+        policy = spec_policy(run.spec, threshold=threshold)
+    result = predict_with_model(
+        model, target, policy=policy,
+        read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
+    label = f"{Path(model_file).name}, sha256 {model.sha256[:12]}"
+
+    def human(console: Any) -> None:
+        _table(console, f"{target} ({label})", ["tag", "probability", "threshold", "passes"],
                [[r["tag"], r["probability"], r["threshold"], r["passes"]] for r in result["predictions"]])
         console.print(f"{result['outcome']} (policy {policy.version}): "
                       + "; ".join(r["message"] for r in result["reasons"]))
@@ -875,7 +965,9 @@ def status_cmd(run: Run) -> None:
 @click.option("--timeout", type=FiniteFloatRange(min=1), default=600, show_default=True)
 @common()
 def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_ref: str, timeout: float) -> None:
-    """Export an iteration trained on a compact domain, wait for it, and download it.
+    """Export an iteration trained on a compact domain, wait for it, and download it (with a progress bar). An ONNX
+    export is then loaded with the runner `predict --model`, `evaluate --model` and the Function App's CVOPS_MODEL
+    use, so a file they could not interpret is named now, not when it is deployed.
 
     \b
     Examples:
@@ -889,8 +981,30 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     iteration = run.service.iteration(project_id, iteration_ref)
     data = export(run.service, project_id, iteration, platform=platform, flavor=flavor, out=Path(out),
                   timeout=timeout, reporter=run.reporter)
-    run.emit({"ok": True, **data}, lambda c: c.print(f"exported {data['iteration']} ({platform}) to {out} "
-                                                      f"({data['bytes']} bytes)"))
+    if platform == "ONNX":
+        model = _load_model(out, "--out")
+        data["model"] = {**model.describe(), "input_size": model.size}
+
+    def human(console: Any) -> None:
+        console.print(f"exported {data['iteration']} ({platform}{', ' + flavor if flavor else ''}) to "
+                      f"{Path(out).resolve()} ({data['bytes']:,} bytes)")
+        if "model" in data:
+            console.print(f"loads with the runner: {len(data['model']['labels'])} tags, input "
+                          f"{data['model']['input_size']}x{data['model']['input_size']}, sha256 "
+                          f"{data['model']['sha256']}")
+
+    run.emit({"ok": True, **data}, human)
+
+
+def _load_model(path: str, option: str = "--model") -> Any:
+    """An exported model, or a ConfigurationError naming ``option`` and what the runner found."""
+    from functions.exported_model import ExportedModel, ModelRefused
+
+    try:
+        return ExportedModel.load(path)
+    except ModelRefused as e:
+        raise ConfigurationError(f"{option} {path}: {e}", setting=option,
+                                 hint="give a Custom Vision ONNX export (cvops export --platform ONNX)") from None
 
 
 # wired to other modules (their owners implement them) -------------------------------------------------------------

@@ -109,3 +109,46 @@ def evaluate_iteration(service: Service, project_id: str, iteration: Any, *, tag
     ev["iteration"] = iteration.name
     result["holdout"] = ev
     return result
+
+
+def predict_holdout_with_model(model: Any, source: ImageSource, images: Sequence[SourceImage], *,
+                               concurrency: int = 2, reporter: Reporter | None = None) -> list[dict[str, float]]:
+    """Each holdout image through an exported model in this process (bytes read from the source, checked by
+    ``functions.images.normalise`` as the Function App does; an image it refuses scores 0 for every tag)."""
+    from functions import images as image_checks
+
+    def one(image: SourceImage) -> dict[str, float]:
+        checked = image_checks.normalise(source.read(image))
+        if isinstance(checked, image_checks.Rejection):
+            return {}
+        return dict(model.predict(checked.data))
+
+    out: list[dict[str, float]] = []
+    with (reporter or NullReporter()).task(f"predicting {len(images)} holdout images in-process",
+                                           total=len(images)) as task, \
+            ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for probs in pool.map(one, images):
+            out.append(probs)
+            task.advance()
+    return out
+
+
+def evaluate_model(model: Any, holdout: ImageSource, *, tag_names: Sequence[str],
+                   threshold: float | Mapping[str, float], multiclass: bool, target_precision: float | None = None,
+                   target_recall: float | None = None, concurrency: int = 2,
+                   reporter: Reporter | None = None) -> dict[str, Any]:
+    """`cvops evaluate --model`: the holdout numbers of :func:`evaluate_iteration`, for an exported model run here.
+    ``service`` is None (an export has no service metrics); ``model`` names its SHA-256 and labels."""
+    with (reporter or NullReporter()).task(f"listing {holdout}"):
+        images = holdout.list()
+    y = label_matrix(images, tag_names)
+    s = score_matrix(predict_holdout_with_model(model, holdout, images, concurrency=concurrency, reporter=reporter),
+                     tag_names)
+    thresholds: float | dict[str, float] = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
+    ev = metrics.evaluate_scores(y, s, list(tag_names), thresholds, multiclass).to_dict()
+    if target_precision is not None or target_recall is not None:
+        ev["threshold_sweep"] = metrics.threshold_sweep(y, s, target_precision=target_precision,
+                                                        target_recall=target_recall, tag_names=list(tag_names))
+    ev["holdout_source"] = str(holdout)
+    ev["iteration"] = f"model {model.sha256[:12]}"
+    return {"model": model.describe(), "service": None, "holdout": ev}

@@ -79,10 +79,12 @@ def export(service: Service, project_id: str, iteration: Any, *, platform: str, 
             response.raise_for_status()
             out.parent.mkdir(parents=True, exist_ok=True)
             size = 0
-            with out.open("wb") as f:
+            length = int(response.headers.get("Content-Length") or 0) or None
+            with out.open("wb") as f, reporter.task(f"downloading {out.name}", total=length) as task:
                 for chunk in response.iter_content(1 << 16):
                     f.write(chunk)
                     size += len(chunk)
+                    task.advance(len(chunk))
     except requests.RequestException as e:
         # The download URL is a SAS URL: name its path, never its query.
         status = getattr(getattr(e, "response", None), "status_code", None)

@@ -60,3 +60,39 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
             for tag, probability in scores]
     return {"image": target, "publish_name": publish_name, "iteration": result.iteration, "predictions": rows,
             "passing": passing, **decision.to_dict(), "policy": {"version": policy.version, "sha256": policy.sha256}}
+
+
+def predict_with_model(model: Any, target: str, *, policy: Policy,
+                       read_blob: Callable[[str, str], bytes] | None = None) -> dict[str, Any]:
+    """`cvops predict --model`: classify ``target`` (a file or az://container/blob) with an exported model in this
+    process and route it with ``functions.policy.decide``, as the Function App does with CVOPS_MODEL: the image is
+    checked by ``functions.images.normalise`` first, and the report has :func:`predict`'s shape with ``model`` (its
+    SHA-256 and labels) where the service path has ``publish_name`` and ``iteration``."""
+    from functions import images
+
+    if target.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{target}: --model classifies local files and az://container/blob",
+                                 hint="download the image first, or give its az:// path")
+    if target.startswith(SOURCE_SCHEME):
+        container, _, name = target[len(SOURCE_SCHEME):].partition("/")
+        if not name or read_blob is None:
+            raise ConfigurationError(f"{target} names no blob", hint="write az://<container>/<path/to/image>")
+        data = read_blob(container, name)
+    else:
+        path = Path(target)
+        if not path.is_file():
+            raise ConfigurationError(f"image {target} does not exist" if not path.is_dir() else
+                                     f"{target} is a directory; predict classifies one image",
+                                     hint="give an image file or az://container/blob")
+        data = path.read_bytes()
+    checked = images.normalise(data)
+    if isinstance(checked, images.Rejection):
+        raise ConfigurationError(f"{target}: {checked.reason}: {checked.message}",
+                                 hint="the Function App would quarantine this image")
+    scores = sorted(model.predict(checked.data), key=lambda p: (-p[1], p[0]))
+    decision = decide(policy, scores)
+    passing = [r.tag for r in decision.reasons if r.code == "tag_passes"]
+    rows = [{"tag": tag, "probability": probability, "threshold": policy.threshold(tag), "passes": tag in passing}
+            for tag, probability in scores]
+    return {"image": target, "model": model.describe(), "predictions": rows, "passing": passing,
+            **decision.to_dict(), "policy": {"version": policy.version, "sha256": policy.sha256}}
