@@ -23,6 +23,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateEntry,
 )
 from cv_samples import raw, unique_name, wait_trained
+from msrest.authentication import ApiKeyCredentials
 from PIL import Image
 
 from devkit import scenes
@@ -203,3 +204,36 @@ def test_deleting_the_iteration_takes_its_download_away(training_client):
     assert requests.get(uri, timeout=30).status_code == 404
     guessed = uri.rsplit("/", 2)[0] + "/" + "0" * 64 + "/model.zip"
     assert requests.get(guessed, timeout=30).status_code == 404
+
+
+def test_a_multilabel_export_gives_independent_per_tag_probabilities_as_the_service_does(training_client):
+    project, iteration = compact_project(training_client, ("beach", "forest"), per_tag=6,
+                                         classification_type="Multilabel", seed=81)
+    training_client.export_iteration(project.id, iteration.id, "ONNX")
+    package = download(wait_done(training_client, project.id, iteration.id, None).download_uri)
+    labels = package.read("labels.txt").decode().splitlines()
+    model = SampleModel(package.read("model.onnx"))
+    operators = {node.op_type for node in onnx.load_from_string(package.read("model.onnx")).graph.node}
+    assert "Sigmoid" in operators and "Softmax" not in operators  # one sigmoid per tag, not a softmax over tags
+    for label in ("beach", "forest", "city"):
+        image = scenes.generate(label, 911)
+        served = {p.tag_name: p.probability for p in
+                  training_client.quick_test_image(project.id, image, iteration_id=iteration.id).predictions}
+        output = model.predict(image)[0].astype(np.float64)
+        np.testing.assert_allclose(output, [served[t] for t in labels], atol=TOLERANCE[None])
+
+
+def test_an_export_and_its_download_survive_a_restart_of_the_service(start_local_cv, tmp_path):
+    service = start_local_cv(data_dir=tmp_path / "cv")
+    trainer = CustomVisionTrainingClient(service.endpoint,
+                                         ApiKeyCredentials(in_headers={"Training-key": service.training_key}))
+    project, iteration = compact_project(trainer, ("beach", "forest"), per_tag=5, seed=61)
+    trainer.export_iteration(project.id, iteration.id, "ONNX", flavor="OnnxFloat16")
+    before = download(wait_done(trainer, project.id, iteration.id, "OnnxFloat16").download_uri).read("model.onnx")
+    service.stop()
+    service = start_local_cv(data_dir=tmp_path / "cv")
+    trainer = CustomVisionTrainingClient(service.endpoint,
+                                         ApiKeyCredentials(in_headers={"Training-key": service.training_key}))
+    (export,) = trainer.get_exports(project.id, iteration.id)
+    assert (export.status, export.flavor) == ("Done", "OnnxFloat16")
+    assert download(export.download_uri).read("model.onnx") == before
