@@ -237,3 +237,26 @@ def test_an_export_and_its_download_survive_a_restart_of_the_service(start_local
     (export,) = trainer.get_exports(project.id, iteration.id)
     assert (export.status, export.flavor) == ("Done", "OnnxFloat16")
     assert download(export.download_uri).read("model.onnx") == before
+
+
+def test_an_export_that_fails_is_listed_failed_and_may_be_exported_again(in_process_cv, monkeypatch):
+    from emulator import compact_model
+
+    trainer = CustomVisionTrainingClient(in_process_cv.url,
+                                         ApiKeyCredentials(in_headers={"Training-key": in_process_cv.training_key}))
+    project, iteration = compact_project(trainer, ("beach", "forest"), per_tag=5, seed=41)
+    real = compact_model.model_bytes
+
+    def broken(stored, *, flavor=None):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(compact_model, "model_bytes", broken)
+    trainer.export_iteration(project.id, iteration.id, "ONNX")
+    deadline = time.monotonic() + 10
+    while (listed := trainer.get_exports(project.id, iteration.id))[0].status == "Exporting":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert [(e.status, e.download_uri) for e in listed] == [("Failed", "")]
+    monkeypatch.setattr(compact_model, "model_bytes", real)
+    assert trainer.export_iteration(project.id, iteration.id, "ONNX").status == "Exporting"
+    assert wait_done(trainer, project.id, iteration.id, None).download_uri
