@@ -118,4 +118,4 @@ class FeatureCacheModels(BackendBase):
             self.blobs.delete(self._compact_feature_key(image_id, _COMPACT_FEATURE_VERSION, mirrored=mirrored))
 
 
-_COMPACT_FEATURE_VERSION = "onnx-compact-1"  # emulator.compact_model.FEATURE_VERSION, checked by its tests
+_COMPACT_FEATURE_VERSION = "onnx-compact-2"  # emulator.compact_model.FEATURE_VERSION, checked by its tests

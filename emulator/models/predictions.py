@@ -16,7 +16,7 @@ from ..exceptions import BadRequest, NotFound
 from .base import BackendBase, new_id, now
 from .prediction_query import answer_token, parse_prediction_query, within_thresholds
 
-_COMPACT_FEATURE_VERSION = "onnx-compact-1"  # emulator.compact_model.FEATURE_VERSION, checked by its tests
+_COMPACT_FEATURE_VERSION = "onnx-compact-2"  # emulator.compact_model.FEATURE_VERSION, checked by its tests
 
 
 def ranked_predictions(snapshot: dict[str, Any], probabilities: np.ndarray) -> list[dict[str, Any]]:
