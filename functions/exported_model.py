@@ -183,7 +183,7 @@ class ExportedModel:
         """The input Microsoft's sample builds: RGB, the whole image resized to S x S, NCHW, channel order and range
         from the metadata, in the input's float type."""
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        resized = rgb.resize((self.size, self.size))
+        resized = rgb.resize((self.size, self.size), Image.Resampling.BICUBIC)  # Pillow's default, as the sample
         array = np.asarray(resized, dtype=np.float32)[np.newaxis].transpose(0, 3, 1, 2)
         if self.bgr:
             array = array[:, ::-1, :, :]

@@ -25,7 +25,7 @@ class TrainedProject:
 
 
 def train_and_publish(training_client, service, *, name: str, entries: list, classification_type: str,
-                      tags: tuple[str, ...]) -> TrainedProject:
+                      tags: tuple[str, ...], domain: str = "General") -> TrainedProject:
     """A project trained on ``entries`` (scenes) and published, through the official training SDK (each call under
     cvops.retry, so a service started with --fault-rate can still be set up)."""
     tc = training_client
@@ -34,8 +34,8 @@ def train_and_publish(training_client, service, *, name: str, entries: list, cla
         return retry.call(fn, what=what, policy=retry.RetryPolicy(base_delay=0.05, max_attempts=10))
 
     domains = call(tc.get_domains, "domains")
-    domain = next(d for d in domains if d.type == "Classification" and d.name == "General")
-    project = call(lambda: tc.create_project(name, domain_id=domain.id, classification_type=classification_type),
+    domain_id = next(d.id for d in domains if d.type == "Classification" and d.name == domain)
+    project = call(lambda: tc.create_project(name, domain_id=domain_id, classification_type=classification_type),
                    "create project")
     tag_ids = {t: call(lambda t=t: tc.create_tag(project.id, t), "create tag").id for t in tags}
     for start in range(0, len(entries), 64):
