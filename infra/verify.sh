@@ -172,9 +172,14 @@ mapfile -t names < <(capture az functionapp config appsettings list --resource-g
 mapfile -t empty < <(capture az functionapp config appsettings list --resource-group "${resource_group}" \
   --name "${function_app}" --query "[?value==null || value==''].name" --output tsv | lines || true)
 if [[ "${dry_run}" == false ]]; then
+  # With CVOPS_MODEL (an exported model run in-process) the Prediction API's settings are not needed.
+  in_process=false
+  contains CVOPS_MODEL "${names[@]}" && ! contains CVOPS_MODEL "${empty[@]}" && in_process=true
   while IFS=$'\t' read -r name required; do
     if ! contains "${name}" "${names[@]}"; then
       fail "setting ${name} not set"
+    elif [[ "${in_process}" == true && "${name}" =~ ^VISION_(PREDICTION_ENDPOINT|PROJECT_ID|PUBLISH_NAME)$ ]]; then
+      pass "setting ${name} (not needed: CVOPS_MODEL classifies in-process)"
     elif [[ "${required}" == required ]] && contains "${name}" "${empty[@]}"; then
       fail "setting ${name} is required and empty (VISION_PROJECT_ID/VISION_PUBLISH_NAME: set projectId/publishName and deploy again)"
     else
