@@ -29,7 +29,15 @@ missed slots up in bursts of 4 without ever putting more than 20 calls in 1/0.98
 its own window frees after a first 429 (see cvops.pacing.Pacer); the service counts calls in fixed one-second windows
 by arrival (see emulator/throttle.py).
 
-Not a timed test. Run: ``python bench/bench_function.py [--images 1000] [--json]`` (about a minute).
+``--model`` (issue 10, Part 3): the same 1,000 images classified in-process by an exported model (CVOPS_MODEL), with no
+prediction endpoint and no pacing. Trains and publishes the project on General (compact), exports it as ONNX (float32
+and OnnxFloat16) through the local service (export_iteration, get_exports, download), and prints images/s (target
+>= 60), lost/duplicated, storage calls per image, thread CPU ms per image by stage (decode/validate; the runner, split
+into decode+resize and onnxruntime; storage writes and the rest), Azurite's CPU, peak RSS of this process, and parity
+on the scenes holdout against the service's classify_image_with_no_store (same top tag for every image; probabilities
+within 0.01, float16 within 0.02).
+
+Not a timed test. Run: ``python bench/bench_function.py [--model] [--images 1000] [--json]`` (about a minute).
 """
 
 from __future__ import annotations
@@ -79,13 +87,20 @@ def photo_of_about(n_bytes: int) -> bytes:
     return buffer.getvalue()
 
 
-def train(service) -> tuple[str, str]:
+def train(service, domain_name: str = "General") -> tuple[str, str]:
+    project_id, publish_name, _ = train_iteration(service, domain_name)
+    return project_id, publish_name
+
+
+def train_iteration(service, domain_name: str) -> tuple[str, str, str]:
+    """Train and publish the small project on ``domain_name``; returns (project id, publish name, iteration id)."""
     client = training_client(service.endpoint, service.training_key)
 
     def call(fn, what):
         return retry.call(fn, what=what)
 
-    domain = next(d for d in call(client.get_domains, "domains") if d.type == "Classification" and d.name == "General")
+    domain = next(d for d in call(client.get_domains, "domains")
+                  if d.type == "Classification" and d.name == domain_name)
     project = call(lambda: client.create_project("bench-function", domain_id=domain.id), "create project")
     tags = {t: call(lambda t=t: client.create_tag(project.id, t), "tag").id for t in CLASSES}
     entries = [ImageFileCreateEntry(name=s.name, contents=s.data, tag_ids=[tags[label] for label in s.labels])
@@ -97,7 +112,7 @@ def train(service) -> tuple[str, str]:
         iteration = call(lambda it=iteration.id: client.get_iteration(project.id, it), "poll")
     call(lambda: client.publish_iteration(project.id, iteration.id, "bench", service.prediction_resource_id),
          "publish")
-    return project.id, "bench"
+    return project.id, "bench", iteration.id
 
 
 def cpu_seconds(pid: int | None = None) -> float | None:
@@ -240,6 +255,216 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
     return result
 
 
+# --- --model: the Function App classifying in-process with a compact-domain ONNX export (CVOPS_MODEL) ---------------
+
+COMPACT_DOMAIN = "General (compact)"
+PARITY_TOLERANCE = {"ONNX": 0.01, "OnnxFloat16": 0.02}  # the issue's: float32 within 0.01, float16 within 0.02
+UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: a prediction call in model mode would fail, not pass quietly
+
+
+def export_model(service, project_id: str, iteration_id: str, flavor: str | None, out: Path,
+                 timeout: float = 120.0) -> Path:
+    """Export the iteration as ONNX through the local service (export_iteration, poll get_exports, download)."""
+    import requests
+
+    client = training_client(service.endpoint, service.training_key)
+    retry.call(lambda: client.export_iteration(project_id, iteration_id, "ONNX", flavor=flavor), what="export")
+    deadline = time.monotonic() + timeout
+    while True:
+        exports = retry.call(lambda: client.get_exports(project_id, iteration_id), what="get exports")
+        mine = [x for x in exports if x.platform == "ONNX" and (x.flavor or None) == flavor]
+        if mine and mine[0].status == "Done":
+            break
+        if (mine and mine[0].status == "Failed") or time.monotonic() > deadline:
+            raise RuntimeError(f"ONNX export ({flavor or 'float32'}) not done: {mine[0].status if mine else 'absent'}")
+        time.sleep(0.2)
+    response = requests.get(mine[0].download_uri, timeout=60)
+    response.raise_for_status()
+    out.write_bytes(response.content)
+    return out
+
+
+def parity(service, project_id: str, publish_name: str, models: dict[str, Path], per_class: int) -> dict:
+    """The exported models against the service's answer (classify_image_with_no_store on the published iteration)
+    on the scenes holdout: same top tag for every image, and the largest probability difference."""
+    from cvops.clients import prediction_client
+    from functions import exported_model
+
+    predictor = prediction_client(service.endpoint, service.prediction_key)
+    holdout = scenes.dataset(CLASSES, per_class, seed=7, size=(320, 240))
+    service_answers = []
+    for item in holdout:
+        result = retry.call(lambda d=item.data: predictor.classify_image_with_no_store(project_id, publish_name,
+                                                                                       io.BytesIO(d)), what="parity")
+        service_answers.append({p.tag_name: p.probability for p in result.predictions})
+    report = {"holdout_images": len(holdout)}
+    for flavor, path in models.items():
+        model = exported_model.load(path)
+        top_differs, worst = 0, 0.0
+        for item, expected in zip(holdout, service_answers, strict=True):
+            rows = model.predict(item.data)
+            top_differs += rows[0][0] != max(expected, key=expected.get)
+            worst = max(worst, max(abs(p - expected[tag]) for tag, p in rows))
+        report[flavor] = {"top_tag_differs": top_differs, "max_probability_diff": round(worst, 5),
+                          "tolerance": PARITY_TOLERANCE[flavor]}
+    return report
+
+
+class StageClock:
+    """Thread CPU time spent inside wrapped functions, summed over all threads (time.thread_time: the handler's
+    stages run in the invoking thread, and the runner's onnxruntime session has one intra-op thread run inline)."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def wrap(self, stage: str, fn):
+        def timed(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with self._lock:
+                    self.seconds[stage] += spent
+        return timed
+
+
+def run_model(images: int, image_bytes: int, workers: int | None, parity_per_class: int) -> dict:
+    import resource
+
+    from functions import exported_model
+    from functions import images as image_checks
+
+    host = host_settings()
+    workers = workers or min(32, (os.cpu_count() or 1) + 4, host["max_parallelism"])
+    data = photo_of_about(image_bytes)
+    with tempfile.TemporaryDirectory(prefix="cvops-bench-fn-model-") as tmp, \
+            running_azurite(log_dir=Path(tmp) / "logs") as azurite, \
+            running_local_custom_vision(log_dir=Path(tmp) / "logs") as service:
+        project_id, publish_name, iteration_id = train_iteration(service, COMPACT_DOMAIN)
+        models = {"ONNX": export_model(service, project_id, iteration_id, None, Path(tmp) / "model.zip"),
+                  "OnnxFloat16": export_model(service, project_id, iteration_id, "OnnxFloat16",
+                                              Path(tmp) / "model-fp16.zip")}
+        agreement = parity(service, project_id, publish_name, models, parity_per_class)
+        os.environ.update({
+            "CVOPS_STORAGE": azurite.connection_string,
+            "CVOPS_MODEL": str(models["ONNX"]),
+            "VISION_PREDICTION_ENDPOINT": UNREACHABLE, "VISION_PREDICTION_KEY": "",
+            "VISION_PROJECT_ID": "", "VISION_PUBLISH_NAME": "", "VISION_MODERATION_ENDPOINT": "",
+            "CVOPS_POLICY": "policy.yaml",
+            **{f"CVOPS_{c.upper()}_CONTAINER": f"bench-{c}" for c in CONTAINERS},
+        })
+        requests_seen = Counter()
+        lock = threading.Lock()
+
+        def count(request) -> None:
+            with lock:
+                requests_seen[request.http_request.method] += 1
+
+        ctx = context.build_context(load_config(), storage_options={"raw_request_hook": count})
+        if ctx.exported is None:
+            raise RuntimeError("CVOPS_MODEL did not switch the app to in-process classification")
+        for c in CONTAINERS:
+            ctx.blob_service.create_container(f"bench-{c}")
+        requests_seen.clear()
+        context.install(ctx)
+        route = user_function(load_app(), "route_new_blob")
+        now = datetime.now(UTC)
+        streams = [func.blob.InputStream(
+            data=data, name=f"bench-incoming/cam/{i:05d}.jpg", length=len(data),
+            uri=f"{azurite.blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
+            blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
+                             "ContentLength": len(data)}) for i in range(images)]
+        outcomes: list[RoutedBlob] = []
+        errors: list[BaseException] = []
+        clock = StageClock()
+        invocation = clock.wrap("invocation", route)
+
+        def deliver(stream) -> None:
+            try:
+                invocation(stream)
+            except Exception as exc:
+                with lock:
+                    errors.append(exc)
+
+        model_class = exported_model.ExportedModel
+        real_normalise, real_predict, real_tensor = image_checks.normalise, model_class.predict, model_class.tensor
+        image_checks.normalise = clock.wrap("decode_validate", real_normalise)
+        model_class.predict = clock.wrap("preprocess_inference", real_predict)
+        model_class.tensor = clock.wrap("runner_decode_resize", real_tensor)  # Image.open is lazy: decode is here
+        processes = {"handler": None, "Azurite": azurite.process.pid}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        started = time.perf_counter()
+        try:
+            with observe(outcomes.append), ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(deliver, streams))
+        finally:
+            image_checks.normalise, model_class.predict, model_class.tensor = real_normalise, real_predict, real_tensor
+        wall = time.perf_counter() - started
+        cpu_after = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        context.install(None)
+        storage_requests = sum(requests_seen.values())
+
+        records = [b.name for b in ctx.blob_service.get_container_client("bench-results").list_blobs()]
+        copies = Counter()
+        for c in ("classified", "review", "rejected", "quarantine"):
+            for blob in ctx.blob_service.get_container_client(f"bench-{c}").list_blobs():
+                if not blob.name.endswith(SIDECAR_SUFFIX):
+                    copies[blob.name.rsplit("/", 1)[-1]] += 1
+        keys = Counter(o.record["key"] for o in outcomes)
+        for key in ("CVOPS_MODEL",):
+            os.environ.pop(key, None)
+
+    accepted = [o for o in outcomes if o.record["outcome"] == "accepted"]
+    per_image = {stage: round(seconds * 1000 / images, 2) for stage, seconds in clock.seconds.items()}
+    stages = {
+        "decode_validate": per_image.get("decode_validate", 0.0),
+        "preprocess_inference (runner)": per_image.get("preprocess_inference", 0.0),
+        "  of which decode+resize to S x S": per_image.get("runner_decode_resize", 0.0),
+        "  of which onnxruntime and the rest": round(per_image.get("preprocess_inference", 0.0)
+                                                     - per_image.get("runner_decode_resize", 0.0), 2),
+        "storage writes and the rest": round(per_image.get("invocation", 0.0) - per_image.get("decode_validate", 0.0)
+                                             - per_image.get("preprocess_inference", 0.0), 2),
+        "invocation total (thread CPU)": per_image.get("invocation", 0.0),
+    }
+    process_cpu = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / images, 1)
+                   for name in processes if cpu_before[name] is not None and cpu_after[name] is not None}
+    result = {
+        "images": images, "workers": workers, "image_bytes": len(data), "model": "ONNX float32 (General (compact))",
+        "wall_s": round(wall, 2),
+        "images_per_s": round(images / wall, 2),
+        "errors": len(errors),
+        "predict_ms_p50": round(statistics.median(o.record["timings_ms"].get("predict", 0) for o in outcomes), 2)
+        if outcomes else None,
+        "total_ms_p50": round(statistics.median(o.total_ms for o in outcomes), 2) if outcomes else None,
+        "storage_calls_per_accepted_image": round(statistics.mean(o.storage_calls for o in accepted), 2)
+        if accepted else None,
+        "storage_http_requests_per_image": round(storage_requests / images, 2),
+        "outcomes": dict(Counter(o.record["outcome"] for o in outcomes)),
+        "cpu_ms_per_image_by_stage": stages,
+        "cpu_ms_per_image": process_cpu,
+        "load_average_1min": [round(x, 2) for x in (load_before, load_after) if x is not None],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "lost": images - len(records),
+        "duplicated": sum(n - 1 for n in keys.values() if n > 1) + max(0, len(records) - images)
+        + sum(n - 1 for n in copies.values() if n > 1),
+        "parity": agreement,
+    }
+    result["targets"] = {
+        "images/s >= 60": result["images_per_s"] >= 60,
+        "no errors": result["errors"] == 0,
+        "storage calls per accepted image <= 4": (result["storage_calls_per_accepted_image"] or 1e9) <= 4,
+        "none lost or duplicated": result["lost"] == 0 and result["duplicated"] == 0,
+        **{f"parity {flavor}: same top tag, within {PARITY_TOLERANCE[flavor]}":
+           agreement[flavor]["top_tag_differs"] == 0 and agreement[flavor]["max_probability_diff"]
+           <= PARITY_TOLERANCE[flavor] for flavor in models},
+    }
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -248,8 +473,15 @@ def main() -> int:
     parser.add_argument("--image-bytes", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=None, help="default: what the Functions host would use")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    parser.add_argument("--model", action="store_true",
+                        help="classify in-process with the local service's ONNX export of a compact-domain iteration "
+                             "(CVOPS_MODEL): no prediction endpoint, no pacing; --tps and --latency-ms are ignored")
+    parser.add_argument("--parity-per-class", type=int, default=20, help="--model: holdout scenes per class")
     args = parser.parse_args()
-    result = run(args.images, args.tps, args.latency_ms, args.image_bytes, args.workers)
+    if args.model:
+        result = run_model(args.images, args.image_bytes, args.workers, args.parity_per_class)
+    else:
+        result = run(args.images, args.tps, args.latency_ms, args.image_bytes, args.workers)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
