@@ -31,6 +31,7 @@ from PIL import Image
 
 from cvops.errors import CvopsError
 from devkit import scenes
+from devkit.demo_export import print_export, run_export_comparison
 from devkit.demo_review import print_review, run_review_loop
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
 from functions import settings
@@ -224,7 +225,13 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         summary = summarize(demo, blob_service, incoming, reports)
         summary["policy"] = policy
 
-        print("\n== 5. Review: a person decides the unsure images in the page; the decisions go back into training")
+        print("\n== 5. Before Custom Vision retires: export the scenes model (ONNX) and route the same images with it")
+        model_run = Demo(root=root, size=size, env=dict(demo.env), timings=demo.timings)
+        summary["export"] = run_export_comparison(demo.cvops, model_run.cvops, model_run.env, blob_service, root,
+                                                  SCENES_SPEC, incoming, demo.timings)
+        summary["problems"] += summary["export"]["problems"]
+
+        print("\n== 6. Review: a person decides the unsure images in the page; the decisions go back into training")
         summary["review"] = run_review_loop(demo.cvops, demo.env, root, SCENES_SPEC, incoming, CLASSES, reports)
         summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -341,6 +348,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  {outcome:<10}  {name} ({what}): {top}")
     for name, reason in summary["quarantined"]:
         print(f"  quarantine  {name}: {reason}")
+    if summary.get("export") is not None:
+        print_export(summary["export"])
     if summary.get("review") is not None:
         print_review(summary["review"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
