@@ -99,16 +99,24 @@ def evaluate_iteration(service: Service, project_id: str, iteration: Any, *, tag
     y = label_matrix(images, tag_names)
     predictions = predict_holdout(service, holdout, images, project_id, iteration.id, concurrency=concurrency,
                                   reporter=reporter)
-    s = score_matrix(predictions, tag_names)
+    ev = holdout_numbers(y, score_matrix(predictions, tag_names), tag_names=tag_names, threshold=threshold,
+                         multiclass=multiclass, target_precision=target_precision, target_recall=target_recall)
+    ev["holdout_source"] = str(holdout)
+    ev["iteration"] = iteration.name
+    result["holdout"] = ev
+    return result
+
+
+def holdout_numbers(y: Any, s: Any, *, tag_names: Sequence[str], threshold: float | Mapping[str, float],
+                    multiclass: bool, target_precision: float | None, target_recall: float | None) -> dict[str, Any]:
+    """The holdout report of truth ``y`` and scores ``s`` (pure): metrics at the thresholds, and the threshold sweep
+    when a target is given. One home for the service's path and an exported model's, so both report alike."""
     thresholds: float | dict[str, float] = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
     ev = metrics.evaluate_scores(y, s, list(tag_names), thresholds, multiclass).to_dict()
     if target_precision is not None or target_recall is not None:
         ev["threshold_sweep"] = metrics.threshold_sweep(y, s, target_precision=target_precision,
                                                         target_recall=target_recall, tag_names=list(tag_names))
-    ev["holdout_source"] = str(holdout)
-    ev["iteration"] = iteration.name
-    result["holdout"] = ev
-    return result
+    return ev
 
 
 def predict_holdout_with_model(model: Any, source: ImageSource, images: Sequence[SourceImage], *,
@@ -144,11 +152,8 @@ def evaluate_model(model: Any, holdout: ImageSource, *, tag_names: Sequence[str]
     y = label_matrix(images, tag_names)
     s = score_matrix(predict_holdout_with_model(model, holdout, images, concurrency=concurrency, reporter=reporter),
                      tag_names)
-    thresholds: float | dict[str, float] = dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
-    ev = metrics.evaluate_scores(y, s, list(tag_names), thresholds, multiclass).to_dict()
-    if target_precision is not None or target_recall is not None:
-        ev["threshold_sweep"] = metrics.threshold_sweep(y, s, target_precision=target_precision,
-                                                        target_recall=target_recall, tag_names=list(tag_names))
+    ev = holdout_numbers(y, s, tag_names=tag_names, threshold=threshold, multiclass=multiclass,
+                         target_precision=target_precision, target_recall=target_recall)
     ev["holdout_source"] = str(holdout)
     ev["iteration"] = f"model {model.sha256[:12]}"
     return {"model": model.describe(), "service": None, "holdout": ev}
