@@ -52,9 +52,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from a fresh clone
 
@@ -180,20 +182,10 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
         context.install(ctx)
         route = user_function(load_app(), "route_new_blob")
         now = datetime.now(UTC)
-        streams = [func.blob.InputStream(
-            data=data, name=f"bench-incoming/cam/{i:05d}.jpg", length=len(data),
-            uri=f"{azurite.blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
-            blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
-                             "ContentLength": len(data)}) for i in range(images)]
+        streams = _streams(data, images, azurite.blob_endpoint, now)
         outcomes: list[RoutedBlob] = []
         errors: list[BaseException] = []
-
-        def deliver(stream) -> None:
-            try:
-                route(stream)
-            except Exception as exc:
-                with lock:
-                    errors.append(exc)
+        deliver = _collecting_errors(route, errors, lock)
 
         processes = {"handler": None, "local Custom Vision": service.process.pid, "Azurite": azurite.process.pid}
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
@@ -207,12 +199,7 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
         context.install(None)
         storage_requests = sum(requests_seen.values())
 
-        records = [b.name for b in ctx.blob_service.get_container_client("bench-results").list_blobs()]
-        copies = Counter()
-        for c in ("classified", "review", "rejected", "quarantine"):
-            for blob in ctx.blob_service.get_container_client(f"bench-{c}").list_blobs():
-                if not blob.name.endswith(SIDECAR_SUFFIX):
-                    copies[blob.name.rsplit("/", 1)[-1]] += 1
+        records, copies = _records_and_copies(ctx.blob_service)
         keys = Counter(o.record["key"] for o in outcomes)
 
     accepted = [o for o in outcomes if o.record["outcome"] == "accepted"]
@@ -371,22 +358,12 @@ def run_model(images: int, image_bytes: int, workers: int | None, parity_per_cla
         context.install(ctx)
         route = user_function(load_app(), "route_new_blob")
         now = datetime.now(UTC)
-        streams = [func.blob.InputStream(
-            data=data, name=f"bench-incoming/cam/{i:05d}.jpg", length=len(data),
-            uri=f"{azurite.blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
-            blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
-                             "ContentLength": len(data)}) for i in range(images)]
+        streams = _streams(data, images, azurite.blob_endpoint, now)
         outcomes: list[RoutedBlob] = []
         errors: list[BaseException] = []
         clock = StageClock()
         invocation = clock.wrap("invocation", route)
-
-        def deliver(stream) -> None:
-            try:
-                invocation(stream)
-            except Exception as exc:
-                with lock:
-                    errors.append(exc)
+        deliver = _collecting_errors(invocation, errors, lock)
 
         model_class = exported_model.ExportedModel
         real_normalise, real_predict, real_tensor = image_checks.normalise, model_class.predict, model_class.tensor
@@ -408,12 +385,7 @@ def run_model(images: int, image_bytes: int, workers: int | None, parity_per_cla
         context.install(None)
         storage_requests = sum(requests_seen.values())
 
-        records = [b.name for b in ctx.blob_service.get_container_client("bench-results").list_blobs()]
-        copies = Counter()
-        for c in ("classified", "review", "rejected", "quarantine"):
-            for blob in ctx.blob_service.get_container_client(f"bench-{c}").list_blobs():
-                if not blob.name.endswith(SIDECAR_SUFFIX):
-                    copies[blob.name.rsplit("/", 1)[-1]] += 1
+        records, copies = _records_and_copies(ctx.blob_service)
         keys = Counter(o.record["key"] for o in outcomes)
         for key in ("CVOPS_MODEL",):
             os.environ.pop(key, None)
@@ -464,6 +436,38 @@ def run_model(images: int, image_bytes: int, workers: int | None, parity_per_cla
     }
     return result
 
+
+
+def _streams(data: bytes, images: int, blob_endpoint: str, now: datetime) -> list[func.blob.InputStream]:
+    """The trigger inputs the host would hand the app: the same bytes under ``images`` names, each its own version."""
+    return [func.blob.InputStream(
+        data=data, name=f"bench-incoming/cam/{i:05d}.jpg", length=len(data),
+        uri=f"{blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
+        blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
+                         "ContentLength": len(data)}) for i in range(images)]
+
+
+def _collecting_errors(route: Callable[[Any], Any], errors: list[BaseException],
+                       lock: threading.Lock) -> Callable[[Any], None]:
+    """``route`` for a thread pool: an invocation's exception is kept (the host would retry it), not raised."""
+    def deliver(stream: Any) -> None:
+        try:
+            route(stream)
+        except Exception as exc:
+            with lock:
+                errors.append(exc)
+    return deliver
+
+
+def _records_and_copies(blob_service: Any) -> tuple[list[str], Counter]:
+    """The result records written, and how many routed copies each image name has (sidecars left out)."""
+    records = [b.name for b in blob_service.get_container_client("bench-results").list_blobs()]
+    copies: Counter = Counter()
+    for c in ("classified", "review", "rejected", "quarantine"):
+        for blob in blob_service.get_container_client(f"bench-{c}").list_blobs():
+            if not blob.name.endswith(SIDECAR_SUFFIX):
+                copies[blob.name.rsplit("/", 1)[-1]] += 1
+    return records, copies
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
