@@ -75,7 +75,7 @@ from functions.naming import SIDECAR_SUFFIX
 from pipelines.run_local import host_settings, load_app, user_function
 
 CLASSES = ("beach", "forest", "city")
-CONTAINERS = ("incoming", "classified", "review", "rejected", "quarantine", "results")
+CONTAINERS = ("incoming", "accepted", "review", "rejected", "quarantine", "results")
 
 
 def photo_of_about(n_bytes: int) -> bytes:
@@ -463,7 +463,7 @@ def _records_and_copies(blob_service: Any) -> tuple[list[str], Counter]:
     """The result records written, and how many routed copies each image name has (sidecars left out)."""
     records = [b.name for b in blob_service.get_container_client("bench-results").list_blobs()]
     copies: Counter = Counter()
-    for c in ("classified", "review", "rejected", "quarantine"):
+    for c in ("accepted", "review", "rejected", "quarantine"):
         for blob in blob_service.get_container_client(f"bench-{c}").list_blobs():
             if not blob.name.endswith(SIDECAR_SUFFIX):
                 copies[blob.name.rsplit("/", 1)[-1]] += 1

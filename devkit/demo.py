@@ -34,15 +34,13 @@ from devkit import scenes
 from devkit.demo_export import print_export, run_export_comparison
 from devkit.demo_review import print_review, run_review_loop
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
-from functions import settings
+from functions import routes
 
 CLASSES = ("beach", "forest", "mountain", "city")
 MULTI_LABEL_SETS = (("beach",), ("forest",), ("mountain",), ("city",), ("beach", "forest"), ("city", "mountain"),
                     ("forest", "mountain"))
 # What infra/ creates in Azure: the training sets' containers and every container the Function App reads or writes.
-DEMO_CONTAINERS = ("training", "holdout", *(settings.BY_NAME[name].default for name in (
-    "CVOPS_INCOMING_CONTAINER", "CVOPS_CLASSIFIED_CONTAINER", "CVOPS_REVIEW_CONTAINER", "CVOPS_REJECTED_CONTAINER",
-    "CVOPS_QUARANTINE_CONTAINER", "CVOPS_RESULTS_CONTAINER")))
+DEMO_CONTAINERS = ("training", "holdout", *(route.default for route in routes.ROUTES))
 SCENES_SPEC = REPO_ROOT / "examples" / "scenes" / "project.yaml"
 MULTILABEL_SPEC = REPO_ROOT / "examples" / "multilabel" / "project.yaml"
 
@@ -353,7 +351,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("review") is not None:
         print_review(summary["review"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
-    print("Results:  containers classified/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
+    print("Results:  containers accepted/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
           "results/date=<day>/*.jsonl in Azurite's data under .local/demo/azurite")
     print("Timings:  " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in summary["timings"].items())
           + f"; total {summary['wall_seconds']:.0f}s")

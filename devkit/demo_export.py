@@ -19,7 +19,7 @@ from azure.storage.blob import BlobServiceClient
 from functions import routes
 
 SUFFIX = "-onnx"
-"""The second run's containers: each of the app's containers with this suffix (incoming-onnx, classified-onnx...)."""
+"""The second run's containers: each of the app's containers with this suffix (incoming-onnx, accepted-onnx...)."""
 
 Cvops = Callable[..., Any]
 
@@ -50,7 +50,7 @@ def top_tag(record: Mapping[str, Any]) -> str | None:
 
 def compare(api: Mapping[str, list[dict[str, Any]]], exported: Mapping[str, list[dict[str, Any]]],
             names: Sequence[str]) -> dict[str, Any]:
-    """Agreement of two runs over the same images: same outcome, same top tag (where both classified), and the images
+    """Agreement of two runs over the same images: same outcome, same top tag (where both runs gave one), and the images
     without exactly one record in the exported run (the problems the demo fails on)."""
     problems = [f"{name}: {len(exported.get(name, []))} result records with the exported model (expected exactly 1)"
                 for name in names if len(exported.get(name, [])) != 1]
@@ -60,7 +60,7 @@ def compare(api: Mapping[str, list[dict[str, Any]]], exported: Mapping[str, list
     return {
         "images": len(both),
         "same_outcome": sum(1 for a, e in both if a["outcome"] == e["outcome"]),
-        "classified": len(tagged),
+        "both_tagged": len(tagged),
         "same_top_tag": sum(1 for a, e in tagged if a == e),
         "differences": [f"{a['blob']['name']}: {a['outcome']} / {e['outcome']}" for a, e in both
                         if a["outcome"] != e["outcome"]],
@@ -100,7 +100,7 @@ def print_export(summary: Mapping[str, Any]) -> None:
     speed = summary["images_per_second"]
     print(f"\nExported model ({summary['model']}) vs the Prediction API on the same {summary['images']} images: "
           f"{summary['same_outcome']} of {summary['images']} same outcome, "
-          f"{summary['same_top_tag']} of {summary['classified']} same top tag")
+          f"{summary['same_top_tag']} of {summary['both_tagged']} same top tag")
     print(f"  speed (run-local, process start included): API {speed.get('api', 0):.1f} images/s, "
           f"exported model {speed.get('model', 0):.1f} images/s")
     for difference in summary["differences"]:

@@ -7,7 +7,7 @@ processed, keyed by that version's ETag, so a message delivered twice still give
 
 Which blobs a message may name (:func:`refusal`): only blobs of the app's incoming container, by a name the service
 would store. Anyone who can write to the queue could otherwise make the app copy a blob of any container (a private
-one, or its own ``classified``/``results`` output, which it would route again as ``classified/beach/beach/...``) into
+one, or its own ``accepted``/``results`` output, which it would route again as ``accepted/beach/beach/...``) into
 the outputs its readers see; and a ``.``/``..`` path segment is resolved by URL normalisation before the request
 reaches the service, so ``../other/x.jpg`` would read another container's blob. These are permanent: retrying
 cannot make them right, so they are refused once instead of being retried to the poison queue.

@@ -7,6 +7,7 @@ stop the app with one message naming the setting, not surface one blob at a time
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import uuid
@@ -20,10 +21,12 @@ from functions import routes, settings
 from functions.naming import Location, check_disjoint
 from functions.policy import Policy, load_policy
 
-__all__ = ["APP_ROOT", "AppConfig", "StorageConnection", "load_config", "relevant_environment"]
+__all__ = ["APP_ROOT", "AppConfig", "StorageConnection", "load_config", "relevant_environment", "route_location"]
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 """Where function_app.py, host.json and policy.yaml live (the deployment package's root)."""
+
+log = logging.getLogger("cvops.functions")
 
 _STORAGE_PREFIX = settings.STORAGE_CONNECTION
 # Connection strings the app or its host read; registered for redaction even when the app does not use them itself.
@@ -73,7 +76,7 @@ class AppConfig:
     moderation_endpoint: str
     moderation_key: str = field(repr=False)
     incoming: Location
-    classified: Location
+    accepted: Location
     review: Location
     rejected: Location
     quarantine: Location
@@ -91,16 +94,51 @@ class AppConfig:
         return bool(self.moderation_endpoint)
 
     def destination(self, outcome: str) -> Location:
-        """Where copies of an outcome go (:data:`functions.routes.BY_OUTCOME`: accepted -> ``classified``...)."""
+        """Where copies of an outcome go (:data:`functions.routes.BY_OUTCOME`: accepted -> ``accepted``...)."""
         return getattr(self, routes.BY_OUTCOME[outcome].key)
 
 
 def relevant_environment(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
     """The settings the configuration depends on, as a hashable snapshot (the cache key of the app context)."""
     env = os.environ if environ is None else environ
-    names = [s.name for s in settings.SETTINGS]
+    names = [s.name for s in settings.SETTINGS] + list(routes.LEGACY_SETTINGS)
     names += [k for k in env if k == _STORAGE_PREFIX or k.startswith(f"{_STORAGE_PREFIX}__")]
     return tuple(sorted((name, env.get(name, "")) for name in set(names)))
+
+
+def route_location(route: routes.Route, environ: Mapping[str, str] | None = None) -> Location:
+    """A route's location from its setting, honouring the route's deprecated former names (``route.legacy_settings``).
+
+    Why here, once: the app and the review tool must read the same container for the same settings, and a deployment
+    configured before a rename (``CVOPS_CLASSIFIED_CONTAINER``) must keep routing where it did. Only a former name set:
+    its value is used, with one warning to rename it. Both set to the same location: the new name's, with one warning to
+    delete the former. Set to different locations: a ConfigurationError naming both, since either choice could send
+    images somewhere the operator did not mean. Container names are not secrets, so the messages carry them.
+    """
+    env = os.environ if environ is None else environ
+    current = Location.parse(settings.read(route.setting, env), route.setting) if env.get(route.setting, "").strip() \
+        else None
+    former = [(name, Location.parse(env[name], name)) for name in route.legacy_settings if env.get(name, "").strip()]
+    for name, location in former:
+        if current is not None and location != current:
+            raise ConfigurationError(
+                f"app settings {route.setting}={str(current)!r} and {name}={str(location)!r} disagree: {name} is the "
+                f"former name of {route.setting}, so they set the same container",
+                setting=route.setting,
+                hint=f"keep {route.setting} set to the container you want and delete {name}")
+    if former and current is None and len({location for _, location in former}) > 1:
+        names = " and ".join(f"{name}={str(location)!r}" for name, location in former)
+        raise ConfigurationError(f"app settings {names} disagree: both are former names of {route.setting}",
+                                 setting=route.setting, hint=f"set {route.setting} and delete {names}")
+    if former:
+        name, location = former[0]
+        if current is None:
+            log.warning("app setting %s is deprecated: rename it to %s (its value, container %r, is used meanwhile)",
+                        name, route.setting, str(location))
+            return location
+        log.warning("app setting %s is deprecated and ignored: %s is set to the same container %r; delete %s",
+                    name, route.setting, str(location), name)
+    return current if current is not None else Location.parse(settings.read(route.setting, env), route.setting)
 
 
 def _flag(name: str, env: Mapping[str, str]) -> bool:
@@ -144,7 +182,7 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
     env = os.environ if environ is None else environ
     for name in _SECRET_NAMES:  # the host's own storage connection may be printed by an SDK error too
         register_secret(env.get(name))
-    locations = {route.key: Location.parse(settings.read(route.setting, env), route.setting) for route in routes.ROUTES}
+    locations = {route.key: route_location(route, env) for route in routes.ROUTES}
     incoming = locations[routes.INCOMING.key]
     if incoming.prefix:
         raise ConfigurationError(f"app setting {routes.INCOMING.setting} must be a container name without a prefix",

@@ -1,4 +1,4 @@
-"""The routing policy: which scores send an image to classified/<tag>/, review/ or rejected/.
+"""The routing policy: which scores send an image to accepted/<tag>/, review/ or rejected/.
 
 Why plain data and a pure function: a threshold is a business decision (0.8 for a retail shelf where a wrong product
 costs money, 0.3 for a high-recall medical screen where a missed finding costs more), so it lives in a file the

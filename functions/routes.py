@@ -4,17 +4,24 @@ Why one table: the settings catalogue, the configuration, the handler (a missing
 backlog queue (outputs it refuses to re-route) and the overlap check all need the same outcome -> location -> setting
 mapping; rebuilt in each, a new outcome or a renamed setting would be missed in one of them and fail only in Azure.
 
-Why outcome ``accepted`` lands in container ``classified``: the policy names a *decision* (accepted, review, rejected,
-quarantine) while the container names what it *holds* (images classified under ``<tag>/``). The setting
-``CVOPS_CLASSIFIED_CONTAINER`` and the default ``classified`` are used by infra/ and by existing deployments, so they
-stay; this table is the one place that joins the two names.
+Why the names agree: outcome ``accepted`` lands in container ``accepted``, set by ``CVOPS_ACCEPTED_CONTAINER`` and held
+by ``AppConfig.accepted``, so a reader who knows one name finds the other three. Until issue 12 the container, its
+setting and the field were called ``classified``, and a newcomer looking for the accepted images had to learn that
+join first. Records keep their ``outcome`` values: readers of the results depend on them.
+
+How existing deployments keep routing where they did: a route's ``legacy_settings`` are its former setting names,
+still read by :func:`functions.config.route_location` (the one reader of a route's setting, for the app and the review
+tool). Only the former name set: its value is used and one warning says to rename it; both set to the same value: the
+new name wins and the warning says to delete the old one; both set to different values: a ConfigurationError naming
+both, since either choice could route images somewhere the operator did not mean. infra/ takes the container as the
+``acceptedContainer`` parameter: an existing deployment passes ``classified`` to keep its container.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BY_KEY", "BY_OUTCOME", "INCOMING", "OUTPUTS", "ROUTES", "SHAREABLE", "TAGGED", "Route"]
+__all__ = ["BY_KEY", "BY_OUTCOME", "INCOMING", "LEGACY_SETTINGS", "OUTPUTS", "ROUTES", "SHAREABLE", "TAGGED", "Route"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +35,16 @@ class Route:
     doc: str
     outcome: str | None = None
     tagged: bool = False
+    legacy_settings: tuple[str, ...] = ()
+    """Former names of ``setting``, still read (deprecated) so a deployment configured before a rename keeps its
+    container; see :func:`functions.config.route_location`."""
 
 
 INCOMING = Route("incoming", "CVOPS_INCOMING_CONTAINER", "incoming", "Container whose new blobs are classified.")
 
 OUTPUTS: tuple[Route, ...] = (
-    Route("classified", "CVOPS_CLASSIFIED_CONTAINER", "classified", "Accepted images, copied under <tag>/.",
-          outcome="accepted", tagged=True),
+    Route("accepted", "CVOPS_ACCEPTED_CONTAINER", "accepted", "Accepted images, copied under <tag>/.",
+          outcome="accepted", tagged=True, legacy_settings=("CVOPS_CLASSIFIED_CONTAINER",)),
     Route("review", "CVOPS_REVIEW_CONTAINER", "review", "Images a person must look at.", outcome="review"),
     Route("rejected", "CVOPS_REJECTED_CONTAINER", "rejected", "Images refused by policy (e.g. moderation).",
           outcome="rejected"),
@@ -46,6 +56,8 @@ OUTPUTS: tuple[Route, ...] = (
 """Every location the app writes to, in the order the settings are documented."""
 
 ROUTES: tuple[Route, ...] = (INCOMING, *OUTPUTS)
+LEGACY_SETTINGS: dict[str, Route] = {name: route for route in ROUTES for name in route.legacy_settings}
+"""Each former setting name -> the route that now owns it."""
 BY_KEY: dict[str, Route] = {route.key: route for route in ROUTES}
 BY_OUTCOME: dict[str, Route] = {route.outcome: route for route in OUTPUTS if route.outcome is not None}
 TAGGED: frozenset[str] = frozenset(route.key for route in OUTPUTS if route.tagged)

@@ -25,6 +25,9 @@ class Setting:
     default: str | None = None
     required: bool = False
     secret: bool = False
+    formerly: tuple[str, ...] = ()
+    """Deprecated former names, still read so deployments set up before a rename keep working: the rule (one
+    warning, or an error naming both when they disagree) is :func:`functions.config.route_location`."""
 
 
 # The storage connection used by the triggers and outputs. In Azure it is identity-based: `CVOPS_STORAGE__blobServiceUri`,
@@ -44,7 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
             ),
     Setting("VISION_MODERATION_KEY", "Computer Vision key; empty means keyless access (managed identity).", secret=True),
     # The containers: names, defaults and docs come from the routes table (functions/routes.py).
-    *(Setting(route.setting, route.doc, default=route.default) for route in routes.ROUTES),
+    *(Setting(route.setting, route.doc, default=route.default, formerly=route.legacy_settings) for route in routes.ROUTES),
     Setting("CVOPS_BACKLOG_QUEUE", "Storage queue that fans a backlog of existing blobs out to the same handler.",
             default="cvops-backlog"),
     Setting("CVOPS_POLICY", "Routing policy: inline JSON, or a path to a YAML/JSON file relative to the app root.",
@@ -97,7 +100,8 @@ def example_local_settings() -> dict:
     for setting in SETTINGS:
         placeholder = f"<{setting.name.lower()}>" if setting.required else ""
         values[setting.name] = "" if setting.secret else (setting.default or placeholder)
-    docs = {s.name: s.doc for s in SETTINGS}
+    docs = {s.name: s.doc + (f" Formerly {' and '.join(s.formerly)}: still read (deprecated), rename it."
+                             if s.formerly else "") for s in SETTINGS}
     docs[STORAGE_CONNECTION] = ("Storage for the triggers and outputs: a connection string locally; in Azure use "
                                 f"{STORAGE_CONNECTION}__blobServiceUri, {STORAGE_CONNECTION}__queueServiceUri and "
                                 f"{STORAGE_CONNECTION}__clientId with the managed identity instead.")

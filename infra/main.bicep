@@ -83,12 +83,17 @@ param maximumInstanceCount int = 4
 @description('true: the Function App plan is zone redundant (the region must offer zones for Flex Consumption).')
 param zoneRedundant bool = false
 
+@description('Container of accepted images (CVOPS_ACCEPTED_CONTAINER). A deployment made before the rename keeps its images where they are by passing \'classified\'; see docs/azure.md.')
+@minLength(3)
+@maxLength(63)
+param acceptedContainer string = 'accepted'
+
 // Container and queue names. The *_CONTAINER defaults in functions/settings.py must match (tests/test_infra_settings.py).
 var containers = {
   training: 'training'
   holdout: 'holdout'
   incoming: 'incoming'
-  classified: 'classified'
+  accepted: acceptedContainer
   review: 'review'
   rejected: 'rejected'
   quarantine: 'quarantine'
@@ -146,7 +151,7 @@ module storage 'modules/storage.bicep' = {
       containers.training
       containers.holdout
       containers.incoming
-      containers.classified
+      containers.accepted
       containers.review
       containers.rejected
       containers.quarantine
@@ -281,7 +286,7 @@ output containerNames array = [
   containers.training
   containers.holdout
   containers.incoming
-  containers.classified
+  containers.accepted
   containers.review
   containers.rejected
   containers.quarantine

@@ -1173,7 +1173,7 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
 def review_serve(run: Run, host: str, port: int, reviewer: str | None, allow_remote: bool, token: str | None) -> None:
     """The review page: each image the Function App sent to review, its scores, the policy's reason, when it arrived
     and which model judged it; pick a tag (keys 1-9 or the tag's initial), reject (x) or skip (s). Storage comes from
-    the CLI's settings, the containers from the app's (CVOPS_REVIEW_CONTAINER, CVOPS_CLASSIFIED_CONTAINER, ...).
+    the CLI's settings, the containers from the app's (CVOPS_REVIEW_CONTAINER, CVOPS_ACCEPTED_CONTAINER, ...).
 
     \b
     Examples:

@@ -32,7 +32,7 @@ def test_agreement_counts_outcomes_and_top_tags_and_names_missing_or_duplicate_r
     summary = compare(api, exported, ["a.jpg", "b.jpg", "bad.jpg", "c.jpg", "d.jpg"])
 
     assert (summary["images"], summary["same_outcome"]) == (3, 2)
-    assert (summary["classified"], summary["same_top_tag"]) == (2, 1)     # the quarantined file has no top tag
+    assert (summary["both_tagged"], summary["same_top_tag"]) == (2, 1)     # the quarantined file has no top tag
     assert summary["differences"] == ["b.jpg: review / accepted"]
     assert [p.split(":")[0] for p in summary["problems"]] == ["c.jpg", "d.jpg"]
     assert top_tag(record("x", "quarantine")) is None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from functions import routes
 from functions import settings as catalogue
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
@@ -319,8 +320,12 @@ def app_settings() -> dict[str, object]:
 
 
 def main_containers() -> dict[str, str]:
-    value = BicepFile(MAIN).var("containers")
-    assert isinstance(value, dict) and all(isinstance(v, str) for v in value.values()), value
+    """main.bicep's container names by role; a name taken from a parameter (``acceptedContainer``) is its default."""
+    main = BicepFile(MAIN)
+    value = main.var("containers")
+    assert isinstance(value, dict), value
+    value = {role: main.param_default(v.source) if isinstance(v, Expr) else v for role, v in value.items()}
+    assert all(isinstance(v, str) for v in value.values()), value
     return value
 
 
@@ -389,6 +394,19 @@ def test_container_settings_name_the_containers_the_bicep_creates_with_the_code_
         if setting.name.endswith("_CONTAINER"):
             value = resolve(values[setting.name], {"containers": containers})
             assert value == setting.default, f"{setting.name}: Bicep gives {value!r}, the code defaults to {setting.default!r}"
+
+
+def test_the_accepted_container_is_a_parameter_so_a_deployment_can_keep_its_former_classified_container():
+    """Issue 12 renamed CVOPS_CLASSIFIED_CONTAINER (container ``classified``) to CVOPS_ACCEPTED_CONTAINER (``accepted``);
+    an existing deployment passes ``acceptedContainer=classified``, and the app setting and the created container
+    must both follow that one parameter, while the former setting is no longer set by the Bicep."""
+    route = routes.BY_OUTCOME["accepted"]
+    main = BicepFile(MAIN)
+    assert main.param_default("acceptedContainer") == route.default == "accepted"
+    assert main.var("containers")[route.key] == Expr("acceptedContainer")
+    assert app_settings()[route.setting] == Expr(f"containers.{route.key}")
+    assert Expr(f"containers.{route.key}") in main.property("containerNames")
+    assert not set(route.legacy_settings) & set(app_settings())
 
 
 def test_storage_creates_every_container_the_code_and_the_pipelines_use():

@@ -35,7 +35,7 @@ param deploymentContainerName string
 @description('Application Insights connection string (local auth is off on the component).')
 param appInsightsConnectionString string
 
-@description('Container names, keyed by role: incoming, classified, review, rejected, quarantine, results.')
+@description('Container names, keyed by role: incoming, accepted, review, rejected, quarantine, results.')
 param containers object
 
 @description('Name of the backlog queue.')
@@ -157,7 +157,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'VISION_MODERATION_ENDPOINT', value: moderationEndpoint }
         { name: 'VISION_MODERATION_KEY', value: moderationKeyReference }
         { name: 'CVOPS_INCOMING_CONTAINER', value: containers.incoming }
-        { name: 'CVOPS_CLASSIFIED_CONTAINER', value: containers.classified }
+        { name: 'CVOPS_ACCEPTED_CONTAINER', value: containers.accepted }
         { name: 'CVOPS_REVIEW_CONTAINER', value: containers.review }
         { name: 'CVOPS_REJECTED_CONTAINER', value: containers.rejected }
         { name: 'CVOPS_QUARANTINE_CONTAINER', value: containers.quarantine }

@@ -6,7 +6,7 @@ The protocol, and why (the Function App's, :mod:`functions.handler`, applied to 
    the record key alone, so of two reviewers, a double click or a retried form post, exactly one creates it; every
    other attempt reads it and is told who decided (``already_decided``). It is the intent: from here on, every
    attempt completes *this* decision's move, never a second one. The app's result record is never touched.
-2. Each destination (``classified/<tag>/<escaped name>``, one per chosen tag, or ``rejected/<escaped name>``;
+2. Each destination (``accepted/<tag>/<escaped name>``, one per chosen tag, or ``rejected/<escaped name>``;
    :func:`functions.naming.copy_name`) is created from the review copy's bytes, read on its ETag, with
    ``If-None-Match: *`` and MD5 verified by the service (:meth:`functions.store.BlobStore.put_verified`). A name
    held by another version of the blob gets this version's own name (``%v<key>``) and the decision record is
@@ -127,7 +127,7 @@ def build_decision(item: ReviewItem, config: ReviewConfig, *, reviewer: str, tag
         location = config.rejected
         destinations = [f"{location.container}/{naming.copy_name(location, item.source_name, None)}"]
     else:
-        location = config.classified
+        location = config.accepted
         destinations = [f"{location.container}/{naming.copy_name(location, item.source_name, tag)}" for tag in tags]
     result_record = None
     arrived = item.arrived

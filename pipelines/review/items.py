@@ -25,7 +25,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from functions import naming, routes, settings
+from functions import naming, routes
 from functions.naming import Location
 from functions.store import BlobStore
 
@@ -48,20 +48,23 @@ class ReviewConfig:
     """The locations a review reads and writes: the app's own settings, so the page and the app agree."""
 
     review: Location
-    classified: Location
+    accepted: Location
     rejected: Location
     results: Location
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ReviewConfig:
-        """From ``CVOPS_REVIEW_CONTAINER``, ``CVOPS_CLASSIFIED_CONTAINER``, ``CVOPS_REJECTED_CONTAINER`` and
-        ``CVOPS_RESULTS_CONTAINER`` (the app's settings and defaults, :mod:`functions.routes`); a wrong value is a
-        ConfigurationError naming its setting, as the app's start would give."""
+        """From the app's own settings and defaults for the review, accepted, rejected and results routes
+        (:mod:`functions.routes`), read by the app's own rule (:func:`functions.config.route_location`, which also
+        honours a deprecated former name such as ``CVOPS_CLASSIFIED_CONTAINER``): an accepted image is copied where
+        the app would have put it. A wrong value is a ConfigurationError naming its setting, as the app's start would
+        give."""
+        from functions.config import route_location
+
         env = os.environ if environ is None else environ
         locations = {}
-        for key in ("review", "classified", "rejected", "results"):
-            route = routes.BY_KEY[key]
-            locations[key] = Location.parse(settings.read(route.setting, env), route.setting)
+        for key in ("review", routes.BY_OUTCOME["accepted"].key, "rejected", "results"):
+            locations[key] = route_location(routes.BY_KEY[key], env)
         naming.check_disjoint(locations)
         return cls(**locations)
 

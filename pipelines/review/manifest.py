@@ -1,7 +1,7 @@
 """Reviewed images back into training: a manifest ``cvops images upload`` reads (:func:`pipelines.sources.parse_manifest`).
 
 Only what a person decided, with the person's tags: each entry comes from a decision record (never from the app's
-result record, whose tags are the model's), and its path is the copy the decision made in ``classified/<tag>/``,
+result record, whose tags are the model's), and its path is the copy the decision made in ``accepted/<tag>/``,
 as ``az://container/name``. That path is also the upload's source key, so exporting overlapping periods and
 uploading twice sends each image once.
 
@@ -42,7 +42,7 @@ class Manifest:
 
 
 def manifest_rows(decisions: Iterable[Mapping[str, Any]]) -> Manifest:
-    """One row per accepted decision: its first copy (``az://classified/<tag>/<name>``; a multilabel image has one
+    """One row per accepted decision: its first copy (``az://accepted/<tag>/<name>``; a multilabel image has one
     copy per tag, the same bytes) and all its human tags. Decisions without a copy or tags are skipped (counted)."""
     rows, rejected, skipped = [], 0, 0
     for decision in decisions:

@@ -76,11 +76,11 @@ def test_keyboard_decides_tags_rejects_skips_and_moves(world, serve, context):
     page.keyboard.press("c")  # the tag's initial: city, although the model said beach
     _wait_moved(page, first["key"])
     assert page.url.endswith(f"/item/{second['key']}") and "shelf/a.jpg: tagged city" in _flash(page)
-    assert world.names("classified") == ["city/shelf/a.jpg", "city/shelf/a.jpg.cvops.json"]
+    assert world.names("accepted") == ["city/shelf/a.jpg", "city/shelf/a.jpg.cvops.json"]
     decided = _decision(world, first["key"])
     assert (decided["reviewer"], decided["tags"], decided["decision"], decided["agreed"]) == (
         "alice", ["city"], "accepted", False)
-    assert world.read("classified", "city/shelf/a.jpg") == photos[0]
+    assert world.read("accepted", "city/shelf/a.jpg") == photos[0]
 
     page.keyboard.press("x")  # reject
     _wait_moved(page, second["key"])
@@ -105,7 +105,7 @@ def test_keyboard_decides_tags_rejects_skips_and_moves(world, serve, context):
     page.keyboard.press("Enter")
     _wait_moved(page, fourth["key"])
     assert _decision(world, fourth["key"])["tags"] == ["beach", "forest"]
-    assert {"beach/shelf/d.jpg", "forest/shelf/d.jpg"} <= set(world.names("classified"))
+    assert {"beach/shelf/d.jpg", "forest/shelf/d.jpg"} <= set(world.names("accepted"))
     assert world.names("review") == ["shelf/c.jpg", "shelf/c.jpg.cvops.json"]  # only the skipped one waits
     assert len(_decisions(world)) == 3
     assert context.dialogs == []
@@ -148,7 +148,7 @@ def test_two_reviewers_racing_on_one_image_make_one_decision_and_the_other_is_to
         assert f"already decided by {winner} at " in told and "your choice was not recorded" in told
         tag = decided["tags"][0]
         assert tag == ("beach" if winner == "alice" else "city")
-        assert world.names("classified") == [f"{tag}/race/one.jpg", f"{tag}/race/one.jpg.cvops.json"]
+        assert world.names("accepted") == [f"{tag}/race/one.jpg", f"{tag}/race/one.jpg.cvops.json"]
         assert world.names("review") == []
     finally:
         for ctx in contexts:
@@ -181,8 +181,8 @@ def test_a_hostile_blob_name_and_tag_are_rendered_inert_and_shown_escaped(world,
     _wait_moved(page, record["key"])
     decided = _decision(world, record["key"])
     assert decided["tags"] == [HOSTILE_TAG]
-    copy = naming.copy_name(world.config.classified, HOSTILE, HOSTILE_TAG)
-    assert copy in world.names("classified")
+    copy = naming.copy_name(world.config.accepted, HOSTILE, HOSTILE_TAG)
+    assert copy in world.names("accepted")
     assert context.dialogs == [] and errors == []
 
 
@@ -212,7 +212,7 @@ def test_a_reload_mid_way_and_a_second_press_make_no_second_decision(world, serv
     assert "already decided by you" in _flash(page)
     assert _decisions(world) == [f"reviews/{record['key']}.json"]
     assert _decision(world, record["key"])["tags"] == ["beach"]
-    assert world.names("classified") == ["beach/reload/one.jpg", "beach/reload/one.jpg.cvops.json"]
+    assert world.names("accepted") == ["beach/reload/one.jpg", "beach/reload/one.jpg.cvops.json"]
     # Back to the decided image (history, a bookmark): the page says who decided and moves on.
     page.goto(f"{app.url}item/{record['key']}")
     assert page.url.endswith(f"/item/{other['key']}")
@@ -247,7 +247,7 @@ def test_a_forged_post_without_the_csrf_token_or_from_another_origin_is_refused(
     with attacker.expect_navigation() as navigation:
         attacker.evaluate("document.forms[0].submit()")
     assert navigation.value.status == 403
-    assert _decisions(world) == [] and world.names("classified") == []
+    assert _decisions(world) == [] and world.names("accepted") == []
 
     ok = context.request.post(target, form={"tag": "beach", "csrf": csrf}, headers={"Origin": origin}, max_redirects=0)
     assert ok.status == 303  # the same post from the page's origin with its token is a decision

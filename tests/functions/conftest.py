@@ -19,7 +19,7 @@ from azure.storage.blob import BlobServiceClient
 from fn_helpers import CLASSES, TrainedProject, registered, train_and_publish
 
 from devkit import scenes
-from functions import context
+from functions import context, routes
 from functions.handler import RoutedBlob, observe
 from pipelines.run_local import input_stream
 
@@ -94,7 +94,7 @@ def function_env(monkeypatch, azurite, blob_service, local_cv, multiclass_projec
     """Settings for the app on Azurite and the local service, with fresh containers, and a fresh app context."""
     run = f"fn{next(_counter)}x{int(time.time() * 1000) % 100000}"
     containers = {key: f"{run}-{key}" for key in
-                  ("incoming", "classified", "review", "rejected", "quarantine", "results")}
+                  ("incoming", "accepted", "review", "rejected", "quarantine", "results")}
     for name in containers.values():
         blob_service.create_container(name)
     settings = {
@@ -109,7 +109,7 @@ def function_env(monkeypatch, azurite, blob_service, local_cv, multiclass_projec
         "CVOPS_PREDICTION_TPS": "100",
         "CVOPS_MOVE_SOURCE": "false",
         "CVOPS_STORE_PREDICTIONS": "false",
-        **{f"CVOPS_{key.upper()}_CONTAINER": name for key, name in containers.items()},
+        **{routes.BY_KEY[key].setting: name for key, name in containers.items()},
     }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)

@@ -23,7 +23,7 @@ def test_the_same_blob_delivered_twice_gives_one_copy_one_record_and_no_second_p
     assert not first.duplicate and second.duplicate
     assert second.record == first.record
     assert second.prediction_ms == 0.0 and second.storage_calls == 2  # GET record, HEAD sidecar
-    assert function_env.names("classified") == ["city/dup.jpg", f"city/dup.jpg{SIDECAR_SUFFIX}"]
+    assert function_env.names("accepted") == ["city/dup.jpg", f"city/dup.jpg{SIDECAR_SUFFIX}"]
     assert len(function_env.records()) == 1
 
 
@@ -46,7 +46,7 @@ def test_concurrent_deliveries_of_one_blob_agree_on_one_record(function_env):
     assert len(seen) == 4
     assert len({o.record["key"] + o.record["processed_at"] for o in seen}) == 1  # every delivery adopted one record
     assert len(function_env.records()) == 1
-    assert function_env.names("classified") == ["forest/race.jpg", f"forest/race.jpg{SIDECAR_SUFFIX}"]
+    assert function_env.names("accepted") == ["forest/race.jpg", f"forest/race.jpg{SIDECAR_SUFFIX}"]
 
 
 WRITES = ("create_record", "put_verified", "put_json", "delete_version")
@@ -79,8 +79,8 @@ def test_a_run_killed_between_any_two_writes_converges_on_rerun(function_env, mo
     outcome = function_env.deliver("k.jpg")  # the host's retry
     assert outcome.duplicate == (die_before > 1)
     assert len(function_env.records()) == 1
-    assert function_env.names("classified") == ["beach/k.jpg", f"beach/k.jpg{SIDECAR_SUFFIX}"]
-    assert function_env.read("classified", "beach/k.jpg") == data
+    assert function_env.names("accepted") == ["beach/k.jpg", f"beach/k.jpg{SIDECAR_SUFFIX}"]
+    assert function_env.read("accepted", "beach/k.jpg") == data
     assert function_env.names("incoming") == []  # moved once the copy was verified
 
 
@@ -92,7 +92,7 @@ def test_a_changed_blob_is_routed_again_as_a_new_version(function_env):
     assert not second.duplicate
     assert first.record["blob"]["etag"] != second.record["blob"]["etag"]
     assert {r["tags"][0] for r in function_env.records()} == {"beach", "city"}
-    assert "city/v.jpg" in function_env.names("classified")
+    assert "city/v.jpg" in function_env.names("accepted")
 
 
 def test_the_source_is_moved_only_after_its_copy_and_only_if_unchanged(function_env):

@@ -35,12 +35,12 @@ def test_images_are_routed_by_the_exported_model_with_no_prediction_endpoint(fun
     assert first["outcome"] == "accepted" and first["tags"] == ["red"]
     assert second["outcome"] == "accepted" and second["tags"] == ["blue"]
     assert first["predictions"][0]["tag"] == "red" and first["predictions"][0]["probability"] > 0.9
-    assert function_env.names("classified") == ["blue/cams/blue.jpg", f"blue/cams/blue.jpg{SIDECAR_SUFFIX}",
+    assert function_env.names("accepted") == ["blue/cams/blue.jpg", f"blue/cams/blue.jpg{SIDECAR_SUFFIX}",
                                                 "red/cams/red.png", f"red/cams/red.png{SIDECAR_SUFFIX}"]
     assert sorted(r["blob"]["name"] for r in function_env.records()) == ["cams/blue.jpg", "cams/red.png"]
     assert exported_model.sessions_created() - sessions == 1  # one session for the process, not one per image
     again = function_env.deliver("cams/red.png")  # exactly once: a redelivery routes nothing new
-    assert again.duplicate and len(function_env.names("classified")) == 4
+    assert again.duplicate and len(function_env.names("accepted")) == 4
 
 
 def test_the_model_can_be_a_blob_read_with_the_apps_storage(function_env, blob_service):
@@ -64,5 +64,5 @@ def test_a_model_the_runner_cannot_interpret_stops_the_app_and_routes_nothing(fu
     function_env.upload("a.png", solid_jpeg((250, 5, 5)))
     with pytest.raises(ConfigurationError, match=r"CVOPS_MODEL.*Image.BitmapPixelFormat is 'Gray8'"):
         function_env.deliver("a.png")
-    assert function_env.names("classified") == [] and function_env.names("results") == []
+    assert function_env.names("accepted") == [] and function_env.names("results") == []
     assert function_env.names("incoming") == ["a.png"]

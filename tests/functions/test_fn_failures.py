@@ -81,7 +81,7 @@ def test_a_service_that_stays_down_fails_the_invocation_and_writes_nothing(funct
     function_env.upload("down.jpg", scene("beach"))
     with pytest.raises(TransientServiceError):
         registered("route_new_blob")(function_env.stream("down.jpg"))
-    assert function_env.names("results") == [] and function_env.names("classified") == []
+    assert function_env.names("results") == [] and function_env.names("accepted") == []
     context.install(None)
     function_env.set(VISION_PREDICTION_ENDPOINT=function_env.settings["VISION_PREDICTION_ENDPOINT"])
 

@@ -31,8 +31,8 @@ def test_multilabel_copies_the_image_under_every_tag_over_its_threshold(multilab
     assert record["outcome"] == "accepted" and sorted(record["tags"]) == passing
     assert {"beach", "forest"} <= set(passing)
     expected = sorted([f"{tag}/coast.jpg" for tag in passing] + [f"{tag}/coast.jpg{SIDECAR_SUFFIX}" for tag in passing])
-    assert multilabel_env.names("classified") == expected
-    assert all(multilabel_env.read("classified", f"{tag}/coast.jpg") == data for tag in passing)
+    assert multilabel_env.names("accepted") == expected
+    assert all(multilabel_env.read("accepted", f"{tag}/coast.jpg") == data for tag in passing)
     assert len(multilabel_env.records()) == 1
 
 
@@ -48,7 +48,7 @@ def test_http_returns_the_decision_as_json_and_writes_nothing(function_env):
     answer = json.loads(response.get_body())
     assert answer["outcome"] == "accepted" and answer["tags"] == ["beach"]
     assert answer["predictions"][0]["tag"] == "beach" and answer["policy"]["version"] == "default-1"
-    assert all(function_env.names(k) == [] for k in ("classified", "review", "results"))
+    assert all(function_env.names(k) == [] for k in ("accepted", "review", "results"))
 
 
 def test_http_says_why_an_image_is_unusable_with_422(function_env):

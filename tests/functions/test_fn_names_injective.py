@@ -132,7 +132,7 @@ def _destinations(location: Location, name: str, tag: str | None, version: str) 
 def test_copy_and_sidecar_names_are_distinct_valid_and_decode_to_their_name(names, tag_list, version, prefix):
     COUNTS["distinct_valid_decodable"] += 1
     # A tagged and an untagged location never overlap (the configuration refuses it: see the layout property).
-    tagged, untagged = Location("classified", prefix), Location("review", prefix)
+    tagged, untagged = Location("accepted", prefix), Location("review", prefix)
     seen: dict[tuple[str, str], tuple] = {}
     for name in names:
         for tag in [*tag_list, None]:
@@ -168,7 +168,7 @@ ordinary_segment = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 def test_ordinary_names_are_kept_as_they_are(segments, extension):
     COUNTS["ordinary_unchanged"] += 1
     name = "/".join(segments) + extension
-    assert copy_name(Location("classified"), name, "beach") == f"beach/{name}"
+    assert copy_name(Location("accepted"), name, "beach") == f"beach/{name}"
     assert copy_name(Location("review"), name) == name
     NAMES_CHECKED["ordinary_unchanged"] += 2
 
@@ -188,7 +188,7 @@ def test_distinct_tags_never_share_a_folder(tag_list):
 
 LAYOUT = st.fixed_dictionaries({key: st.tuples(st.sampled_from(["out", "two", key, key]),
                                                st.sampled_from(["", "review", "review/x", "r", "beach"]))
-                                for key in ("classified", "review", "rejected", "quarantine", "results")})
+                                for key in ("accepted", "review", "rejected", "quarantine", "results")})
 
 
 @settings(max_examples=200, deadline=None)
@@ -206,12 +206,12 @@ def test_a_layout_the_config_accepts_never_lets_two_outcomes_meet(layout, names,
         COUNTS["layouts_refused"] += 1
         return
     written: dict[tuple[str, str], tuple] = {}
-    for outcome in ("classified", "review", "rejected", "quarantine"):
+    for outcome in ("accepted", "review", "rejected", "quarantine"):
         location = locations[outcome]
         for name in names:
-            for tag in tag_list if outcome == "classified" else [None]:
+            for tag in tag_list if outcome == "accepted" else [None]:
                 for blob in (copy_name(location, name, tag), sidecar_name(copy_name(location, name, tag))):
-                    origin = (name, tag, outcome if outcome == "classified" else "untagged")
+                    origin = (name, tag, outcome if outcome == "accepted" else "untagged")
                     assert written.setdefault((location.container, blob), origin) == origin
                     NAMES_CHECKED["layouts"] += 1
     results = locations["results"]
@@ -220,7 +220,7 @@ def test_a_layout_the_config_accepts_never_lets_two_outcomes_meet(layout, names,
 
 
 def test_the_collisions_of_issue_9_are_distinct_names():
-    location = Location("classified")
+    location = Location("accepted")
     pairs = [("/lead.jpg", "lead.jpg"), ("dir/", "dir"), ("a//b", "a/b"), ("x.jpg.cvops.json", "x.jpg"),
              ("b\\c", "b/c"), ("end.", "end"), ("100%25.jpg", "100%.jpg")]
     for one, other in pairs:
@@ -231,7 +231,7 @@ def test_the_collisions_of_issue_9_are_distinct_names():
 
 
 def test_names_at_the_limit_are_shortened_with_a_hash_and_stay_distinct():
-    location = Location("classified", "routed/")
+    location = Location("accepted", "routed/")
     base = "n/" + "x" * (MAX_NAME_LENGTH - 6)
     long_names = [base + ".jpg", base + ".png", "😊" * 512, "😊" * 511 + "ab"]
     copies = [copy_name(location, n, "beach") for n in long_names]
@@ -250,10 +250,10 @@ def test_a_prefix_that_could_not_head_blob_names_is_refused(value):
 
 
 @pytest.mark.parametrize("layout, refused", [
-    ({"classified": "out", "review": "out/review"}, "CVOPS_REVIEW_CONTAINER"),
-    ({"classified": "out/c", "results": "out/c"}, "CVOPS_RESULTS_CONTAINER"),
+    ({"accepted": "out", "review": "out/review"}, "CVOPS_REVIEW_CONTAINER"),
+    ({"accepted": "out/c", "results": "out/c"}, "CVOPS_RESULTS_CONTAINER"),
     ({"review": "out", "quarantine": "out/q"}, "CVOPS_QUARANTINE_CONTAINER"),
-    ({"review": "out/r", "rejected": "out/r", "classified": "out/c", "results": "res"}, None),
+    ({"review": "out/r", "rejected": "out/r", "accepted": "out/c", "results": "res"}, None),
 ])
 def test_overlapping_output_locations_are_refused_naming_the_setting(layout, refused):
     locations = {key: Location.parse(value, key) for key, value in layout.items()}
@@ -279,16 +279,16 @@ def test_an_image_named_like_another_images_sidecar_leaves_that_sidecar_alone(fu
     written = [d.split("/", 1)[1] for o in (first, second) for d in o.record["destinations"]]
     assert len(set(written)) == 2
     expected = sorted(written + [sidecar_name(w) for w in written])
-    assert function_env.names("classified") == expected
+    assert function_env.names("accepted") == expected
     for outcome in (first, second):
         [destination] = outcome.record["destinations"]
-        sidecar = json.loads(function_env.read("classified", sidecar_name(destination.split("/", 1)[1])))
+        sidecar = json.loads(function_env.read("accepted", sidecar_name(destination.split("/", 1)[1])))
         assert sidecar["key"] == outcome.record["key"]
 
 
 @pytest.mark.parametrize("one, other", [("/lead.jpg", "lead.jpg"), ("dir/", "dir"), ("a//b.jpg", "a/b.jpg")])
 def test_names_that_differ_only_in_slashes_get_copies_of_their_own(function_env, one, other):
-    """Issue 9: ``/lead.jpg`` and ``lead.jpg`` both became ``classified/city/lead.jpg``; one copy was lost."""
+    """Issue 9: ``/lead.jpg`` and ``lead.jpg`` both became ``accepted/city/lead.jpg``; one copy was lost."""
     data = {one: scene("city", seed=61), other: scene("city", seed=62)}
     outcomes = {}
     for name, body in data.items():
@@ -297,11 +297,11 @@ def test_names_that_differ_only_in_slashes_get_copies_of_their_own(function_env,
     copies = {name: o.record["destinations"][0].split("/", 1)[1] for name, o in outcomes.items()}
     assert copies[one] != copies[other]
     for name, copy in copies.items():
-        assert function_env.read("classified", copy) == data[name]
+        assert function_env.read("accepted", copy) == data[name]
         location = Location(outcomes[name].record["destinations"][0].split("/", 1)[0])
         assert decode(location, copy, tagged=True).name == name == outcomes[name].record["blob"]["name"]
         assert not azure_problems(copy) and not azure_problems(sidecar_name(copy))
-    assert len(function_env.names("classified")) == 4
+    assert len(function_env.names("accepted")) == 4
 
 
 def test_a_name_near_1024_characters_is_routed_under_a_shortened_name_listed_before_it_is_written(function_env):
@@ -318,8 +318,8 @@ def test_a_name_near_1024_characters_is_routed_under_a_shortened_name_listed_bef
     assert azure_length(sidecar_name(copy)) <= MAX_NAME_LENGTH and copy.endswith(".jpg")
     assert record["placement"][0]["reason"] == "name_shortened"
     assert matches(decode(Location(container), copy, tagged=True), name)
-    assert function_env.read("classified", copy) == data
-    assert all(azure_length(n) <= MAX_NAME_LENGTH for n in function_env.names("classified"))
+    assert function_env.read("accepted", copy) == data
+    assert all(azure_length(n) <= MAX_NAME_LENGTH for n in function_env.names("accepted"))
     assert function_env.records() == [record]
 
 

@@ -71,29 +71,29 @@ def test_a_backlog_message_with_an_invalid_container_name_is_refused_once(queue_
     assert "refusing backlog message" in caplog.text and "invalid_container" in caplog.text
 
 
-@pytest.mark.parametrize("template", ["../{classified}/beach/x.jpg", "a/./../../{classified}/beach/x.jpg",
-                                      "sub/..", "..\\{classified}\\x.jpg"])
+@pytest.mark.parametrize("template", ["../{accepted}/beach/x.jpg", "a/./../../{accepted}/beach/x.jpg",
+                                      "sub/..", "..\\{accepted}\\x.jpg"])
 def test_a_backlog_blob_name_with_dot_segments_is_refused_and_reads_nothing(queue_env, template):
-    """``incoming/../classified/beach/x.jpg`` would be normalised to another container's blob and routed."""
-    queue_env.upload("x.jpg", scene("beach"), container=queue_env.containers["classified"])
-    name = template.format(classified=queue_env.containers["classified"])
+    """``incoming/../accepted/beach/x.jpg`` would be normalised to another container's blob and routed."""
+    queue_env.upload("x.jpg", scene("beach"), container=queue_env.containers["accepted"])
+    name = template.format(accepted=queue_env.containers["accepted"])
     with observe(pytest.fail):  # no image is routed
         stats = deliver_through_the_queue(queue_env, BacklogItem(queue_env.incoming, name).encode())
     assert_refused_once(queue_env, stats, "invalid_blob_name")
-    assert image_records(queue_env) == [] and queue_env.names("classified") == ["x.jpg"]
+    assert image_records(queue_env) == [] and queue_env.names("accepted") == ["x.jpg"]
 
 
 def test_a_backlog_message_naming_an_output_container_does_not_route_the_apps_own_output_again(queue_env):
-    """The reproduction: a message naming ``classified`` routed ``beach/x.jpg`` to ``classified/beach/beach/x.jpg``."""
+    """The reproduction: a message naming ``accepted`` routed ``beach/x.jpg`` to ``accepted/beach/beach/x.jpg``."""
     queue_env.upload("x.jpg", scene("beach", seed=3))
     routed = queue_env.deliver("x.jpg")
     assert routed.record["outcome"] == "accepted"
     copy = routed.record["destinations"][0].split("/", 1)[1]
-    before = queue_env.names("classified")
-    stats = deliver_through_the_queue(queue_env, BacklogItem(queue_env.containers["classified"], copy).encode())
+    before = queue_env.names("accepted")
+    stats = deliver_through_the_queue(queue_env, BacklogItem(queue_env.containers["accepted"], copy).encode())
     record = assert_refused_once(queue_env, stats, "output_container")
-    assert "CVOPS_CLASSIFIED_CONTAINER" in record["message"]
-    assert queue_env.names("classified") == before and len(image_records(queue_env)) == 1
+    assert "CVOPS_ACCEPTED_CONTAINER" in record["message"]
+    assert queue_env.names("accepted") == before and len(image_records(queue_env)) == 1
 
 
 def test_a_backlog_message_naming_another_container_is_refused(queue_env):
@@ -103,7 +103,7 @@ def test_a_backlog_message_naming_another_container_is_refused(queue_env):
         queue_env.upload("private.jpg", scene("city"), container=other)
         stats = deliver_through_the_queue(queue_env, BacklogItem(other, "private.jpg").encode())
         assert_refused_once(queue_env, stats, "not_incoming_container")
-        assert image_records(queue_env) == [] and queue_env.names("classified") == []
+        assert image_records(queue_env) == [] and queue_env.names("accepted") == []
     finally:
         queue_env.blob_service.delete_container(other)
 

@@ -49,9 +49,9 @@ def test_strip_query_drops_a_sas():
 
 def test_a_location_may_name_a_prefix_and_refuses_bad_container_names():
     assert Location.parse("outputs/review/", "S") == Location("outputs", "review/")
-    assert copy_name(Location("classified"), "a/b.jpg", "cat") == "cat/a/b.jpg"
+    assert copy_name(Location("accepted"), "a/b.jpg", "cat") == "cat/a/b.jpg"
     assert copy_name(Location("outputs", "review/"), "a/b.jpg") == "review/a/b.jpg"
-    assert copy_name(Location("classified"), "b.jpg", "a/b") == "a%2Fb/b.jpg"  # one folder per tag, distinct from a_b
+    assert copy_name(Location("accepted"), "b.jpg", "a/b") == "a%2Fb/b.jpg"  # one folder per tag, distinct from a_b
     with pytest.raises(ConfigurationError, match="CVOPS_REVIEW_CONTAINER"):
         Location.parse("Review_Images", "CVOPS_REVIEW_CONTAINER")
 

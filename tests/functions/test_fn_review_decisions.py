@@ -45,8 +45,8 @@ def test_images_the_app_sent_to_review_are_decided_once_and_moved(function_env):
         assert decisions.decide(function_env.blob_service, config, item.key, reviewer="bob",
                                 tags=[tag]).already_decided
     assert function_env.names("review") == []
-    classified = [n for n in function_env.names("classified") if not n.endswith(".cvops.json")]
-    assert len(classified) == 3
+    accepted = [n for n in function_env.names("accepted") if not n.endswith(".cvops.json")]
+    assert len(accepted) == 3
     assert items.list_waiting(function_env.blob_service, config) == []
     # The app's result records are unchanged; the decisions sit beside them under reviews/.
     assert [r for r in function_env.records() if "schema" in r and r["schema"] == "cvops.result/1"] == records_before

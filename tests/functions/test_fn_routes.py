@@ -7,6 +7,7 @@ check read that table; these tests show they agree with it and that no other mod
 from __future__ import annotations
 
 import ast
+import logging
 import typing
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from cvops.errors import ConfigurationError
 from functions import routes, settings
-from functions.config import load_config
+from functions.config import load_config, relevant_environment
 from functions.naming import Location, check_disjoint
 from functions.policy import Outcome
 
@@ -33,10 +34,49 @@ def test_every_policy_outcome_has_exactly_one_route():
     assert len({route.setting for route in routes.ROUTES}) == len(routes.ROUTES)
 
 
-def test_accepted_lands_in_the_classified_container_under_its_tag():
+def test_accepted_lands_in_the_accepted_container_under_its_tag():
     route = routes.BY_OUTCOME["accepted"]
     assert (route.key, route.setting, route.default, route.tagged) == (
-        "classified", "CVOPS_CLASSIFIED_CONTAINER", "classified", True)
+        "accepted", "CVOPS_ACCEPTED_CONTAINER", "accepted", True)
+
+
+def test_each_route_key_its_setting_and_its_default_container_agree():
+    """The names a newcomer reads in a record, a setting and a container are one word per route."""
+    for route in routes.ROUTES:
+        assert route.setting == f"CVOPS_{route.key.upper()}_CONTAINER" and route.default == route.key
+        assert route.outcome in (None, route.key)
+
+
+def test_the_former_setting_alone_is_used_with_one_warning_naming_both(caplog):
+    with caplog.at_level(logging.WARNING, logger="cvops.functions"):
+        config = load_config({**BASE_ENV, "CVOPS_CLASSIFIED_CONTAINER": "classified/old"})
+    assert config.destination("accepted") == Location("classified", "old/")
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "CVOPS_CLASSIFIED_CONTAINER" in warning and "CVOPS_ACCEPTED_CONTAINER" in warning and "rename" in warning
+
+
+def test_the_former_and_the_new_setting_disagreeing_is_an_error_naming_both_and_what_to_do():
+    with pytest.raises(ConfigurationError) as caught:
+        load_config({**BASE_ENV, "CVOPS_CLASSIFIED_CONTAINER": "classified", "CVOPS_ACCEPTED_CONTAINER": "accepted"})
+    message = str(caught.value)
+    assert "CVOPS_CLASSIFIED_CONTAINER='classified'" in message and "CVOPS_ACCEPTED_CONTAINER='accepted'" in message
+    assert "delete CVOPS_CLASSIFIED_CONTAINER" in message and caught.value.setting == "CVOPS_ACCEPTED_CONTAINER"
+
+
+def test_the_former_and_the_new_setting_agreeing_is_accepted():
+    config = load_config({**BASE_ENV, "CVOPS_CLASSIFIED_CONTAINER": "kept/", "CVOPS_ACCEPTED_CONTAINER": "kept"})
+    assert config.destination("accepted") == Location("kept")
+
+
+def test_a_bad_former_setting_is_named_by_its_own_name():
+    with pytest.raises(ConfigurationError, match="CVOPS_CLASSIFIED_CONTAINER='Not_A_Container'"):
+        load_config({**BASE_ENV, "CVOPS_CLASSIFIED_CONTAINER": "Not_A_Container"})
+
+
+def test_the_app_context_is_rebuilt_when_the_former_setting_changes():
+    """The cache key of the app context holds the former names too: changing one must not keep the old routes."""
+    before = relevant_environment(BASE_ENV)
+    assert relevant_environment({**BASE_ENV, "CVOPS_CLASSIFIED_CONTAINER": "classified"}) != before
 
 
 def test_the_settings_catalogue_documents_each_route_with_its_default():
@@ -61,8 +101,8 @@ def test_an_output_in_the_incoming_container_is_refused_naming_its_setting(route
 
 
 def test_the_overlap_check_names_the_settings_of_the_table():
-    with pytest.raises(ConfigurationError, match=r"CVOPS_REVIEW_CONTAINER.*CVOPS_CLASSIFIED_CONTAINER"):
-        check_disjoint({"classified": Location("out"), "review": Location("out", "r/")})
+    with pytest.raises(ConfigurationError, match=r"CVOPS_REVIEW_CONTAINER.*CVOPS_ACCEPTED_CONTAINER"):
+        check_disjoint({"accepted": Location("out"), "review": Location("out", "r/")})
 
 
 def test_no_module_but_the_routes_table_spells_a_container_setting():

@@ -18,9 +18,9 @@ def test_a_clear_image_is_accepted_into_its_tag_with_a_record_beside_it_and_in_r
 
     record = outcome.record
     assert record["outcome"] == "accepted" and record["tags"] == ["beach"]
-    assert function_env.names("classified") == ["beach/cams/1/shot.jpg", f"beach/cams/1/shot.jpg{SIDECAR_SUFFIX}"]
-    assert function_env.read("classified", "beach/cams/1/shot.jpg") == data  # the original, untouched
-    assert json.loads(function_env.read("classified", f"beach/cams/1/shot.jpg{SIDECAR_SUFFIX}")) == record
+    assert function_env.names("accepted") == ["beach/cams/1/shot.jpg", f"beach/cams/1/shot.jpg{SIDECAR_SUFFIX}"]
+    assert function_env.read("accepted", "beach/cams/1/shot.jpg") == data  # the original, untouched
+    assert json.loads(function_env.read("accepted", f"beach/cams/1/shot.jpg{SIDECAR_SUFFIX}")) == record
     [results_name] = function_env.names("results")
     assert results_name.startswith("date=") and results_name.endswith(".jsonl")
     assert function_env.records() == [record]
@@ -38,7 +38,7 @@ def test_an_image_below_the_threshold_but_in_the_band_goes_to_review(function_en
     outcome = function_env.deliver("a.jpg")
     assert outcome.record["outcome"] == "review" and outcome.record["reasons"][0]["code"] == "review_band"
     assert function_env.names("review") == ["a.jpg", f"a.jpg{SIDECAR_SUFFIX}"]
-    assert function_env.names("classified") == []
+    assert function_env.names("accepted") == []
 
 
 def test_no_tag_passing_is_rejected_when_the_policy_says_so(function_env):
@@ -79,7 +79,7 @@ def test_a_cut_jpeg_with_its_end_marker_appended_is_quarantined_as_corrupt_whene
     outcome = function_env.deliver("cut.jpg")
     assert (outcome.record["outcome"], outcome.record["reasons"][0]["code"]) == ("quarantine", "corrupt")
     assert function_env.names("quarantine") == ["cut.jpg", f"cut.jpg{SIDECAR_SUFFIX}"]
-    assert function_env.names("classified") == []
+    assert function_env.names("accepted") == []
 
 
 @pytest.mark.parametrize("make, change", [

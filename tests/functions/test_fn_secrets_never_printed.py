@@ -41,7 +41,7 @@ def _value_for(setting: str, secret, function_env) -> tuple[str, str]:
 def _written(function_env) -> str:
     """Every blob the app wrote (records, sidecars, copies' names), as one text."""
     parts = []
-    for key in ("classified", "review", "rejected", "quarantine", "results"):
+    for key in ("accepted", "review", "rejected", "quarantine", "results"):
         for name in function_env.names(key):
             parts.append(name)
             parts.append(function_env.read(key, name).decode("utf-8", "replace") if not name.endswith(".jpg") else "")

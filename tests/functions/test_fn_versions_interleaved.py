@@ -36,7 +36,7 @@ from functions.naming import Location, decode, matches, sidecar_name
 
 NAME = "cams/gate/v.jpg"
 SEEDS = {"A": 91, "B": 92}
-OUTPUTS = ("classified", "review", "rejected", "quarantine")
+OUTPUTS = ("accepted", "review", "rejected", "quarantine")
 TALLY: collections.Counter[str] = collections.Counter()
 CALLS: collections.Counter[int] = collections.Counter()
 
@@ -132,13 +132,13 @@ def test_a_late_older_version_routed_after_the_newer_one_never_replaces_its_copy
         deliver(captured["B"])
         deliver(captured["A"])
     plain = "beach/" + NAME
-    assert function_env.read("classified", plain) == data["B"]
+    assert function_env.read("accepted", plain) == data["B"]
     records = {r["blob"]["etag"]: r for r in function_env.records()}
     b_record, a_record = records[etag_of(captured["B"])], records[etag_of(captured["A"])]
-    assert json.loads(function_env.read("classified", sidecar_name(plain))) == b_record
+    assert json.loads(function_env.read("accepted", sidecar_name(plain))) == b_record
     [a_copy] = a_record["destinations"]
-    assert a_copy != f"{function_env.containers['classified']}/{plain}"
-    assert function_env.read("classified", a_copy.split("/", 1)[1]) == data["A"]
+    assert a_copy != f"{function_env.containers['accepted']}/{plain}"
+    assert function_env.read("accepted", a_copy.split("/", 1)[1]) == data["A"]
     [note] = a_record["placement"]
     assert note["reason"] == "name_taken" and note["held_by"]["etag"] == b_record["blob"]["etag"].strip('"')
     assert_converged(function_env, data, etag_of(captured["B"]), move=move)

@@ -14,7 +14,7 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 from PIL import Image
 
-from functions import naming
+from functions import naming, routes
 from functions.policy import Decision, Reason, parse_policy
 from functions.records import SourceRef, build_record
 from functions.store import BlobStore
@@ -51,7 +51,7 @@ class ReviewWorld:
     written: list[dict[str, Any]] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        return {f"CVOPS_{key.upper()}_CONTAINER": name for key, name in self.containers.items()}
+        return {routes.BY_KEY[key].setting: name for key, name in self.containers.items()}
 
     def add(self, name: str, scores: dict[str, float], *, classification_type: str = "multiclass",
             data: bytes | None = None, arrived: datetime | None = None, content_type: str = "image/jpeg",
@@ -98,9 +98,9 @@ class ReviewWorld:
 
 def make_world(blob_service: BlobServiceClient) -> ReviewWorld:
     run = f"rv{next(_counter)}x{int(time.time() * 1000) % 100000}"
-    containers = {key: f"{run}-{key}" for key in ("incoming", "classified", "review", "rejected", "quarantine",
+    containers = {key: f"{run}-{key}" for key in ("incoming", "accepted", "review", "rejected", "quarantine",
                                                   "results")}
     for name in containers.values():
         blob_service.create_container(name)
-    config = ReviewConfig.from_environ({f"CVOPS_{k.upper()}_CONTAINER": v for k, v in containers.items()})
+    config = ReviewConfig.from_environ({routes.BY_KEY[k].setting: v for k, v in containers.items()})
     return ReviewWorld(blob_service, containers, config, containers["incoming"])

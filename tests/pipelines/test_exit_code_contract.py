@@ -73,7 +73,7 @@ def w(local_cv, azurite, blob_service, tmp_path_factory):
     app = {"CVOPS_STORAGE": azurite.connection_string, "VISION_PREDICTION_ENDPOINT": local_cv.endpoint,
            "VISION_PREDICTION_KEY": local_cv.prediction_key, "VISION_PROJECT_ID": json.loads(result.stdout)["project_id"],
            "VISION_PUBLISH_NAME": name, "CVOPS_INCOMING_CONTAINER": incoming,
-           **{f"CVOPS_{k}_CONTAINER": unique(k.lower()) for k in ("CLASSIFIED", "REVIEW", "REJECTED", "QUARANTINE",
+           **{f"CVOPS_{k}_CONTAINER": unique(k.lower()) for k in ("ACCEPTED", "REVIEW", "REJECTED", "QUARANTINE",
                                                                    "RESULTS")}}
     return {"env": env, "spec": str(spec), "blob_spec": str(blob_spec), "missing_spec": str(missing_spec),
             "latin1": str(latin1), "container": container, "image": str(image), "closed": closed, "app": app,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from review_helpers import HOSTILE_NAMES, image_bytes, make_world
 
+from cvops.errors import ConfigurationError
 from functions import naming
 from functions.store import BlobStore
 from pipelines.review import decisions, items
@@ -74,15 +75,15 @@ def test_accepting_moves_the_image_and_records_the_decision_once(world):
                               now=now)
     assert result.applied and result.moved
     assert world.names("review") == []
-    assert world.names("classified") == ["beach/shelf/a.jpg", "beach/shelf/a.jpg.cvops.json"]
-    assert world.read("classified", "beach/shelf/a.jpg") == image_bytes(1)
+    assert world.names("accepted") == ["beach/shelf/a.jpg", "beach/shelf/a.jpg.cvops.json"]
+    assert world.read("accepted", "beach/shelf/a.jpg") == image_bytes(1)
     decision = json.loads(world.read("results", f"reviews/{record['key']}.json"))
     assert decision["reviewer"] == "ann" and decision["decided_at"] == "2026-11-30T04:05:00+00:00"
     assert decision["tags"] == ["beach"] and decision["decision"] == "accepted" and decision["agreed"] is True
     assert decision["model"]["top_tag"] == "beach" and decision["model"]["top_score"] == 0.71
     assert decision["review_copy"]["name"] == "shelf/a.jpg" and decision["review_copy"]["etag"]
-    assert decision["destinations"] == [f"{world.containers['classified']}/beach/shelf/a.jpg"]
-    sidecar = json.loads(world.read("classified", "beach/shelf/a.jpg.cvops.json"))
+    assert decision["destinations"] == [f"{world.containers['accepted']}/beach/shelf/a.jpg"]
+    sidecar = json.loads(world.read("accepted", "beach/shelf/a.jpg.cvops.json"))
     assert sidecar["key"] == record["key"] and sidecar["review"]["reviewer"] == "ann"
     # The app's result record is unchanged.
     original = [n for n in world.names("results") if n.startswith("date=")]
@@ -97,7 +98,7 @@ def test_rejecting_moves_the_image_to_rejected(world):
     result = decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=None, reject=True)
     assert result.applied and result.rejected
     assert world.names("rejected") == ["a.jpg", "a.jpg.cvops.json"] and world.names("review") == []
-    assert world.names("classified") == []
+    assert world.names("accepted") == []
 
 
 def test_multilabel_accepts_several_tags_one_copy_each(world):
@@ -105,7 +106,7 @@ def test_multilabel_accepts_several_tags_one_copy_each(world):
     result = decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann",
                               tags=["beach", "forest"])
     assert result.applied
-    assert world.names("classified") == ["beach/m.jpg", "beach/m.jpg.cvops.json", "forest/m.jpg",
+    assert world.names("accepted") == ["beach/m.jpg", "beach/m.jpg.cvops.json", "forest/m.jpg",
                                          "forest/m.jpg.cvops.json"]
 
 
@@ -147,10 +148,10 @@ def test_racing_reviewers_make_exactly_one_decision(world):
         assert all(r.reviewer == winner.reviewer and r.tags == winner.tags for r in results)
         tag = winner.tags[0]
         name = record["blob"]["name"]
-        assert world.read("classified", f"{tag}/{name}")
+        assert world.read("accepted", f"{tag}/{name}")
     assert world.names("review") == []
     decided = [decisions.read_decision(world.blob_service, world.config, r["key"]) for r in records]
-    assert sorted(n for n in world.names("classified") if not n.endswith(".cvops.json")) == sorted(
+    assert sorted(n for n in world.names("accepted") if not n.endswith(".cvops.json")) == sorted(
         f"{d['tags'][0]}/{r['blob']['name']}" for d, r in zip(decided, records, strict=True))
 
 
@@ -162,11 +163,11 @@ def test_the_review_copy_is_deleted_only_after_its_verified_copy_exists(world, m
 
     def checked(self, container, name, etag):
         if container == world.containers["review"] and name == "a.jpg":
-            copy = world.blob_service.get_blob_client(world.containers["classified"], "beach/a.jpg")
+            copy = world.blob_service.get_blob_client(world.containers["accepted"], "beach/a.jpg")
             props = copy.get_blob_properties()
             assert bytes(props.content_settings.content_md5) == hashlib.md5(data).digest()
             assert copy.download_blob().readall() == data
-            assert world.blob_service.get_blob_client(world.containers["classified"],
+            assert world.blob_service.get_blob_client(world.containers["accepted"],
                                                       "beach/a.jpg.cvops.json").exists()
             seen.append(name)
         return original(self, container, name, etag)
@@ -186,7 +187,7 @@ def test_a_failed_copy_leaves_the_review_copy_in_place(world, monkeypatch):
     with pytest.raises(OSError):
         decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=["beach"])
     assert world.names("review") == ["a.jpg", "a.jpg.cvops.json"]
-    assert world.names("classified") == []
+    assert world.names("accepted") == []
 
 
 WRITES = ["create_record", "put_verified", "put_json", "delete_version"]
@@ -236,8 +237,8 @@ def test_a_crash_at_any_write_converges_on_the_recorded_decision(world, monkeypa
         tag = "beach"
     assert second.moved
     assert world.names("review") == []
-    assert world.names("classified") == [f"{tag}/crash/a.jpg", f"{tag}/crash/a.jpg.cvops.json"]
-    assert world.read("classified", f"{tag}/crash/a.jpg") == image_bytes(1)
+    assert world.names("accepted") == [f"{tag}/crash/a.jpg", f"{tag}/crash/a.jpg.cvops.json"]
+    assert world.read("accepted", f"{tag}/crash/a.jpg") == image_bytes(1)
     assert decisions.complete_pending(world.blob_service, world.config) == 0
 
 
@@ -251,20 +252,20 @@ def test_the_sweep_completes_an_interrupted_move(world, monkeypatch, n, when):
     assert items.list_waiting(world.blob_service, world.config) == []  # decided: not waiting while it finishes
     assert decisions.complete_pending(world.blob_service, world.config) == (0 if (n, when) == (5, "after") else 1)
     assert world.names("review") == []
-    assert world.names("classified") == ["beach/a.jpg", "beach/a.jpg.cvops.json"]
+    assert world.names("accepted") == ["beach/a.jpg", "beach/a.jpg.cvops.json"]
     assert decisions.complete_pending(world.blob_service, world.config) == 0
 
 
 def test_a_name_held_by_another_blob_gets_the_versions_own_name(world):
     record = world.add("a.jpg", {"beach": 0.7})
-    world.blob_service.get_blob_client(world.containers["classified"], "beach/a.jpg").upload_blob(b"other version")
+    world.blob_service.get_blob_client(world.containers["accepted"], "beach/a.jpg").upload_blob(b"other version")
     result = decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=["beach"])
     assert result.applied and result.moved
     own = naming.versioned_copy_name("beach/a.jpg", "a.jpg", record["key"][:16])
-    assert world.read("classified", "beach/a.jpg") == b"other version"
-    assert world.read("classified", own) == image_bytes(1)
+    assert world.read("accepted", "beach/a.jpg") == b"other version"
+    assert world.read("accepted", own) == image_bytes(1)
     decision = json.loads(world.read("results", f"reviews/{record['key']}.json"))
-    assert decision["destinations"] == [f"{world.containers['classified']}/{own}"]
+    assert decision["destinations"] == [f"{world.containers['accepted']}/{own}"]
     assert decision["placement"][0]["reason"] == "name_taken"
 
 
@@ -277,10 +278,10 @@ def test_hostile_names_round_trip(world):
         result = decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann <b>",
                                   tags=["city"] if i % 2 else None, reject=not i % 2)
         assert result.applied and result.moved
-        location = world.config.rejected if result.rejected else world.config.classified
+        location = world.config.rejected if result.rejected else world.config.accepted
         tag = None if result.rejected else "city"
         copy = naming.copy_name(location, record["blob"]["name"], tag)
-        container = "rejected" if result.rejected else "classified"
+        container = "rejected" if result.rejected else "accepted"
         assert world.read(container, copy) == image_bytes(i + 10)
         decoded = naming.decode(location, copy, tagged=tag is not None)
         assert naming.matches(decoded, record["blob"]["name"])
@@ -298,7 +299,7 @@ def test_a_review_copy_replaced_after_the_decision_is_neither_copied_nor_deleted
     assert again.already_decided and again.reviewer == "ann" and not again.moved
     assert decisions.complete_pending(world.blob_service, world.config) == 0
     assert world.read("review", "a.jpg") == b"other bytes"
-    assert world.names("classified") == []
+    assert world.names("accepted") == []
 
 
 def test_a_copy_without_the_key_in_its_metadata_is_found_by_its_sidecar(world):
@@ -314,3 +315,31 @@ def test_tags_that_are_not_a_list_of_names_are_refused(world, tags):
     record = world.add("a.jpg", {"beach": 0.7})
     with pytest.raises(ValueError, match="list of tag names"):
         decisions.decide(world.blob_service, world.config, record["key"], reviewer="ann", tags=tags)
+
+
+def test_accepting_copies_into_the_accepted_container_the_app_reads_even_from_its_former_setting(world, caplog):
+    """The review tool reads the app's own rule (functions.config.route_location): a deployment still configured with
+    CVOPS_CLASSIFIED_CONTAINER gets the reviewed image where the app puts accepted images, not in a default."""
+    former = f"{world.containers['accepted']}-former"
+    world.blob_service.create_container(former)
+    try:
+        env = {**world.env(), "CVOPS_CLASSIFIED_CONTAINER": former}
+        del env["CVOPS_ACCEPTED_CONTAINER"]
+        with caplog.at_level("WARNING", logger="cvops.functions"):
+            config = items.ReviewConfig.from_environ(env)
+        assert config.accepted.container == former
+        assert "CVOPS_CLASSIFIED_CONTAINER" in caplog.text and "CVOPS_ACCEPTED_CONTAINER" in caplog.text
+        record = world.add("shelf/old.jpg", {"beach": 0.7, "city": 0.3})
+        result = decisions.decide(world.blob_service, config, record["key"], reviewer="ann", tags=["beach"])
+        assert result.applied and result.moved
+        copies = sorted(b.name for b in world.blob_service.get_container_client(former).list_blobs())
+        assert copies == ["beach/shelf/old.jpg", "beach/shelf/old.jpg.cvops.json"]
+        assert world.names("accepted") == []
+    finally:
+        world.blob_service.delete_container(former)
+
+
+def test_the_review_tool_refuses_a_former_and_a_new_accepted_setting_that_disagree(world):
+    env = {**world.env(), "CVOPS_CLASSIFIED_CONTAINER": "somewhere-else"}
+    with pytest.raises(ConfigurationError, match=r"CVOPS_ACCEPTED_CONTAINER=.*CVOPS_CLASSIFIED_CONTAINER="):
+        items.ReviewConfig.from_environ(env)

@@ -24,16 +24,16 @@ def world(blob_service):
 
 
 def test_the_manifest_holds_only_peoples_decisions_with_their_tags():
-    accepted = {"decision": "accepted", "tags": ["city"], "destinations": ["classified/city/a.jpg"],
+    accepted = {"decision": "accepted", "tags": ["city"], "destinations": ["accepted/city/a.jpg"],
                 "reviewer": "ann", "decided_at": "2026-11-30T04:00:00+00:00", "key": "k1",
                 "model": {"top_tag": "beach"}}
     rejected = {"decision": "rejected", "tags": [], "destinations": ["rejected/b.jpg"]}
     built = manifest.manifest_rows([accepted, rejected])
-    assert [(r["path"], r["tags"]) for r in built.rows] == [("az://classified/city/a.jpg", ["city"])]
+    assert [(r["path"], r["tags"]) for r in built.rows] == [("az://accepted/city/a.jpg", ["city"])]
     assert (built.rejected, built.skipped) == (1, 0)
     with pytest.raises(Exception, match="CSV manifest"):
         manifest.render(manifest.manifest_rows([{**accepted, "tags": ["a;b"]}]), csv_format=True)
-    assert manifest.render(built, csv_format=True) == "path,tags\naz://classified/city/a.jpg,city\n"
+    assert manifest.render(built, csv_format=True) == "path,tags\naz://accepted/city/a.jpg,city\n"
 
 
 def test_exported_reviews_upload_exactly_the_reviewed_images_with_human_tags(world, local_cv, azurite,
@@ -59,11 +59,11 @@ def test_exported_reviews_upload_exactly_the_reviewed_images_with_human_tags(wor
     assert result.exit_code == 0, result.stderr
     assert (summary["images"], summary["rejected_left_out"]) == (3, 1)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    classified = world.containers["classified"]
+    accepted = world.containers["accepted"]
     assert sorted((r["path"], tuple(r["tags"])) for r in rows) == sorted([
-        (f"az://{classified}/city/<script>alert(\"x\")</script>.jpg", ("city",)),
-        (f"az://{classified}/beach/shelf/quo'te\"s & amps.jpg", ("beach",)),
-        (f"az://{classified}/forest/plain.jpg", ("forest",)),
+        (f"az://{accepted}/city/<script>alert(\"x\")</script>.jpg", ("city",)),
+        (f"az://{accepted}/beach/shelf/quo'te\"s & amps.jpg", ("beach",)),
+        (f"az://{accepted}/forest/plain.jpg", ("forest",)),
     ])
     assert cli.run("review", "export", "--since", "2100-01-01", "--out", str(tmp_path / "none.jsonl"))[1]["images"] == 0
 
