@@ -127,9 +127,11 @@ def route_location(route: routes.Route, environ: Mapping[str, str] | None = None
                 setting=route.setting,
                 hint=f"keep {route.setting} set to the container you want and delete {name}")
     if former and current is None and len({location for _, location in former}) > 1:
-        names = " and ".join(f"{name}={str(location)!r}" for name, location in former)
-        raise ConfigurationError(f"app settings {names} disagree: both are former names of {route.setting}",
-                                 setting=route.setting, hint=f"set {route.setting} and delete {names}")
+        values = " and ".join(f"{name}={str(location)!r}" for name, location in former)
+        raise ConfigurationError(f"app settings {values} disagree: both are former names of {route.setting}",
+                                 setting=route.setting,
+                                 hint=f"set {route.setting} to the container you want and delete "
+                                      + " and ".join(name for name, _ in former))
     if former:
         name, location = former[0]
         if current is None:

@@ -15,7 +15,7 @@ import pytest
 
 from cvops.errors import ConfigurationError
 from functions import routes, settings
-from functions.config import load_config, relevant_environment
+from functions.config import load_config, relevant_environment, route_location
 from functions.naming import Location, check_disjoint
 from functions.policy import Outcome
 
@@ -122,3 +122,12 @@ def test_no_module_but_the_routes_table_spells_a_container_setting():
             if "_CONTAINER" in text and "%CVOPS_INCOMING_CONTAINER%" not in text and "\n" not in text:
                 offending.append(f"{path.name}:{node.lineno}: {text!r}")
     assert not offending
+
+
+def test_two_former_names_that_disagree_are_an_error_naming_both():
+    """The rule holds for any number of former names: two of them naming different containers cannot both win."""
+    route = routes.Route("accepted", "CVOPS_ACCEPTED_CONTAINER", "accepted", "doc", legacy_settings=("OLD_A", "OLD_B"))
+    with pytest.raises(ConfigurationError, match=r"OLD_A='one' and OLD_B='two'") as caught:
+        route_location(route, {"OLD_A": "one", "OLD_B": "two"})
+    assert caught.value.hint.endswith("delete OLD_A and OLD_B")
+    assert route_location(route, {"OLD_A": "same", "OLD_B": "same/"}) == Location("same")
