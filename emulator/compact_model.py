@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import threading
 from importlib import resources
 from typing import Any
@@ -34,6 +35,13 @@ from PIL import Image
 
 FEATURE_VERSION = "onnx-compact-2"
 SIDE = 224  # input pixels per side
+DECODE_GAP = 2.0
+"""A JPEG is decoded at libjpeg's reduced scale while both sides stay at least DECODE_GAP x SIDE (Pillow's thumbnail
+rule). The service's own copy of the rule cvops' model runner follows (functions.images.decode_for_model): a stand-in
+shares no code with its client, and the export tests check the two agree exactly."""
+FEATURES_CACHE_VERSION = f"{FEATURE_VERSION}+decode-gap-2"
+"""Cache key of training features: the graph's version and the decode rule (features cached under an older rule are
+not reused; models trained under it still run, their graph is unchanged)."""
 _WORK = 112  # the features are computed on a 2x2-averaged copy: a quarter of the arithmetic, same information
 OPSET = 17
 INPUT_NAME = "data"
@@ -80,14 +88,19 @@ def is_compact_model(stored: dict[str, Any] | None) -> bool:
 def preprocess(image: Image.Image | bytes, *, mirror: bool = False) -> np.ndarray:
     """[1, 3, SIDE, SIDE] float32 in the metadata's channel order and 0-255 range, from a decoded image or its bytes.
 
-    EXIF orientation applied and any mode converted to RGB the way the service's other features do (so a phone
-    portrait is upright), then the whole image resized with Pillow's bicubic filter, as Microsoft's sample resizes.
+    Bytes are decoded as a model runner should (a JPEG at reduced scale, see DECODE_GAP: within a few of 255 levels of
+    a full decode, at half its CPU), EXIF orientation applied and any mode converted to RGB the way the service's other
+    features do (so a phone portrait is upright), then the whole image resized with Pillow's bicubic filter, as
+    Microsoft's sample resizes.
     """
     from .features import _to_rgb, _upright  # the service's one definition of "upright RGB"
 
     if isinstance(image, bytes | bytearray | memoryview):
         image = Image.open(io.BytesIO(bytes(image)))
         image.seek(0)
+        if image.format == "JPEG":
+            at_least = math.ceil(SIDE * DECODE_GAP)
+            image.draft(image.mode, (at_least, at_least))
         image.load()
     img = _to_rgb(_upright(image)).resize((SIDE, SIDE), Image.Resampling.BICUBIC)
     rgb = np.asarray(img, dtype=np.float32)

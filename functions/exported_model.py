@@ -9,6 +9,12 @@ and ``labels.txt``; one image input ``[1, 3, S, S]`` (float32, or float16 for th
 refused with :class:`ModelRefused` naming what it found: a guessed channel order or range would route images by a
 model that is quietly wrong.
 
+Feeding: the sample resizes a full decode to S x S with Pillow's bicubic filter. This runner resizes the same way from
+:func:`functions.images.decode_for_model`'s picture: a JPEG decoded by libjpeg at reduced scale while both sides stay
+at least twice S (Pillow's own ``thumbnail`` rule), which halves the CPU of a phone photo and stays within a few of
+255 levels of the full decode. The local service's compact domains decode the same way, so its exports agree with it
+exactly; against the sample's full decode the probabilities move by about 1e-3 (tests/emulator/test_emu_exports.py).
+
 One onnxruntime session per model and process (keyed by the file's SHA-256), CPU only, with one intra-op thread: the
 host runs up to 8 invocations at once on 2 cores, so parallelism comes from invocations, not from inside a run.
 """
@@ -180,8 +186,8 @@ class ExportedModel:
         return {"sha256": self.sha256, "labels": list(self.labels)}
 
     def tensor(self, image: Image.Image) -> np.ndarray:
-        """The input Microsoft's sample builds: RGB, the whole image resized to S x S, NCHW, channel order and range
-        from the metadata, in the input's float type."""
+        """The input Microsoft's sample builds from a decoded picture: RGB, the whole image resized to S x S, NCHW,
+        channel order and range from the metadata, in the input's float type."""
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         resized = rgb.resize((self.size, self.size), Image.Resampling.BICUBIC)  # Pillow's default, as the sample
         array = np.asarray(resized, dtype=np.float32)[np.newaxis].transpose(0, 3, 1, 2)
@@ -198,12 +204,16 @@ class ExportedModel:
         pairs = [(tag, float(p)) for tag, p in zip(self.labels, values, strict=True)]
         return sorted(pairs, key=lambda pair: -pair[1])
 
-    def predict(self, image_bytes: bytes) -> list[tuple[str, float]]:
-        """Probabilities for an image file's bytes. Decodes under the app's memory pool (call
-        :func:`functions.images.normalise` first, as the app does: it refuses what would not fit)."""
-        plan = images.memory_plan(image_bytes)
-        reserve = plan.peak_bytes if isinstance(plan, images.MemoryEstimate) else 0
-        with images.reserved(reserve), Image.open(io.BytesIO(image_bytes)) as image:
+    def predict(self, image_bytes: bytes, *, decode_bytes: int | None = None) -> list[tuple[str, float]]:
+        """Probabilities for an image file's bytes, decoded as :func:`functions.images.decode_for_model` decodes (a
+        JPEG at reduced scale, still at least twice the input side), under the app's memory pool (call
+        :func:`functions.images.normalise` first, as the app does: it refuses what would not fit, and its
+        ``decode_bytes`` spares this a second parse of the file)."""
+        if decode_bytes is None:
+            plan = images.memory_plan(image_bytes)
+            decode_bytes = plan.peak_bytes if isinstance(plan, images.MemoryEstimate) else 0
+        reserve = decode_bytes
+        with images.reserved(reserve), images.decode_for_model(image_bytes, self.size) as image:
             return self.predict_image(image)
 
 

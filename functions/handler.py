@@ -3,7 +3,9 @@
 The write protocol, and why (see also :mod:`functions.store`):
 
 1. ``GET results/date=<arrival day>/<key>.jsonl`` where key = hash(container/name, ETag). If it exists, this version
-   was decided before: adopt that decision (no second prediction call) and go to 4.
+   was decided before: adopt that decision (no second prediction call) and go to 4. With an in-process model
+   (``CVOPS_MODEL``) this read is skipped: judging again costs a few milliseconds of CPU and no money, less than a
+   storage call on every first delivery, and step 3 finds a duplicate all the same.
 2. Validate, classify (and moderate), decide. No writes yet: a crash here leaves nothing behind.
 3. Create the result record with ``If-None-Match: *``. It is written *first*, as the intent: from here on every
    rerun follows the recorded decision, so a retry can never route the image differently (a new iteration
@@ -24,8 +26,9 @@ of a scaled-out app queue behind one blob. A create-if-absent blob per (name, ET
 and Power BI, Synapse serverless SQL or Spark read the folder as one JSON Lines table.
 
 A run killed between any two writes converges on the rerun the host makes. A changed blob has a new ETag, hence a
-new key and its own record. Four storage calls per accepted image (GET, record, copy, sidecar), plus the delete when
-moving; a duplicate delivery costs two (GET of the record, GET of the last sidecar) and no prediction. A copy name
+new key and its own record. Four storage calls per accepted image (GET, record, copy, sidecar; three with an in-process
+model), plus the delete when moving; a duplicate delivery costs two (GET of the record, GET of the last sidecar) and no
+prediction (three with an in-process model: the create that fails comes first). A copy name
 held by another version costs three more (read its metadata, create the version's own copy, correct the record).
 
 Blob names reach log lines only through :func:`functions.naming.printable`, so a newline in a name cannot forge one.
@@ -130,7 +133,7 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     started = time.perf_counter()
     try:
         if exported is not None:
-            classification = vision.classify_exported(exported, checked.data)
+            classification = vision.classify_exported(exported, checked)
         else:
             classification = vision.classify(ctx.prediction, project_id=config.project_id,
                                              publish_name=config.publish_name, data=checked.data,
@@ -221,7 +224,7 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob
     key = naming.record_key(what, source.etag)
     record_name = naming.result_blob_name(config.results, what, source.etag, source.last_modified)
 
-    found = store.read_record(config.results.container, record_name)
+    found = None if ctx.exported is not None else store.read_record(config.results.container, record_name)
     duplicate = found is not None
     record, record_etag = found if found is not None else (None, None)
     verdict = None

@@ -92,13 +92,14 @@ def classify(client: Any, *, project_id: str, publish_name: str, data: bytes, st
                           (time.perf_counter() - started) * 1000)
 
 
-def classify_exported(model: Any, data: bytes) -> Classification:
-    """Classify ``data`` with an exported model in-process (CVOPS_MODEL): no call, no pacing, no retries.
+def classify_exported(model: Any, checked: Any) -> Classification:
+    """Classify an image with an exported model in-process (CVOPS_MODEL): no call, no pacing, no retries.
 
-    ``data`` is what :func:`functions.images.normalise` accepted, so it decodes within the memory budget."""
+    ``checked`` is what :func:`functions.images.normalise` accepted, so it decodes within the memory budget it
+    planned."""
     started = time.perf_counter()
     predictions = [{"tag": tag, "tag_id": None, "probability": round(probability, 6)}
-                   for tag, probability in model.predict(data)]
+                   for tag, probability in model.predict(checked.data, decode_bytes=checked.decode_bytes)]
     return Classification(predictions, None, ServiceCounters(), (time.perf_counter() - started) * 1000)
 
 

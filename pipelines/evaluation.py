@@ -129,7 +129,7 @@ def predict_holdout_with_model(model: Any, source: ImageSource, images: Sequence
         checked = image_checks.normalise(source.read(image))
         if isinstance(checked, image_checks.Rejection):
             return {}
-        return dict(model.predict(checked.data))
+        return dict(model.predict(checked.data, decode_bytes=checked.decode_bytes))
 
     out: list[dict[str, float]] = []
     with (reporter or NullReporter()).task(f"predicting {len(images)} holdout images in-process",

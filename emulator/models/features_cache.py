@@ -85,7 +85,7 @@ class FeatureCacheModels(BackendBase):
         """
         from .. import compact_model
 
-        version = compact_model.FEATURE_VERSION
+        version = compact_model.FEATURES_CACHE_VERSION
         out: dict[str, np.ndarray] = {}
         todo: list[tuple[str, np.ndarray]] = []
         bad = []
@@ -115,7 +115,9 @@ class FeatureCacheModels(BackendBase):
     def _delete_image_blobs(self, image_id: str) -> None:
         super()._delete_image_blobs(image_id)
         for mirrored in (False, True):  # the compact graph's cached features too (the version is fixed: no import)
-            self.blobs.delete(self._compact_feature_key(image_id, _COMPACT_FEATURE_VERSION, mirrored=mirrored))
+            for version in _COMPACT_FEATURE_CACHE_VERSIONS:
+                self.blobs.delete(self._compact_feature_key(image_id, version, mirrored=mirrored))
 
 
-_COMPACT_FEATURE_VERSION = "onnx-compact-2"  # emulator.compact_model.FEATURE_VERSION, checked by its tests
+_COMPACT_FEATURE_CACHE_VERSIONS = ("onnx-compact-2+decode-gap-2", "onnx-compact-2")
+"""emulator.compact_model.FEATURES_CACHE_VERSION (checked by its tests), then the keys earlier versions cached under."""

@@ -96,5 +96,5 @@ def test_labels_and_compact_domains():
 def test_the_backend_recognises_the_compact_feature_version_without_importing_onnx():
     from emulator.models import features_cache, predictions
 
-    assert features_cache._COMPACT_FEATURE_VERSION == cm.FEATURE_VERSION
+    assert features_cache._COMPACT_FEATURE_CACHE_VERSIONS[0] == cm.FEATURES_CACHE_VERSION
     assert predictions._COMPACT_FEATURE_VERSION == cm.FEATURE_VERSION

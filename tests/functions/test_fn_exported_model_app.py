@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from fn_helpers import registered
 
 from cvops.errors import ConfigurationError
 from functions import exported_model
+from functions.handler import observe
 from functions.naming import SIDECAR_SUFFIX
 from tests.onnx_exports import LABELS, build_zip, solid_jpeg
 
@@ -66,3 +68,34 @@ def test_a_model_the_runner_cannot_interpret_stops_the_app_and_routes_nothing(fu
         function_env.deliver("a.png")
     assert function_env.names("accepted") == [] and function_env.names("results") == []
     assert function_env.names("incoming") == ["a.png"]
+
+
+def test_with_an_in_process_model_a_first_delivery_costs_three_storage_calls_and_a_redelivery_writes_nothing(
+        function_env, tmp_path):
+    """No read before the record's create (judging again is cheaper than a read on every image); a duplicate is
+    still found by the create that fails, and adopts the record in force."""
+    (tmp_path / "model.zip").write_bytes(build_zip(size=11))
+    _model_mode(function_env, str(tmp_path / "model.zip"))
+    function_env.upload("cams/red.jpg", solid_jpeg((250, 5, 5)))
+    first = function_env.deliver("cams/red.jpg")
+    assert not first.duplicate and first.storage_calls == 3  # record, copy, sidecar
+    again = function_env.deliver("cams/red.jpg")
+    assert again.duplicate and again.written == () and again.record == first.record
+    assert len(function_env.records()) == 1 and len(function_env.names("accepted")) == 2
+
+
+def test_with_an_in_process_model_eight_concurrent_deliveries_of_one_version_route_it_once(function_env, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "model.zip").write_bytes(build_zip(size=11))
+    _model_mode(function_env, str(tmp_path / "model.zip"))
+    function_env.upload("cams/blue.jpg", solid_jpeg((5, 5, 250)))
+    streams = [function_env.stream("cams/blue.jpg") for _ in range(8)]
+    outcomes: list = []
+    with observe(outcomes.append), ThreadPoolExecutor(8) as pool:
+        list(pool.map(registered("route_new_blob"), streams))
+    assert len(outcomes) == 8
+    assert sum(not o.duplicate for o in outcomes) == 1
+    assert {o.record["key"] for o in outcomes} == {outcomes[0].record["key"]}
+    assert len(function_env.records()) == 1
+    assert function_env.names("accepted") == ["blue/cams/blue.jpg", f"blue/cams/blue.jpg{SIDECAR_SUFFIX}"]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from functions.images import Limits, NormalisedImage, Rejection, normalise
+from functions.images import Limits, NormalisedImage, Rejection, decode_for_model, memory_plan, normalise
 
 
 def opened(result: NormalisedImage) -> Image.Image:
@@ -289,3 +289,17 @@ def test_no_cut_jpeg_with_an_end_marker_appended_passes_as_whole(kind, seed, cut
 def test_every_whole_jpeg_passes_the_scan_check(kind, seed):
     result = normalise(_jpeg(kind, seed))
     assert isinstance(result, NormalisedImage) and result.unchanged, result
+
+
+def test_a_photo_is_decoded_for_a_model_at_reduced_scale_keeping_twice_its_input_side():
+    photo = samples.photo((2048, 1536))
+    assert decode_for_model(photo, 224).size == (1024, 768)  # 1/2: 768 >= 448, while 1/4 (384) would not be
+    assert decode_for_model(photo, 100).size == (512, 384)  # 1/4: 384 >= 200
+    assert decode_for_model(samples.photo((640, 480)), 224).size == (640, 480)  # no scale keeps 448: whole
+    assert decode_for_model(samples.encode(Image.new("RGB", (900, 900)), "PNG"), 224).size == (900, 900)
+
+
+def test_an_image_sent_as_it_is_carries_its_decode_memory_so_a_model_need_not_parse_it_again():
+    photo = samples.photo((2048, 1536))
+    assert normalise(photo).decode_bytes == memory_plan(photo).peak_bytes > 0
+    assert normalise(samples.tiff()).decode_bytes is None  # converted: other bytes, planned by whoever decodes them
