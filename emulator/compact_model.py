@@ -30,16 +30,18 @@ from typing import Any
 
 import numpy as np
 import onnx
+import simplejpeg
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 FEATURE_VERSION = "onnx-compact-2"
 SIDE = 224  # input pixels per side
 DECODE_GAP = 2.0
-"""A JPEG is decoded at libjpeg's reduced scale while both sides stay at least DECODE_GAP x SIDE (Pillow's thumbnail
-rule). The service's own copy of the rule cvops' model runner follows (functions.images.decode_for_model): a stand-in
-shares no code with its client, and the export tests check the two agree exactly."""
-FEATURES_CACHE_VERSION = f"{FEATURE_VERSION}+decode-gap-2"
+"""A JPEG is decoded by libjpeg-turbo at the smallest of its scales M/8 that keeps both sides at least DECODE_GAP x
+SIDE (the gap is Pillow's thumbnail default). The service's own copy of the rule cvops' model runner follows
+(functions.images.decode_for_model): a stand-in shares no code with its client, and the export tests check the two
+agree exactly."""
+FEATURES_CACHE_VERSION = f"{FEATURE_VERSION}+decode-m8-gap-2"
 """Cache key of training features: the graph's version and the decode rule (features cached under an older rule are
 not reused; models trained under it still run, their graph is unchanged)."""
 _WORK = 112  # the features are computed on a 2x2-averaged copy: a quarter of the arithmetic, same information
@@ -96,12 +98,7 @@ def preprocess(image: Image.Image | bytes, *, mirror: bool = False) -> np.ndarra
     from .features import _to_rgb, _upright  # the service's one definition of "upright RGB"
 
     if isinstance(image, bytes | bytearray | memoryview):
-        image = Image.open(io.BytesIO(bytes(image)))
-        image.seek(0)
-        if image.format == "JPEG":
-            at_least = math.ceil(SIDE * DECODE_GAP)
-            image.draft(image.mode, (at_least, at_least))
-        image.load()
+        image = _decode(bytes(image))
     img = _to_rgb(_upright(image)).resize((SIDE, SIDE), Image.Resampling.BICUBIC)
     rgb = np.asarray(img, dtype=np.float32)
     if mirror:
@@ -109,6 +106,24 @@ def preprocess(image: Image.Image | bytes, *, mirror: bool = False) -> np.ndarra
     if PIXEL_FORMAT == "Bgr8":
         rgb = rgb[..., ::-1]
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+
+
+def _decode(data: bytes) -> Image.Image:
+    """An image file's picture by DECODE_GAP's rule: a YCbCr or grey JPEG through simplejpeg (libjpeg-turbo, scaled
+    IDCT) with its EXIF block kept for the orientation, another JPEG at Pillow's 1/2, 1/4 or 1/8, anything else whole."""
+    image = Image.open(io.BytesIO(data))
+    image.seek(0)
+    at_least = math.ceil(SIDE * DECODE_GAP)
+    if image.format == "JPEG" and image.mode in ("RGB", "L"):
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=at_least, min_height=at_least, strict=False)
+        decoded = Image.fromarray(pixels, "RGB")
+        if "exif" in image.info:
+            decoded.info["exif"] = image.info["exif"]
+        return decoded
+    if image.format == "JPEG":
+        image.draft(image.mode, (at_least, at_least))
+    image.load()
+    return image
 
 
 # ----------------------------------------------------------------------------------------------------------------------

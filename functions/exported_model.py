@@ -204,6 +204,13 @@ class ExportedModel:
         pairs = [(tag, float(p)) for tag, p in zip(self.labels, values, strict=True)]
         return sorted(pairs, key=lambda pair: -pair[1])
 
+    def predict_checked(self, checked: images.NormalisedImage) -> list[tuple[str, float]]:
+        """Probabilities for an image :func:`functions.images.normalise` accepted: from the picture it decoded when
+        called with ``model_side=self.size`` (one decode for the check and the model), else from its bytes."""
+        if checked.decoded is not None:
+            return self.predict_image(checked.decoded)
+        return self.predict(checked.data, decode_bytes=checked.decode_bytes)
+
     def predict(self, image_bytes: bytes, *, decode_bytes: int | None = None) -> list[tuple[str, float]]:
         """Probabilities for an image file's bytes, decoded as :func:`functions.images.decode_for_model` decodes (a
         JPEG at reduced scale, still at least twice the input side), under the app's memory pool (call

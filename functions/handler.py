@@ -117,9 +117,11 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     started = time.perf_counter()
     # A stored prediction keeps the image in the project, so a JPEG's scan check runs first then; otherwise it runs
     # while the prediction call waits on the network, and a corrupt image only costs that one call.
-    # An exported model (CVOPS_MODEL) runs in-process: no network wait to overlap, so the scan check runs inline.
+    # An exported model (CVOPS_MODEL) runs in-process: no network wait to overlap, so the check runs inline, and its
+    # one strict JPEG decode is the model's picture (images.normalise with model_side).
     exported = ctx.exported
-    checked = images.normalise(data, defer_scan_check=not config.store_predictions and exported is None)
+    checked = images.normalise(data, defer_scan_check=not config.store_predictions and exported is None,
+                               model_side=exported.size if exported is not None else None)
     timings["validate"] = _ms(started)
     if isinstance(checked, images.Rejection):
         return Verdict(quarantine(checked.reason, checked.message), image=checked.summary(), timings_ms=timings)

@@ -51,6 +51,7 @@ __all__ = [
     "estimate_memory",
     "input_too_large",
     "memory_plan",
+    "model_decode_size",
     "normalise",
     "reserved",
 ]
@@ -153,6 +154,9 @@ class NormalisedImage:
     pending_check: Callable[[], Rejection | None] | None = field(default=None, compare=False, repr=False)
     """With ``normalise(..., defer_scan_check=True)``: the JPEG scan check still to run (None: nothing left). It returns
     the rejection the inline check would have; the caller must run it and honour it before acting on the image."""
+    decoded: Image.Image | None = field(default=None, compare=False, repr=False)
+    """With ``normalise(..., model_side=S)``: the picture :func:`decode_for_model` gives for a model of input side S,
+    from the one decode that also proved the JPEG whole (None: the caller decodes ``data`` itself)."""
     decode_bytes: int | None = field(default=None, compare=False)
     """The planned peak memory of decoding ``data`` when it is the original (None after a conversion): what a second
     decode of it (an in-process model's) reserves, without parsing the file again."""
@@ -351,7 +355,7 @@ class _Inspection:
 
 
 def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen dataclass
-              defer_scan_check: bool = False) -> NormalisedImage | Rejection:
+              defer_scan_check: bool = False, model_side: int | None = None) -> NormalisedImage | Rejection:
     """Check ``data`` is one complete, supported image within ``limits``; fix what can be fixed.
 
     Rejection codes: ``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``,
@@ -361,6 +365,12 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
     ``defer_scan_check``: a JPEG sent as it is gets its scan check (a 1/8-scale decode of the whole stream, about 10 ms
     a megabyte, the bulk of this function's time) returned as ``pending_check`` instead of run here, so the caller can
     run it while the prediction call waits on the network. Converted images are checked here as before.
+
+    ``model_side``: an in-process model of that input side classifies the image next. A YCbCr or grey JPEG sent as it
+    is is then decoded once, strictly (as :func:`decode_for_model` decodes, with libjpeg's warnings as errors), and
+    that picture is returned as ``decoded``: one decode proves the file whole and feeds the model, instead of the scan
+    check's decode and then the model's. Data that stops early is ``corrupt`` wherever the cut is (stricter than the
+    scan check); any other warning leaves the verdict to the scan check, as for everyone else.
     """
     inspected = _inspect(data, limits)
     if isinstance(inspected, Rejection):
@@ -377,7 +387,12 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
     with _GATE.reserve(plan.peak_bytes):
         try:
             deferred = defer_scan_check and layout is not None and not needed
-            if layout is not None and not deferred:
+            decoded = None
+            if layout is not None and not needed and model_side is not None and _decodes_strictly(image):
+                decoded = _strict_model_decode(data, model_side)
+                if isinstance(decoded, Rejection):
+                    return decoded
+            if layout is not None and not deferred and decoded is None:
                 problem = _jpeg_scan_complete(data, layout)
                 if problem:
                     return problem
@@ -388,7 +403,7 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                 pending = _deferred_scan_check(data, layout, plan.peak_bytes) if deferred and layout else None
                 return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
                                        original_width=width, original_height=height, original_bytes=len(data),
-                                       pending_check=pending, decode_bytes=plan.peak_bytes)
+                                       pending_check=pending, decoded=decoded, decode_bytes=plan.peak_bytes)
             return _convert(data, image, needed, plan, limits)
         except _DECODE_ERRORS as exc:
             return _decode_failure(fmt, exc)
@@ -404,28 +419,73 @@ def reserved(amount: int) -> contextlib.AbstractContextManager[None]:
 
 MODEL_DECODE_GAP = 2.0
 """How much larger than a model's input side a JPEG is decoded at least (Pillow's ``thumbnail`` default
-``reducing_gap``): libjpeg's scaled IDCT (1/2, 1/4, 1/8) then does most of the reduction almost for free, and the
-bicubic resize that follows still shrinks by 2x or more, which keeps the result within a few of 255 levels of a full
-decode (scenes of 2,048 x 1,536: mean 0.17, at most 3). A full decode and resize of a 3-megapixel photo costs about
-26 ms of CPU; this costs about 12."""
+``reducing_gap``): libjpeg's scaled IDCT (M/8) then does most of the reduction almost for free, and the bicubic resize
+that follows still shrinks by 2x or more, which keeps the result within a few of 255 levels of a full decode (a
+2,048 x 1,536 photo decoded at 3/8: mean 0.25, at most 3). A full decode and resize of a 3-megapixel photo costs
+about 26 ms of CPU; this about 13."""
+
+
+def model_decode_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size libjpeg-turbo decodes a YCbCr or grey JPEG at for a model of input ``side``: the smallest of its
+    scales M/8 (M = 1..8) that keeps both sides at least ``MODEL_DECODE_GAP`` x ``side``; the whole image when none
+    does. (libjpeg rounds a scaled side up.)"""
+    at_least = math.ceil(side * MODEL_DECODE_GAP)
+    for eighths in range(1, 9):
+        size = (-(-width * eighths // 8), -(-height * eighths // 8))
+        if min(size) >= at_least:
+            return size
+    return width, height
 
 
 def decode_for_model(data: bytes, side: int) -> Image.Image:
-    """The picture an in-process model of input ``side`` resizes from: a JPEG decoded at the smallest libjpeg scale that
-    keeps both sides at least ``MODEL_DECODE_GAP`` x ``side``, anything else decoded whole.
+    """The picture an in-process model of input ``side`` resizes from: a YCbCr or grey JPEG decoded by libjpeg-turbo
+    (through simplejpeg) at :func:`model_decode_size`, any other JPEG at Pillow's nearest 1/2, 1/4 or 1/8 scale that is
+    as large, anything else decoded whole.
 
-    Why not one decode shared with the scan check: its "last pixel is libjpeg's fill" test holds at 1/8 scale only (at
-    1/2 and 1/4 libjpeg smooths progressive files and upsamples chroma across a cut's edge: tried, 2 in 6,720 baseline
-    cuts and 58 in 5,197 progressive ones passed), and 1/8 is too small for a model. The local service's compact
-    domains follow the same rule, so an exported model agrees with the service exactly. The caller holds the memory
-    reservation (:func:`reserved`); the estimate of a full decode covers a reduced one.
+    Why a rule of its own: the app's validation and the model runner decode once for both (:func:`normalise` with
+    ``model_side``), and the local service's compact domains decode by the same rule, so an exported model agrees with
+    the service exactly. The caller holds the memory reservation (:func:`reserved`); the estimate of a full decode
+    covers a reduced one.
     """
     image = Image.open(io.BytesIO(data))
     if image.format == "JPEG":
+        if _decodes_strictly(image):
+            image.close()
+            return _simplejpeg_decode(data, side, strict=False)
         at_least = math.ceil(side * MODEL_DECODE_GAP)
         image.draft(image.mode, (at_least, at_least))
     image.load()
     return image
+
+
+def _decodes_strictly(image: Image.Image) -> bool:
+    """Whether simplejpeg (libjpeg-turbo's TurboJPEG) can decode this JPEG to RGB: YCbCr and grey, not CMYK/YCCK."""
+    return image.format == "JPEG" and image.mode in ("RGB", "L")
+
+
+def _simplejpeg_decode(data: bytes, side: int, *, strict: bool) -> Image.Image:
+    import simplejpeg  # only with an in-process model: it brings numpy, which the prediction API path does without
+
+    at_least = math.ceil(side * MODEL_DECODE_GAP)  # simplejpeg picks the smallest M/8 scale with both sides this large
+    pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=at_least, min_height=at_least, strict=strict)
+    return Image.fromarray(pixels, "RGB")
+
+
+_PREMATURE_END = "premature end of data segment"  # libjpeg's JWRN_HIT_MARKER: a marker where scan data should be
+
+
+def _strict_model_decode(data: bytes, side: int) -> Image.Image | Rejection | None:
+    """The model's picture when libjpeg decodes the whole file without a warning; a rejection when it met a marker
+    where scan data should be (a cut file with an end marker appended: caught wherever the cut is, inside a
+    progressive file's last scan and the last block's AC data too, which the scan check lets pass); None for any other
+    warning (a stray byte, an odd code), when the caller's scan check decides as for everyone else."""
+    try:
+        return _simplejpeg_decode(data, side, strict=True)
+    except ValueError as exc:
+        if _PREMATURE_END in str(exc):
+            return Rejection("corrupt", "JPEG image data stops before the image does, and an end marker follows (a "
+                                        f"cut file with its end appended; libjpeg: {' '.join(str(exc).split())})")
+        return None
 
 
 def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int) -> Callable[[], Rejection | None]:

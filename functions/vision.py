@@ -95,11 +95,11 @@ def classify(client: Any, *, project_id: str, publish_name: str, data: bytes, st
 def classify_exported(model: Any, checked: Any) -> Classification:
     """Classify an image with an exported model in-process (CVOPS_MODEL): no call, no pacing, no retries.
 
-    ``checked`` is what :func:`functions.images.normalise` accepted, so it decodes within the memory budget it
-    planned."""
+    ``checked`` is what :func:`functions.images.normalise` accepted (with ``model_side``: its one JPEG decode is the
+    model's picture), so any decode here stays within the memory budget it planned."""
     started = time.perf_counter()
     predictions = [{"tag": tag, "tag_id": None, "probability": round(probability, 6)}
-                   for tag, probability in model.predict(checked.data, decode_bytes=checked.decode_bytes)]
+                   for tag, probability in model.predict_checked(checked)]
     return Classification(predictions, None, ServiceCounters(), (time.perf_counter() - started) * 1000)
 
 

@@ -126,10 +126,10 @@ def predict_holdout_with_model(model: Any, source: ImageSource, images: Sequence
     from functions import images as image_checks
 
     def one(image: SourceImage) -> dict[str, float]:
-        checked = image_checks.normalise(source.read(image))
+        checked = image_checks.normalise(source.read(image), model_side=model.size)
         if isinstance(checked, image_checks.Rejection):
             return {}
-        return dict(model.predict(checked.data, decode_bytes=checked.decode_bytes))
+        return dict(model.predict_checked(checked))
 
     out: list[dict[str, float]] = []
     with (reporter or NullReporter()).task(f"predicting {len(images)} holdout images in-process",

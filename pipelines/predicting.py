@@ -85,11 +85,11 @@ def predict_with_model(model: Any, target: str, *, policy: Policy,
                                      f"{target} is a directory; predict classifies one image",
                                      hint="give an image file or az://container/blob")
         data = path.read_bytes()
-    checked = images.normalise(data)
+    checked = images.normalise(data, model_side=model.size)
     if isinstance(checked, images.Rejection):
         raise ConfigurationError(f"{target}: {checked.reason}: {checked.message}",
                                  hint="the Function App would quarantine this image")
-    scores = sorted(model.predict(checked.data, decode_bytes=checked.decode_bytes), key=lambda p: (-p[1], p[0]))
+    scores = sorted(model.predict_checked(checked), key=lambda p: (-p[1], p[0]))
     decision = decide(policy, scores)
     passing = [r.tag for r in decision.reasons if r.code == "tag_passes"]
     rows = [{"tag": tag, "probability": probability, "threshold": policy.threshold(tag), "passes": tag in passing}

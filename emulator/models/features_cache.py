@@ -119,5 +119,5 @@ class FeatureCacheModels(BackendBase):
                 self.blobs.delete(self._compact_feature_key(image_id, version, mirrored=mirrored))
 
 
-_COMPACT_FEATURE_CACHE_VERSIONS = ("onnx-compact-2+decode-gap-2", "onnx-compact-2")
+_COMPACT_FEATURE_CACHE_VERSIONS = ("onnx-compact-2+decode-m8-gap-2", "onnx-compact-2")
 """emulator.compact_model.FEATURES_CACHE_VERSION (checked by its tests), then the keys earlier versions cached under."""

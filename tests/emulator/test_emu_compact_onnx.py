@@ -120,5 +120,5 @@ def test_compact_advanced_training_learns_from_mirrored_graph_features_too(in_pr
     assert compact_model.is_compact_model(stored) and len(stored["mean"]) == compact_model.FEATURE_DIM
     blobs = in_process_cv.app.backend.blobs
     image_id = in_process_cv.app.backend.db.one("SELECT id FROM images WHERE project_id = ?", (project.id,))["id"]
-    mirrored = blobs.get_array(f"features/{compact_model.FEATURE_VERSION}/mirrored/{image_id}.npy")
+    mirrored = blobs.get_array(f"features/{compact_model.FEATURES_CACHE_VERSION}/mirrored/{image_id}.npy")
     assert mirrored is not None and mirrored.shape == (compact_model.FEATURE_DIM,)

@@ -27,11 +27,15 @@ from msrest.authentication import ApiKeyCredentials
 from PIL import Image
 
 from devkit import scenes
+from functions.images import model_decode_size
 from tests.contract.spec_schemas import error_codes, validate_response
 
 GENERAL_COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
 LABELS = ("beach", "forest", "city")
 TOLERANCE = {None: 1e-4, "OnnxFloat16": 2e-2}
+# A JPEG at least twice the input side on both sides is decoded by the service (and cvops' runner) at a reduced libjpeg
+# scale; the sample decodes it whole, a few of 255 levels apart: the issue's parity tolerance, not float rounding.
+SCALED_TOLERANCE = {None: 1e-2, "OnnxFloat16": 2e-2}
 
 
 def compact_project(trainer: CustomVisionTrainingClient, labels: tuple[str, ...], *, per_tag: int = 6,
@@ -118,9 +122,11 @@ def test_the_exported_model_gives_the_services_answer_loaded_as_microsofts_sampl
     assert sorted(labels) == sorted(LABELS)
     model = SampleModel(package.read("model.onnx"))
     assert model.input_type == (np.float16 if flavor else np.float32)
+    worst = {False: 0.0, True: 0.0}
     for label in LABELS:
-        for seed in (901, 902):
-            image = scenes.generate(label, seed)
+        for seed, size in ((901, (320, 240)), (902, (1024, 768))):
+            image = scenes.generate(label, seed, size=size)
+            scaled = model_decode_size(*size, model.input_size[0]) != size
             output = model.predict(image)
             assert output.shape == (1, len(labels))
             quick = {p.tag_name: p.probability for p in
@@ -129,8 +135,10 @@ def test_the_exported_model_gives_the_services_answer_loaded_as_microsofts_sampl
                       .predictions}
             assert quick == pytest.approx(served, abs=1e-6)
             np.testing.assert_allclose(output[0].astype(np.float64), [served[t] for t in labels],
-                                       atol=TOLERANCE[flavor])
+                                       atol=(SCALED_TOLERANCE if scaled else TOLERANCE)[flavor])
             assert labels[int(np.argmax(output[0]))] == max(served, key=served.get)
+            worst[scaled] = max(worst[scaled], max(abs(float(output[0][i]) - served[t]) for i, t in enumerate(labels)))
+    print(f"sample vs service, largest difference: whole decode {worst[False]:.2e}, reduced decode {worst[True]:.2e}")
 
 
 def test_exporting_the_same_platform_again_is_refused_as_azure_does_and_get_exports_keeps_it(training_client, compact):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from functions.images import Limits, NormalisedImage, Rejection, decode_for_model, memory_plan, normalise
+from functions.images import Limits, NormalisedImage, Rejection, decode_for_model, memory_plan, model_decode_size, normalise
 
 
 def opened(result: NormalisedImage) -> Image.Image:
@@ -291,15 +291,54 @@ def test_every_whole_jpeg_passes_the_scan_check(kind, seed):
     assert isinstance(result, NormalisedImage) and result.unchanged, result
 
 
-def test_a_photo_is_decoded_for_a_model_at_reduced_scale_keeping_twice_its_input_side():
+def test_a_photo_is_decoded_for_a_model_at_the_smallest_libjpeg_scale_keeping_twice_its_input_side():
     photo = samples.photo((2048, 1536))
-    assert decode_for_model(photo, 224).size == (1024, 768)  # 1/2: 768 >= 448, while 1/4 (384) would not be
-    assert decode_for_model(photo, 100).size == (512, 384)  # 1/4: 384 >= 200
-    assert decode_for_model(samples.photo((640, 480)), 224).size == (640, 480)  # no scale keeps 448: whole
+    assert decode_for_model(photo, 224).size == model_decode_size(2048, 1536, 224) == (768, 576)  # 3/8: 576 >= 448
+    assert decode_for_model(photo, 100).size == (512, 384)  # 2/8: 384 >= 200, while 1/8 (192) would not be
+    assert decode_for_model(samples.photo((640, 480)), 224).size == (640, 480)  # 7/8 is 420 high: whole
     assert decode_for_model(samples.encode(Image.new("RGB", (900, 900)), "PNG"), 224).size == (900, 900)
+    assert decode_for_model(samples.cmyk_jpeg(), 8).mode == "CMYK"  # not simplejpeg's: Pillow's 1/2, 1/4, 1/8
+    checked = normalise(photo, model_side=224)  # the app with an in-process model: one decode, kept for it
+    assert checked.unchanged and checked.decoded.size == (768, 576)
+    assert checked.decoded.tobytes() == decode_for_model(photo, 224).tobytes()
+
+
+def test_with_an_in_process_model_every_cut_inside_a_progressive_files_last_scan_is_corrupt():
+    """The scan check's documented limit (a cut after every block's DC value passes) does not apply to the one strict
+    decode: libjpeg itself says where the data stopped."""
+    progressive = samples.encode(Image.open(io.BytesIO(samples.noisy_jpeg((400, 300)))), "JPEG", progressive=True)
+    last_scan, end = progressive.rindex(b"\xff\xda"), progressive.rindex(b"\xff\xd9")
+    cuts = range(last_scan + 20, end - 1, max(1, (end - last_scan) // 40))
+    verdicts = [normalise(progressive[:at] + b"\xff\xd9", model_side=224) for at in cuts]
+    assert len(verdicts) >= 30
+    assert all(isinstance(v, Rejection) and v.reason == "corrupt" for v in verdicts), verdicts
 
 
 def test_an_image_sent_as_it_is_carries_its_decode_memory_so_a_model_need_not_parse_it_again():
     photo = samples.photo((2048, 1536))
     assert normalise(photo).decode_bytes == memory_plan(photo).peak_bytes > 0
     assert normalise(samples.tiff()).decode_bytes is None  # converted: other bytes, planned by whoever decodes them
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=_JPEG_KINDS, seed=st.integers(0, 2**16), cut=st.one_of(st.none(), st.floats(0.05, 0.995)),
+       side=st.sampled_from([8, 24, 64, 224]))
+def test_the_one_strict_decode_kept_for_an_in_process_model_never_accepts_what_the_scan_check_refuses(
+        kind, seed, cut, side):
+    """With ``model_side`` a JPEG is proved whole by one strict libjpeg decode that also feeds the model: every cut or
+    whole file gets the scan check's verdict or a stricter one, and the picture kept is the one the runner decodes."""
+    data = _jpeg(kind, seed)
+    if cut is not None:
+        header_end = data.index(b"\xff\xda")
+        data = data[:header_end + 12 + int((len(data) - header_end - 14) * cut)] + b"\xff\xd9"
+    plain, fused = normalise(data), normalise(data, model_side=side)
+    if isinstance(plain, Rejection):
+        assert isinstance(fused, Rejection) and fused.reason == plain.reason, (plain, fused)
+    elif isinstance(fused, NormalisedImage):
+        assert fused.data == plain.data and plain.decoded is None
+        assert fused.decoded is not None and fused.decoded.tobytes() == decode_for_model(data, side).tobytes()
+    else:  # stricter: a cut the scan check lets pass (its documented limit), caught by libjpeg's own warning
+        assert fused.reason == "corrupt" and "premature end of data segment" in fused.message, fused
+        assert cut is not None
+    if cut is None:
+        assert isinstance(fused, NormalisedImage) and fused.decoded is not None  # a whole file: one decode, kept
