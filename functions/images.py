@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from cvops import limits
@@ -464,8 +465,6 @@ def _decodes_strictly(image: Image.Image) -> bool:
 
 
 def _simplejpeg_decode(data: bytes, side: int, *, strict: bool) -> Image.Image:
-    import simplejpeg  # only with an in-process model: it brings numpy, which the prediction API path does without
-
     at_least = math.ceil(side * MODEL_DECODE_GAP)  # simplejpeg picks the smallest M/8 scale with both sides this large
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=at_least, min_height=at_least, strict=strict)
     return Image.fromarray(pixels, "RGB")
@@ -483,8 +482,7 @@ def _strict_model_decode(data: bytes, side: int) -> Image.Image | Rejection | No
         return _simplejpeg_decode(data, side, strict=True)
     except ValueError as exc:
         if _PREMATURE_END in str(exc):
-            return Rejection("corrupt", "JPEG image data stops before the image does, and an end marker follows (a "
-                                        f"cut file with its end appended; libjpeg: {' '.join(str(exc).split())})")
+            return _premature_end(exc)
         return None
 
 
@@ -857,18 +855,24 @@ _ZEROS = b"\x00" * 256
 def _jpeg_scan_complete(data: bytes, layout: _JpegLayout) -> Rejection | None:
     """Prove the image data reaches the last block, though an end marker follows it whatever was cut before.
 
-    libjpeg meets an end marker that comes too early with a warning Pillow does not pass on, and fills the rest of
-    the picture with mid grey: a truncated upload with FFD9 appended decodes "fine". So: decode at 1/8 scale (each
-    pixel one block's DC value; the whole stream is still read). A complete file's last block is rarely exactly
-    the fill value, which ends the check with one decode. When it is, decode at 1/4 scale (DC and the first AC
-    coefficients) as is and with more data inserted before the end marker: zero bytes, then the start of the scan's
-    own data (codes valid for its tables). After complete data the extra bytes are ignored; a cut scan decodes them
-    as more blocks and the picture changes.
+    libjpeg meets an end marker that comes too early with a warning ("premature end of data segment") Pillow does not
+    pass on, and fills the rest of the picture with mid grey: a truncated upload with FFD9 appended decodes "fine". So
+    a YCbCr or grey JPEG is first decoded at 1/8 scale by libjpeg-turbo through simplejpeg with warnings as errors
+    (:func:`_strict_scan`): no warning proves the data whole, that warning proves it cut, wherever the cut is.
 
-    Limits (tests/functions/test_fn_images.py generates them): a cut after every block's DC value (inside a
-    progressive file's last scan, or the last MCU's AC coefficients) passes; its picture lacks only fine detail.
+    Any other warning (a stray byte before a marker, which cameras write and viewers accept), and CMYK/YCCK files,
+    take the picture test: decode at 1/8 scale with Pillow (each pixel one block's DC value; the whole stream is still
+    read). A complete file's last block is rarely exactly the fill value, which ends the check with one decode. When it
+    is, decode at 1/4 scale (DC and the first AC coefficients) as is and with more data inserted before the end
+    marker: zero bytes, then the start of the scan's own data (codes valid for its tables). After complete data the
+    extra bytes are ignored; a cut scan decodes them as more blocks and the picture changes. Its limit
+    (tests/functions/test_fn_images.py generates it): a cut after every block's DC value (inside a progressive file's
+    last scan, or the last MCU's AC coefficients) passes; its picture lacks only fine detail.
     """
     body = data[:layout.eoi]
+    strict = _strict_scan(body + _EOI)
+    if strict is not _UNDECIDED:
+        return strict
     try:
         if not _last_pixel_is_fill(_decode_scaled(body + _EOI, 8)):
             return None
@@ -881,6 +885,31 @@ def _jpeg_scan_complete(data: bytes, layout: _JpegLayout) -> Rejection | None:
     except _DECODE_ERRORS as exc:
         return _decode_failure("JPEG", exc)
     return None
+
+
+_UNDECIDED = object()
+
+
+def _strict_scan(data: bytes) -> Rejection | None | object:
+    """libjpeg-turbo's own word on a YCbCr or grey JPEG, from a strict 1/8-scale decode: None (no warning: whole), a
+    ``corrupt`` rejection (it met a marker where scan data should be), or ``_UNDECIDED`` (another warning, another
+    colour space, or no verdict: the picture test decides)."""
+    try:
+        colorspace = simplejpeg.decode_jpeg_header(data)[2]
+        if colorspace not in ("YCbCr", "Gray"):
+            return _UNDECIDED
+        # The smallest size (1/8) and grey only: every scan's data is still read, the least work is done with it.
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=1, min_height=1, strict=True)
+    except ValueError as exc:
+        if _PREMATURE_END in str(exc):
+            return _premature_end(exc)
+        return _UNDECIDED
+    return None
+
+
+def _premature_end(exc: BaseException) -> Rejection:
+    return Rejection("corrupt", "JPEG image data stops before the image does, and an end marker follows (a cut file "
+                                f"with its end appended; libjpeg: {' '.join(str(exc).split())})")
 
 
 def _decode_scaled(data: bytes, scale: int) -> Image.Image:

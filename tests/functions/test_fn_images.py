@@ -269,9 +269,10 @@ def test_no_cut_jpeg_with_an_end_marker_appended_passes_as_whole(kind, seed, cut
     at = header_end + 12 + int((len(data) - header_end - 14) * cut)
     result = normalise(data[:at] + b"\xff\xd9")
     if isinstance(result, NormalisedImage):
-        # The documented limit of the check (it compares pictures at 1/8 scale, one value per block): a cut after
-        # every block's DC value passes, i.e. inside a progressive file's last scan, or inside the last MCU's AC
-        # coefficients, where the picture differs from the whole one in its last 16 x 16 pixels only.
+        # Only the picture test could let one pass (libjpeg's strict decode catches every cut of these YCbCr files;
+        # the picture test decides after another warning): its documented limit is a cut after every block's DC
+        # value, i.e. inside a progressive file's last scan, or inside the last MCU's AC coefficients, where the
+        # picture differs from the whole one in its last 16 x 16 pixels only.
         if kind[4]:
             assert data.rfind(b"\xff\xda") < at, (kind, cut, result)
         else:
@@ -303,15 +304,29 @@ def test_a_photo_is_decoded_for_a_model_at_the_smallest_libjpeg_scale_keeping_tw
     assert checked.decoded.tobytes() == decode_for_model(photo, 224).tobytes()
 
 
-def test_with_an_in_process_model_every_cut_inside_a_progressive_files_last_scan_is_corrupt():
-    """The scan check's documented limit (a cut after every block's DC value passes) does not apply to the one strict
-    decode: libjpeg itself says where the data stopped."""
+@pytest.mark.parametrize("model_side", [None, 224])
+def test_every_cut_inside_a_progressive_files_last_scan_is_corrupt(model_side):
+    """The picture test's documented limit (a cut after every block's DC value passes) no longer decides a YCbCr or
+    grey JPEG: libjpeg's own warning says where the data stopped, with or without an in-process model."""
     progressive = samples.encode(Image.open(io.BytesIO(samples.noisy_jpeg((400, 300)))), "JPEG", progressive=True)
     last_scan, end = progressive.rindex(b"\xff\xda"), progressive.rindex(b"\xff\xd9")
     cuts = range(last_scan + 20, end - 1, max(1, (end - last_scan) // 40))
-    verdicts = [normalise(progressive[:at] + b"\xff\xd9", model_side=224) for at in cuts]
+    verdicts = [normalise(progressive[:at] + b"\xff\xd9", model_side=model_side) for at in cuts]
     assert len(verdicts) >= 30
     assert all(isinstance(v, Rejection) and v.reason == "corrupt" for v in verdicts), verdicts
+    assert "premature end of data segment" in verdicts[0].message
+
+
+@pytest.mark.parametrize("model_side", [None, 224])
+def test_stray_bytes_before_the_end_marker_are_a_warning_the_picture_test_accepts(model_side):
+    """libjpeg warns about extraneous bytes too (some encoders pad): that warning is not a cut, so the picture test
+    decides, as it did before, and an in-process model decodes the bytes itself."""
+    photo = samples.photo((640, 480))
+    end = photo.rindex(b"\xff\xd9")
+    padded = photo[:end] + b"\x55" * 64 + photo[end:]
+    result = normalise(padded, model_side=model_side)
+    assert isinstance(result, NormalisedImage) and result.unchanged, getattr(result, "message", None)
+    assert result.decoded is None
 
 
 def test_an_image_sent_as_it_is_carries_its_decode_memory_so_a_model_need_not_parse_it_again():
