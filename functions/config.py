@@ -143,6 +143,16 @@ def route_location(route: routes.Route, environ: Mapping[str, str] | None = None
     return current if current is not None else Location.parse(settings.read(route.setting, env), route.setting)
 
 
+def setting_in_effect(route: routes.Route, environ: Mapping[str, str] | None = None) -> str:
+    """The app setting that names a route's location now: its own when set, else a former name that is set (the one
+    :func:`route_location` used), else its own (the default applies). An error about the location names this one, the
+    setting the operator has to fix."""
+    env = os.environ if environ is None else environ
+    if env.get(route.setting, "").strip():
+        return route.setting
+    return next((name for name in route.legacy_settings if env.get(name, "").strip()), route.setting)
+
+
 def _flag(name: str, env: Mapping[str, str]) -> bool:
     value = settings.read(name, env).strip().lower()
     if value in ("true", "1", "yes"):

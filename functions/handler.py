@@ -51,6 +51,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from cvops.errors import ConfigurationError, CvopsError, TransientServiceError
 from cvops.redaction import install_log_redaction
 from functions import images, naming, routes, vision
+from functions.config import setting_in_effect
 from functions.context import AppContext
 from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
@@ -211,8 +212,9 @@ def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
         for route in routes.OUTPUTS:
             container = getattr(config, route.key).container
             if f"/{container}/" in url or url.endswith(f"/{container}"):
-                raise ConfigurationError(f"container {container!r} named by {route.setting} does not exist",
-                                         setting=route.setting,
+                setting = setting_in_effect(route)  # a former name, when that is what configured it
+                raise ConfigurationError(f"container {container!r} named by {setting} does not exist",
+                                         setting=setting,
                                          hint="create it (infra/ does) or fix the setting") from exc
         raise
 

@@ -109,3 +109,16 @@ def test_the_former_and_the_new_setting_set_to_the_same_container_route_there(fu
     assert function_env.names("accepted") == ["beach/same.jpg", f"beach/same.jpg{SIDECAR_SUFFIX}"]
     [warning] = _former_setting_warnings(caplog)
     assert "delete" in warning
+
+
+def test_a_missing_container_named_only_by_the_former_setting_is_reported_under_that_setting(
+        function_env, monkeypatch):
+    monkeypatch.delenv(ACCEPTED.setting)
+    missing = f"gone-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv(FORMER, missing)
+    name = f"{function_env.incoming}/missing.jpg"
+    function_env.upload(name, scene("beach"))
+    with pytest.raises(ConfigurationError) as caught:
+        registered("route_new_blob")(function_env.stream(name))
+    assert f"container {missing!r} named by {FORMER} does not exist" in str(caught.value)
+    assert caught.value.setting == FORMER
