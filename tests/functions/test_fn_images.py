@@ -357,3 +357,21 @@ def test_the_one_strict_decode_kept_for_an_in_process_model_never_accepts_what_t
         assert cut is not None
     if cut is None:
         assert isinstance(fused, NormalisedImage) and fused.decoded is not None  # a whole file: one decode, kept
+
+
+def _first_marker_by_the_book(data: bytes, start: int) -> int:
+    """T.81 B.1.1.2/B.1.1.5 read literally: in scan data 0xFF is followed by 00 (stuffing), D0-D7 (restart) or more
+    0xFF (fill); anything else makes that 0xFF a marker."""
+    for at in range(start, len(data) - 1):
+        if data[at] == 0xFF and data[at + 1] not in (0x00, 0xFF, *range(0xD0, 0xD8)):
+            return at
+    return -1
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.lists(st.sampled_from([b"\xff", b"\x00", b"\xd0", b"\xd7", b"\xd8", b"\xd9", b"\xc4", b"\x12"]),
+                     max_size=40).map(b"".join), start=st.integers(0, 8))
+def test_the_scan_data_end_is_the_first_real_marker_however_stuffing_restarts_and_fill_bytes_mix(data, start):
+    from functions.images import _next_marker
+
+    assert _next_marker(data, start) == _first_marker_by_the_book(data, start)
