@@ -233,6 +233,7 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         summary["review"] = run_review_loop(demo.cvops, demo.env, root, SCENES_SPEC, incoming, CLASSES, reports)
         summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
+    summary["azurite_data"] = str(root / "azurite")  # where --root put it, not where the default would
     return summary
 
 
@@ -352,7 +353,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         print_review(summary["review"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
     print("Results:  containers accepted/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
-          "results/date=<day>/*.jsonl in Azurite's data under .local/demo/azurite")
+          f"results/date=<day>/*.jsonl in Azurite's data under {summary['azurite_data']}")
     print("Timings:  " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in summary["timings"].items())
           + f"; total {summary['wall_seconds']:.0f}s")
 

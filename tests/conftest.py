@@ -86,3 +86,23 @@ def training_client(local_cv: LocalCustomVision) -> CustomVisionTrainingClient:
 @pytest.fixture(scope="session")
 def prediction_client(local_cv: LocalCustomVision) -> CustomVisionPredictionClient:
     return make_prediction_client(local_cv)
+
+
+@pytest.fixture
+def isolated_secret_registry() -> Iterator[None]:
+    """Forget, after the test, the secrets it registered on purpose.
+
+    Why: the registry is process-wide, as it must be in the app, and hypothesis seeds its text with the project's own
+    string literals, so a made-up "secret" can be ``review`` or ``--review-recall``; registered for good, it redacts
+    that word in every later test's messages (seen: ``--REDACTED-precision``)."""
+    from cvops import redaction
+
+    with redaction._lock:
+        secrets, forms = set(redaction._secrets), redaction._forms
+    try:
+        yield
+    finally:
+        with redaction._lock:
+            redaction._secrets.clear()
+            redaction._secrets.update(secrets)
+            redaction._forms = forms

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cvops import strict_yaml
@@ -137,7 +137,7 @@ def test_an_http_answer_with_an_error_code_maps_by_its_code():
     assert "<?xml" not in str(from_exception(error(HttpResponseError, "Whatever", 409)))
 
 
-def test_a_registered_secret_is_redacted_in_every_form():
+def test_a_registered_secret_is_redacted_in_every_form(isolated_secret_registry):
     secret = "s3cr3t-k1\ns3cr3t-k2-" + "x" * 8
     register_secret(secret)
     for form in (secret, repr(secret), json.dumps(secret), quote(secret, safe=""), " ".join(secret.split()),
@@ -168,9 +168,9 @@ def test_surrounding_whitespace_is_forgiven_and_a_connection_string_key_must_be_
 _ODD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tail=_ODD_TEXT)
-def test_any_registered_secret_is_redacted_in_each_of_its_forms(tail):
+def test_any_registered_secret_is_redacted_in_each_of_its_forms(isolated_secret_registry, tail):
     secret = uuid.uuid4().hex[:8] + tail  # a fresh prefix: one example's secret never overlaps another's
     register_secret(secret)
     raw = secret.encode()
@@ -179,9 +179,9 @@ def test_any_registered_secret_is_redacted_in_each_of_its_forms(tail):
         assert form not in redact(f"<{form}>"), form
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_ODD_TEXT)
-def test_a_key_check_either_accepts_the_stripped_key_or_names_the_setting_without_it(value):
+def test_a_key_check_either_accepts_the_stripped_key_or_names_the_setting_without_it(isolated_secret_registry, value):
     try:
         key = check_key("VISION_PREDICTION_KEY", value)
     except ConfigurationError as refused:
