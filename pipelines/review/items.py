@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from functions import naming, routes
 from functions.naming import Location
 from functions.store import BlobStore
 
-__all__ = ["KEY_PATTERN", "SAFE_IMAGE_TYPES", "ListedCopy", "ReviewConfig", "ReviewItem", "check_key",
+__all__ = ["KEY_PATTERN", "SAFE_IMAGE_TYPES", "ItemCache", "ListedCopy", "ReviewConfig", "ReviewItem", "check_key",
            "decided_keys", "decision_blob_name", "find_copy", "get_item", "image_type", "item_from_record", "list_copies",
            "list_waiting", "parse_time", "read_image", "review_blob_service"]
 
@@ -243,25 +243,54 @@ def _item(store: BlobStore, config: ReviewConfig, listed: ListedCopy) -> ReviewI
                             content_type=listed.content_type)
 
 
-def _items(blob_service: BlobServiceClient, config: ReviewConfig, listed: Iterable[ListedCopy]) -> list[ReviewItem]:
+def _read_items(blob_service: BlobServiceClient, config: ReviewConfig,
+                listed: Iterable[ListedCopy]) -> list[ReviewItem | None]:
+    """The item of each listed copy, in order (None where its sidecar is missing or not a review record of it)."""
     listed = list(listed)
+    if not listed:
+        return []
     store = BlobStore(blob_service)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        found = list(pool.map(lambda entry: _item(store, config, entry), listed))
-    return [item for item in found if item is not None]
+        return list(pool.map(lambda entry: _item(store, config, entry), listed))
 
 
-def list_waiting(blob_service: BlobServiceClient, config: ReviewConfig) -> list[ReviewItem]:
+def _items(blob_service: BlobServiceClient, config: ReviewConfig, listed: Iterable[ListedCopy]) -> list[ReviewItem]:
+    return [item for item in _read_items(blob_service, config, listed) if item is not None]
+
+
+ItemCache = MutableMapping[tuple[str, str], ReviewItem]
+"""Items already read, by (copy name, copy ETag): what a long-lived reader (the review page) keeps between listings."""
+
+
+def list_waiting(blob_service: BlobServiceClient, config: ReviewConfig, *,
+                 known: ItemCache | None = None) -> list[ReviewItem]:
     """Every review copy with its record that no person has decided yet, oldest arrival first (then by name).
 
     A copy whose sidecar is missing (the app writes the copy first) or is not a review record of that copy is not
     listed; a decided image whose move is still pending is not listed either (:func:`decisions.complete_pending`
     finishes it). Two listings plus one read per waiting copy.
+
+    ``known``: items read by earlier calls, keyed by the copy's name and ETag, reused and kept up to date here (entries
+    whose copy is gone are dropped). Why: the page lists after every decision, and reading every waiting sidecar each
+    time made a reviewer's 500th decision cost 500 reads; with ``known`` a listing reads only the copies that are new
+    since the last one. A copy's record is written once for its version (a rerun writes the same record), and a copy
+    is never replaced in place, so its ETag names its record; "decided" comes from a fresh listing every time.
     """
     copies, sidecars = list_copies(blob_service, config)
     decided = decided_keys(blob_service, config)
     candidates = [c for c in copies if naming.sidecar_name(c.name) in sidecars and c.key not in decided]
-    items = [item for item in _items(blob_service, config, candidates) if item.key not in decided]
+    if known is None:
+        found = _items(blob_service, config, candidates)
+    else:
+        todo = [c for c in candidates if (c.name, c.etag) not in known]
+        for listed, item in zip(todo, _read_items(blob_service, config, todo), strict=True):
+            if item is not None:  # a sidecar not written yet is read again next time
+                known[(listed.name, listed.etag)] = item
+        live = {(c.name, c.etag) for c in copies}
+        for stale in [entry for entry in list(known) if entry not in live]:
+            known.pop(stale, None)
+        found = [item for item in (known.get((c.name, c.etag)) for c in candidates) if item is not None]
+    items = [item for item in found if item.key not in decided]
     epoch = datetime.min.replace(tzinfo=UTC)
     return sorted(items, key=lambda item: (item.arrived or epoch, item.copy))
 

@@ -298,13 +298,18 @@ class Sessions:
 
 class ReviewApi:
     """The review API the page calls (:mod:`pipelines.review.items`, :mod:`pipelines.review.decisions`), as one
-    object so a test can wrap it (count calls, hold a decision back to race two reviewers)."""
+    object so a test can wrap it (count calls, hold a decision back to race two reviewers).
 
-    @staticmethod
-    def list_waiting(blob_service: Any, config: Any) -> list[Any]:
+    It keeps the items it has read (:data:`pipelines.review.items.ItemCache`): the page lists what is waiting on
+    every view and after every decision, and only the copies new since the last listing need their record read."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], Any] = {}
+
+    def list_waiting(self, blob_service: Any, config: Any) -> list[Any]:
         from pipelines.review.items import list_waiting
 
-        return list_waiting(blob_service, config)
+        return list_waiting(blob_service, config, known=self._known)
 
     @staticmethod
     def get_item(blob_service: Any, config: Any, key: str) -> Any:

@@ -116,6 +116,7 @@ class HeldDecisions(ReviewApi):
     then reach storage together, a race rather than a turn."""
 
     def __init__(self, barrier: threading.Barrier) -> None:
+        super().__init__()
         self.barrier = barrier
 
     def decide(self, *args, **kwargs):
