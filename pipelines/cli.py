@@ -1164,13 +1164,19 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
 @click.option("--reviewer", default=None, help="Your name on every decision (default: the OS user).")
 @click.option("--allow-remote", is_flag=True,
-              help="Allow a non-loopback --host; every request must then carry the token. The page speaks plain HTTP: "
-                   "use it on a trusted network or behind a TLS proxy (an SSH tunnel to loopback needs neither).")
+              help="Allow a non-loopback --host; every request must then carry the token. Give --tls-cert and "
+                   "--tls-key so the token and the images cross the network encrypted (an SSH tunnel to loopback "
+                   "needs neither).")
 @click.option("--token", envvar="CVOPS_REVIEW_TOKEN", default=None,
               help="The page's access token (env CVOPS_REVIEW_TOKEN; with --allow-remote and none given, one is generated "
                    "and printed once).")
+@click.option("--tls-cert", envvar="CVOPS_REVIEW_TLS_CERT", default=None, metavar="PEM",
+              help="Serve HTTPS with this certificate (chain), PEM (env CVOPS_REVIEW_TLS_CERT); needs --tls-key.")
+@click.option("--tls-key", envvar="CVOPS_REVIEW_TLS_KEY", default=None, metavar="PEM",
+              help="The certificate's unencrypted private key, PEM (env CVOPS_REVIEW_TLS_KEY).")
 @common(needs_project=False)
-def review_serve(run: Run, host: str, port: int, reviewer: str | None, allow_remote: bool, token: str | None) -> None:
+def review_serve(run: Run, host: str, port: int, reviewer: str | None, allow_remote: bool, token: str | None,
+                 tls_cert: str | None, tls_key: str | None) -> None:
     """The review page: each image the Function App sent to review, its scores, the policy's reason, when it arrived
     and which model judged it; pick a tag (keys 1-9 or the tag's initial), reject (x) or skip (s). Storage comes from
     the CLI's settings, the containers from the app's (CVOPS_REVIEW_CONTAINER, CVOPS_ACCEPTED_CONTAINER, ...).
@@ -1179,17 +1185,21 @@ def review_serve(run: Run, host: str, port: int, reviewer: str | None, allow_rem
     Examples:
       cvops review serve                                   # http://127.0.0.1:8765/, until Ctrl-C
       cvops review serve --reviewer alice --port 9000
-      cvops review serve --host 0.0.0.0 --allow-remote     # prints the address with its token, once
+      cvops review serve --host 0.0.0.0 --allow-remote --tls-cert cert.pem --tls-key key.pem
     """
     from pipelines.review import commands, web
 
-    options = web.listen_options(host, port, reviewer=reviewer, token=token, allow_remote=allow_remote)
+    options = web.listen_options(host, port, reviewer=reviewer, token=token, allow_remote=allow_remote,
+                                 tls_cert=tls_cert, tls_key=tls_key)
     page = web.start(*commands.open_review(run.settings), options)
     web.log_requests()
     address = page.url + (f"?token={options.token}" if options.generated_token else "")
     click.echo(f"review page: {address} (reviewing as {options.reviewer}; Ctrl-C stops)")
     if options.generated_token:
         click.echo("the token above is printed only now; every request must carry it", err=True)
+    if options.remote and not options.tls:
+        click.echo("warning: plain HTTP: the token and the images cross the network unencrypted; pass --tls-cert "
+                   "and --tls-key, or reach the page through an SSH tunnel to loopback", err=True)
     try:
         page.server.serve_forever()
     except KeyboardInterrupt:

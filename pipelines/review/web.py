@@ -31,6 +31,7 @@ import logging
 import re
 import secrets
 import socket
+import ssl
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -138,18 +139,75 @@ class ServeOptions:
     reviewer: str
     token: str | None
     generated_token: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def remote(self) -> bool:
         return not loopback_host(self.host)
 
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
 
 def listen_options(host: str, port: int, *, reviewer: str | None, token: str | None, allow_remote: bool,
-                   new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> ServeOptions:
-    """Check the listening address and the token rules; generate a token for a remote page that was given none.
+                   new_token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+                   tls_cert: str | None = None, tls_key: str | None = None) -> ServeOptions:
+    """Check the listening address, the token rules and the TLS pair; generate a token for a remote page that was
+    given none.
 
-    Pure apart from ``new_token``: the rules are tested without a socket. Errors name the option to change.
+    Pure apart from ``new_token`` and reading the TLS files (:func:`tls_context` proves they load, so a bad pair is
+    an error before anything listens): the rules are tested without a socket. Errors name the option to change.
     """
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigurationError("--tls-cert and --tls-key go together: the certificate and its private key",
+                                 setting="--tls-cert/--tls-key", hint="pass both PEM files, or neither")
+    if tls_cert is not None and tls_key is not None:
+        tls_context(tls_cert, tls_key)
+    options = _listen_rules(host, port, reviewer=reviewer, token=token, allow_remote=allow_remote, new_token=new_token)
+    return ServeOptions(options.host, options.port, options.reviewer, options.token, options.generated_token,
+                        tls_cert, tls_key)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate (chain) and its unencrypted PEM private key, TLS 1.2 at least; a
+    ConfigurationError that names the option and what is wrong otherwise (never the files' contents).
+
+    Why the page serves TLS itself: with ``--allow-remote`` the token and the images cross the network, and a TLS
+    proxy is one more thing to set up right. An encrypted key is refused rather than prompted for: the page may run
+    where no one can type a passphrase.
+    """
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise ConfigurationError(f"{option} {printable(path)} is not a file", setting=option,
+                                     hint="give the PEM file's path")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    def no_passphrase() -> bytes:
+        raise ConfigurationError("--tls-key is encrypted (it asks for a passphrase)", setting="--tls-key",
+                                 hint="give an unencrypted PEM key (e.g. openssl pkey -in key.pem -out plain.pem), "
+                                      "readable only by the account that runs the page")
+
+    try:
+        context.load_cert_chain(cert, key, password=no_passphrase)
+    except ssl.SSLError as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        hint = ("the key does not belong to the certificate: give the key the certificate was issued for"
+                if "KEY_VALUES_MISMATCH" in str(reason).upper() else
+                "both must be PEM (-----BEGIN CERTIFICATE----- / -----BEGIN PRIVATE KEY-----)")
+        raise ConfigurationError(f"--tls-cert and --tls-key do not load as a certificate and its key ({reason})",
+                                 setting="--tls-cert/--tls-key", hint=hint) from None
+    except OSError as exc:
+        raise ConfigurationError(f"--tls-cert or --tls-key cannot be read: {exc.strerror or type(exc).__name__}",
+                                 setting="--tls-cert/--tls-key", hint="check the files' permissions") from None
+    return context
+
+
+def _listen_rules(host: str, port: int, *, reviewer: str | None, token: str | None, allow_remote: bool,
+                  new_token: Callable[[], str]) -> ServeOptions:
+    """The address and token rules of :func:`listen_options`."""
     reviewer = (reviewer or _os_user()).strip()
     if not reviewer or not reviewer.isprintable() or len(reviewer) > 64:
         raise ConfigurationError(f"--reviewer {printable(reviewer)!s} is not a name (1-64 printable characters)",
@@ -391,7 +449,8 @@ class ReviewApp:
                 # Drop the token from the address bar and the history; only to a page of this app (a path such as
                 # //evil.example/ would make the redirect leave the site).
                 response = _redirect(request.path if self._routable(request) else "/")
-                response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/")
+                response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/",
+                                    secure=request.is_secure)
                 return response
             if not token_matches(self.token, request.cookies.get(TOKEN_COOKIE)):
                 raise Forbidden("this page needs its token: open the address `cvops review serve` printed")
@@ -406,7 +465,8 @@ class ReviewApp:
             raise NotFound("no such item")
         response = getattr(self, f"on_{endpoint}")(request, session, **args)
         if new_sid is not None:
-            response.set_cookie(SESSION_COOKIE, new_sid, httponly=True, samesite="Strict", path="/")
+            response.set_cookie(SESSION_COOKIE, new_sid, httponly=True, samesite="Strict", path="/",
+                                secure=request.is_secure)
         return response
 
     def _routable(self, request: Request) -> bool:
@@ -732,14 +792,15 @@ def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = N
     if options.token is not None:
         register_secret(options.token)  # a log line or error that echoes it is redacted
     app = ReviewApp(blob_service, config, reviewer=options.reviewer, token=options.token, api=api)
+    context = tls_context(options.tls_cert, options.tls_key) if options.tls_cert and options.tls_key else None
     listening = _listen(options.host, options.port)
     try:
         server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler,
-                             fd=listening.fileno())
+                             fd=listening.fileno(), ssl_context=context)
     finally:
         listening.close()  # the server holds its own duplicate
     port = server.port
     if options.token is None:
         app.allowed_hosts = loopback_hosts(port)
     host = f"[{options.host}]" if ":" in options.host else options.host
-    return RunningPage(server, app, f"http://{host}:{port}/")
+    return RunningPage(server, app, f"{'https' if context else 'http'}://{host}:{port}/")

@@ -1,0 +1,106 @@
+"""`cvops review serve --tls-cert/--tls-key`: the page serves HTTPS itself, so a remote reviewer's token and images
+cross the network encrypted; a pair that cannot work is refused before anything listens, naming the option."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from review_helpers import make_world
+
+from cvops.errors import ConfigurationError
+from pipelines.review import web
+
+pytestmark = pytest.mark.azurite
+
+
+def _pair(folder, name: str = "page", *, passphrase: bytes | None = None):
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
+    cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def world(blob_service):
+    w = make_world(blob_service)
+    yield w
+    w.drop()
+
+
+def test_with_a_certificate_the_page_answers_https_and_its_cookies_are_secure(world, tmp_path):
+    cert, key = _pair(tmp_path)
+    world.add("tls/one.jpg", {"beach": 0.7, "city": 0.3})
+    options = web.listen_options("127.0.0.1", 0, reviewer="alice", token="t" * 24, allow_remote=False,
+                                 tls_cert=cert, tls_key=key)
+    page = web.start(world.blob_service, world.config, options)
+    page.serve_in_thread()
+    try:
+        assert page.url.startswith("https://127.0.0.1:")
+        with requests.Session() as browser:
+            answer = browser.get(page.url + "queue?token=" + "t" * 24, verify=cert, timeout=10)
+            assert answer.status_code == 200 and "1 waiting for review" in answer.text
+            cookies = {c.name: c for c in browser.cookies}
+            assert cookies and all(c.secure for c in cookies.values())  # never sent back over plain HTTP
+        with pytest.raises(requests.exceptions.ConnectionError):  # plain HTTP to the TLS port: no page
+            requests.get(page.url.replace("https://", "http://") + "queue", timeout=10)
+        with pytest.raises(requests.exceptions.SSLError):  # a client that does not trust it is not fooled either
+            requests.get(page.url + "queue", timeout=10)
+    finally:
+        page.stop()
+
+
+def test_a_certificate_without_its_key_is_refused_naming_both_options(tmp_path):
+    cert, _ = _pair(tmp_path)
+    with pytest.raises(ConfigurationError, match="--tls-cert and --tls-key go together") as refused:
+        web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False, tls_cert=cert)
+    assert refused.value.setting == "--tls-cert/--tls-key"
+
+
+def test_a_key_of_another_certificate_is_refused_before_anything_listens(tmp_path):
+    cert, _ = _pair(tmp_path, "one")
+    _, other_key = _pair(tmp_path, "two")
+    with pytest.raises(ConfigurationError, match="do not load as a certificate and its key") as refused:
+        web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False,
+                           tls_cert=cert, tls_key=other_key)
+    assert "does not belong to the certificate" in refused.value.hint
+    assert "BEGIN" not in str(refused.value)  # names the problem, never the files' contents
+
+
+def test_an_encrypted_key_is_refused_not_prompted_for(tmp_path):
+    cert, key = _pair(tmp_path, passphrase=b"correct horse battery")
+    with pytest.raises(ConfigurationError, match="--tls-key is encrypted"):
+        web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False, tls_cert=cert,
+                           tls_key=key)
+
+
+@pytest.mark.parametrize("which", ["cert", "key"])
+def test_a_missing_or_non_pem_file_is_named(tmp_path, which):
+    cert, key = _pair(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a certificate")
+    missing = {"cert": (str(tmp_path / "absent.crt"), key), "key": (cert, str(tmp_path / "absent.key"))}[which]
+    with pytest.raises(ConfigurationError, match=f"--tls-{which} .* is not a file"):
+        web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False,
+                           tls_cert=missing[0], tls_key=missing[1])
+    garbage = {"cert": (str(tmp_path / "notes.txt"), key), "key": (cert, str(tmp_path / "notes.txt"))}[which]
+    with pytest.raises(ConfigurationError, match="do not load as a certificate and its key"):
+        web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False,
+                           tls_cert=garbage[0], tls_key=garbage[1])
