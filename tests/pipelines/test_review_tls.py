@@ -12,7 +12,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from review_helpers import make_world
 
 from cvops.errors import ConfigurationError
 from pipelines.review import web
@@ -39,19 +38,12 @@ def _pair(folder, name: str = "page", *, passphrase: bytes | None = None):
     return str(cert_path), str(key_path)
 
 
-@pytest.fixture
-def world(blob_service):
-    w = make_world(blob_service)
-    yield w
-    w.drop()
-
-
-def test_with_a_certificate_the_page_answers_https_and_its_cookies_are_secure(world, tmp_path):
+def test_with_a_certificate_the_page_answers_https_and_its_cookies_are_secure(review_world, tmp_path):
     cert, key = _pair(tmp_path)
-    world.add("tls/one.jpg", {"beach": 0.7, "city": 0.3})
+    review_world.add("tls/one.jpg", {"beach": 0.7, "city": 0.3})
     options = web.listen_options("127.0.0.1", 0, reviewer="alice", token="t" * 24, allow_remote=False,
                                  tls_cert=cert, tls_key=key)
-    page = web.start(world.blob_service, world.config, options)
+    page = web.start(review_world.blob_service, review_world.config, options)
     page.serve_in_thread()
     try:
         assert page.url.startswith("https://127.0.0.1:")
