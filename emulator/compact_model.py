@@ -115,11 +115,16 @@ def _decode(data: bytes) -> Image.Image:
     image.seek(0)
     at_least = math.ceil(SIDE * DECODE_GAP)
     if image.format == "JPEG" and image.mode in ("RGB", "L"):
-        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=at_least, min_height=at_least, strict=False)
-        decoded = Image.fromarray(pixels, "RGB")
-        if "exif" in image.info:
-            decoded.info["exif"] = image.info["exif"]
-        return decoded
+        try:
+            pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=at_least, min_height=at_least,
+                                            strict=False)
+        except ValueError:  # a layout TurboJPEG refuses and libjpeg's own API reads: Pillow's picture, as cvops does
+            pixels = None
+        if pixels is not None:
+            decoded = Image.fromarray(pixels, "RGB")
+            if "exif" in image.info:
+                decoded.info["exif"] = image.info["exif"]
+            return decoded
     if image.format == "JPEG":
         image.draft(image.mode, (at_least, at_least))
     image.load()

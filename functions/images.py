@@ -452,8 +452,13 @@ def decode_for_model(data: bytes, side: int) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     if image.format == "JPEG":
         if _decodes_strictly(image):
-            image.close()
-            return _simplejpeg_decode(data, side, strict=False)
+            try:
+                decoded = _simplejpeg_decode(data, side, strict=False)
+            except ValueError:  # a layout TurboJPEG refuses and libjpeg's own API reads: Pillow's picture, then
+                pass
+            else:
+                image.close()
+                return decoded
         at_least = math.ceil(side * MODEL_DECODE_GAP)
         image.draft(image.mode, (at_least, at_least))
     image.load()

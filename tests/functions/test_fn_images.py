@@ -375,3 +375,22 @@ def test_the_scan_data_end_is_the_first_real_marker_however_stuffing_restarts_an
     from functions.images import _next_marker
 
     assert _next_marker(data, start) == _first_marker_by_the_book(data, start)
+
+
+def test_a_jpeg_turbojpeg_refuses_is_decoded_for_the_model_by_pillow_as_the_local_service_does(monkeypatch):
+    """libjpeg-turbo's TurboJPEG API (simplejpeg) refuses some layouts its libjpeg API (Pillow) reads; the model then
+    gets Pillow's picture at the nearest 1/2, 1/4 or 1/8, in cvops' runner and the local service alike, instead of
+    an invocation that fails on every retry."""
+    import simplejpeg
+
+    from emulator import compact_model
+
+    photo = samples.photo((2048, 1536))
+
+    def refuses(*args, **kwargs):
+        raise ValueError("Unsupported color conversion request")
+
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", refuses)
+    picture = decode_for_model(photo, 224)
+    assert picture.size == (1024, 768)  # Pillow's 1/2: the largest of 1/2, 1/4, 1/8 keeping 448
+    assert compact_model._decode(photo).convert("RGB").tobytes() == picture.convert("RGB").tobytes()
