@@ -188,9 +188,16 @@ def test_a_hostile_blob_name_and_tag_are_rendered_inert_and_shown_escaped(world,
 
 
 class SlowDecisions(ReviewApi):
-    """The real review API with a decision that takes a while: time for the reviewer to reload mid-way."""
+    """The real review API with a decision that takes a while: time for the reviewer to reload mid-way. ``started``
+    is set once the server is handling the post (a reload before that cancels the post in the browser, and then
+    there is rightly no first decision: the test waits for it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
 
     def decide(self, *args, **kwargs):
+        self.started.set()
         time.sleep(3)  # ample: the reload must be answered before the decision starts, even on a busy machine
         return super().decide(*args, **kwargs)
 
@@ -198,16 +205,19 @@ class SlowDecisions(ReviewApi):
 def test_a_reload_mid_way_and_a_second_press_make_no_second_decision(world, serve, context):
     record = world.add("reload/one.jpg", {"beach": 0.7, "city": 0.3}, data=_pictures(1)[0])
     other = world.add("reload/two.jpg", {"city": 0.6, "beach": 0.4}, data=_pictures(2)[1])
-    app = serve("alice", api=SlowDecisions())
+    slow = SlowDecisions()
+    app = serve("alice", api=slow)
     page = context.new_page()
     page.goto(f"{app.url}item/{record['key']}")
     with page.expect_request(lambda request: request.method == "POST"):
         page.keyboard.press("b")  # the post is sent; the reviewer reloads before its answer
+    assert slow.started.wait(timeout=15)  # the server has it (a reload any sooner would cancel it in the browser)
     page.goto(page.url)  # (Page.reload would reload the pending post; a person's F5 loads the page they see)
     assert page.url.endswith(f"/item/{record['key']}")
     deadline = time.monotonic() + 15
     while _decision(world, record["key"]) is None and time.monotonic() < deadline:
         time.sleep(0.1)  # the first post still completes on the server
+    assert _decision(world, record["key"]) is not None
     page.keyboard.press("c")  # the reloaded page still showed the image: a second press, another tag
     _wait_moved(page, record["key"])
     assert "already decided by you" in _flash(page)
