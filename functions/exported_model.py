@@ -219,8 +219,7 @@ class ExportedModel:
         if decode_bytes is None:
             plan = images.memory_plan(image_bytes)
             decode_bytes = plan.peak_bytes if isinstance(plan, images.MemoryEstimate) else 0
-        reserve = decode_bytes
-        with images.reserved(reserve), images.decode_for_model(image_bytes, self.size) as image:
+        with images.reserved(decode_bytes), images.decode_for_model(image_bytes, self.size) as image:
             return self.predict_image(image)
 
 

@@ -389,13 +389,14 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
     with _GATE.reserve(plan.peak_bytes):
         try:
             deferred = defer_scan_check and layout is not None and not needed
-            decoded = None
+            decoded, warned = None, False
             if layout is not None and not needed and model_side is not None and _decodes_strictly(image):
                 decoded = _strict_model_decode(data, model_side)
                 if isinstance(decoded, Rejection):
                     return decoded
+                warned = decoded is None  # libjpeg has spoken: only the picture test is left to decide
             if layout is not None and not deferred and decoded is None:
-                problem = _jpeg_scan_complete(data, layout)
+                problem = _picture_test(data, layout) if warned else _jpeg_scan_complete(data, layout)
                 if problem:
                     return problem
             if not needed:
@@ -871,10 +872,13 @@ def _jpeg_scan_complete(data: bytes, layout: _JpegLayout) -> Rejection | None:
     (tests/functions/test_fn_images.py generates it): a cut after every block's DC value (inside a progressive file's
     last scan, or the last MCU's AC coefficients) passes; its picture lacks only fine detail.
     """
+    strict = _strict_scan(data[:layout.eoi] + _EOI)
+    return _picture_test(data, layout) if strict is _UNDECIDED else strict
+
+
+def _picture_test(data: bytes, layout: _JpegLayout) -> Rejection | None:
+    """The second half of :func:`_jpeg_scan_complete`, for a file libjpeg's strict decode could not decide."""
     body = data[:layout.eoi]
-    strict = _strict_scan(body + _EOI)
-    if strict is not _UNDECIDED:
-        return strict
     try:
         if not _last_pixel_is_fill(_decode_scaled(body + _EOI, 8)):
             return None
