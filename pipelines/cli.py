@@ -790,9 +790,14 @@ def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, 
         policy = spec_policy(spec, threshold=threshold, classification_type=None if spec else
                              run.service.project(project_id).classification_type)
     result = predict(run.service, project_id, name, target, store=not no_store, policy=policy)
+    _emit_prediction(run, f"{target} ({name})", result, policy)
+
+
+def _emit_prediction(run: Run, title: str, result: dict[str, Any], policy: Any) -> None:
+    """One report for `cvops predict`, by the service or by an exported model: the scores table, the decision."""
 
     def human(console: Any) -> None:
-        _table(console, f"{target} ({name})", ["tag", "probability", "threshold", "passes"],
+        _table(console, title, ["tag", "probability", "threshold", "passes"],
                [[r["tag"], r["probability"], r["threshold"], r["passes"]] for r in result["predictions"]])
         console.print(f"{result['outcome']} (policy {policy.version}): "
                       + "; ".join(r["message"] for r in result["reasons"]))
@@ -819,16 +824,7 @@ def _predict_with_model(run: Run, target: str, *, threshold: float | None, polic
     result = predict_with_model(
         model, target, policy=policy,
         read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
-    label = f"{Path(model_file).name}, sha256 {model.sha256[:12]}"
-
-    def human(console: Any) -> None:
-        _table(console, f"{target} ({label})", ["tag", "probability", "threshold", "passes"],
-               [[r["tag"], r["probability"], r["threshold"], r["passes"]] for r in result["predictions"]])
-        console.print(f"{result['outcome']} (policy {policy.version}): "
-                      + "; ".join(r["message"] for r in result["reasons"]))
-        console.print("passing: " + (", ".join(result["passing"]) or "none"))
-
-    run.emit({"ok": True, **result}, human)
+    _emit_prediction(run, f"{target} ({Path(model_file).name}, sha256 {model.sha256[:12]})", result, policy)
 
 
 # policy -----------------------------------------------------------------------------------------------------------
