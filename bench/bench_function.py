@@ -68,7 +68,7 @@ from cvops.clients import training_client
 from cvops.errors import ThrottledError
 from devkit import scenes
 from devkit.local_services import running_azurite, running_local_custom_vision
-from functions import context
+from functions import context, routes
 from functions.config import load_config
 from functions.handler import RoutedBlob, observe
 from functions.naming import SIDECAR_SUFFIX
@@ -117,6 +117,23 @@ def train_iteration(service, domain_name: str) -> tuple[str, str, str]:
     return project.id, "bench", iteration.id
 
 
+def counting_context(lock: threading.Lock) -> tuple[Any, Counter]:
+    """The app's context from the environment, on the bench's own containers (created here), and a count of its
+    storage requests by method that starts at zero: what both modes measure, set up once."""
+    os.environ.update({routes.BY_KEY[c].setting: f"bench-{c}" for c in CONTAINERS})
+    requests_seen: Counter = Counter()
+
+    def count(request) -> None:
+        with lock:
+            requests_seen[request.http_request.method] += 1
+
+    ctx = context.build_context(load_config(), storage_options={"raw_request_hook": count})
+    for c in CONTAINERS:
+        ctx.blob_service.create_container(f"bench-{c}")
+    requests_seen.clear()
+    return ctx, requests_seen
+
+
 def cpu_seconds(pid: int | None = None) -> float | None:
     """User + system CPU seconds used so far by ``pid`` (this process when None); None where /proc is missing.
 
@@ -156,16 +173,9 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
             "VISION_MODERATION_ENDPOINT": "",
             "CVOPS_PREDICTION_TPS": str(tps),
             "CVOPS_POLICY": "policy.yaml",
-            **{f"CVOPS_{c.upper()}_CONTAINER": f"bench-{c}" for c in CONTAINERS},
         })
-        requests_seen = Counter()
         lock = threading.Lock()
-
-        def count(request) -> None:
-            with lock:
-                requests_seen[request.http_request.method] += 1
-
-        ctx = context.build_context(load_config(), storage_options={"raw_request_hook": count})
+        ctx, requests_seen = counting_context(lock)
         pacer = ctx.prediction_pacer
         holds: list[float] = []
 
@@ -176,9 +186,6 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
             return hold
 
         pacer.throttled = throttled  # count how long 429s held the pacer
-        for c in CONTAINERS:
-            ctx.blob_service.create_container(f"bench-{c}")
-        requests_seen.clear()
         context.install(ctx)
         route = user_function(load_app(), "route_new_blob")
         now = datetime.now(UTC)
@@ -340,21 +347,11 @@ def run_model(images: int, image_bytes: int, workers: int | None, parity_per_cla
             "VISION_PREDICTION_ENDPOINT": UNREACHABLE, "VISION_PREDICTION_KEY": "",
             "VISION_PROJECT_ID": "", "VISION_PUBLISH_NAME": "", "VISION_MODERATION_ENDPOINT": "",
             "CVOPS_POLICY": "policy.yaml",
-            **{f"CVOPS_{c.upper()}_CONTAINER": f"bench-{c}" for c in CONTAINERS},
         })
-        requests_seen = Counter()
         lock = threading.Lock()
-
-        def count(request) -> None:
-            with lock:
-                requests_seen[request.http_request.method] += 1
-
-        ctx = context.build_context(load_config(), storage_options={"raw_request_hook": count})
+        ctx, requests_seen = counting_context(lock)
         if ctx.exported is None:
             raise RuntimeError("CVOPS_MODEL did not switch the app to in-process classification")
-        for c in CONTAINERS:
-            ctx.blob_service.create_container(f"bench-{c}")
-        requests_seen.clear()
         context.install(ctx)
         route = user_function(load_app(), "route_new_blob")
         now = datetime.now(UTC)
