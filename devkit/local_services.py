@@ -124,12 +124,33 @@ class Azurite:
         _stop(self.process)
 
 
+AZURITE_DIR_VARIABLE = "CVOPS_AZURITE_BIN"
+"""Names the folder holding Azurite's launchers (``node_modules/.bin`` of wherever a team installed it)."""
+
+
 def azurite_binary(name: str = "azurite-blob") -> Path:
-    binary = REPO_ROOT / "node_modules" / ".bin" / name
-    if not binary.exists():
-        raise CvopsError(f"Azurite is not installed ({binary} is missing)",
-                         hint="run 'npm ci' in the repository root (make demo / make test do it)")
-    return binary
+    """Azurite's launcher: from ``$CVOPS_AZURITE_BIN``, this checkout's ``node_modules``, the working folder's, or PATH.
+
+    Why several places: cvops' own tests find it in the checkout, but a team using the pytest plugin
+    (:mod:`devkit.pytest_plugin`) has cvops installed from a wheel and Azurite in its own repository.
+    """
+    configured = os.environ.get(AZURITE_DIR_VARIABLE)
+    if configured:
+        binary = Path(configured) / name
+        if not binary.exists():
+            raise CvopsError(f"{AZURITE_DIR_VARIABLE} names {configured}, which holds no {name}",
+                             hint="point it at the node_modules/.bin folder where 'npm install azurite' put Azurite")
+        return binary
+    for folder in (REPO_ROOT / "node_modules" / ".bin", Path.cwd() / "node_modules" / ".bin"):
+        if (folder / name).exists():
+            return folder / name
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    raise CvopsError(f"Azurite is not installed ({name} is in neither {REPO_ROOT / 'node_modules' / '.bin'}, "
+                     f"{Path.cwd() / 'node_modules' / '.bin'} nor PATH)",
+                     hint="run 'npm ci' in the repository root (make demo / make test do it), or 'npm install azurite' "
+                          f"and set {AZURITE_DIR_VARIABLE} to its node_modules/.bin")
 
 
 def start_azurite(*, port: int | None = None, location: Path | None = None, log_dir: Path | None = None,
@@ -188,6 +209,25 @@ class LocalCustomVision:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def training_client(self):
+        """The official ``CustomVisionTrainingClient`` on this service, msrest's retries off (a test sees each answer)."""
+        from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+        from msrest.authentication import ApiKeyCredentials
+
+        client = CustomVisionTrainingClient(self.endpoint, ApiKeyCredentials(in_headers={"Training-key": self.training_key}))
+        client.config.retry_policy.retries = 0
+        return client
+
+    def prediction_client(self):
+        """The official ``CustomVisionPredictionClient`` on this service, msrest's retries off."""
+        from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+        from msrest.authentication import ApiKeyCredentials
+
+        client = CustomVisionPredictionClient(self.endpoint,
+                                              ApiKeyCredentials(in_headers={"Prediction-key": self.prediction_key}))
+        client.config.retry_policy.retries = 0
+        return client
 
     def stop(self) -> None:
         _stop(self.process)

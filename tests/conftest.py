@@ -12,7 +12,6 @@ import pytest
 from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.storage.blob import BlobServiceClient
-from msrest.authentication import ApiKeyCredentials
 
 from devkit.local_services import (
     Azurite,
@@ -66,16 +65,11 @@ def start_local_cv(tmp_path) -> Iterator[Callable[..., LocalCustomVision]]:
 
 
 def make_training_client(service: LocalCustomVision) -> CustomVisionTrainingClient:
-    client = CustomVisionTrainingClient(service.endpoint, ApiKeyCredentials(in_headers={"Training-key": service.training_key}))
-    client.config.retry_policy.retries = 0
-    return client
+    return service.training_client()
 
 
 def make_prediction_client(service: LocalCustomVision) -> CustomVisionPredictionClient:
-    client = CustomVisionPredictionClient(service.endpoint,
-                                          ApiKeyCredentials(in_headers={"Prediction-key": service.prediction_key}))
-    client.config.retry_policy.retries = 0
-    return client
+    return service.prediction_client()
 
 
 @pytest.fixture(scope="session")
