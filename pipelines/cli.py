@@ -265,24 +265,29 @@ def cli(ctx: click.Context, **flags: str | None) -> None:
 
 
 def _table(console: Any, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """A table whose every string is plain text: cells are data (tags, blob names, EXIF text), and Rich would read
+    ``[link=...]`` or ``[/]`` in a plain ``str`` as markup."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_edge=False)
+    table = Table(title=Text(title) if title else None, title_justify="left", show_edge=False)
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(Text(c), overflow="fold")
     for r in rows:
-        table.add_row(*[_cell(v) for v in r])
+        table.add_row(*[Text(_cell(v)) for v in r])
     console.print(table)
 
 
 def _cell(value: Any) -> str:
+    from functions.naming import printable
+
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return printable(str(value))
 
 
 # project ----------------------------------------------------------------------------------------------------------
@@ -1084,6 +1089,72 @@ def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: s
               "listed": result.listed, "enqueued": result.enqueued},
              lambda c: c.print(f"queued {result.enqueued} of {result.listed} blobs from {container}/{prefix or ''} "
                                f"on {queue_name}"))
+
+
+# monitor ----------------------------------------------------------------------------------------------------------
+@cli.command("monitor")
+@click.option("--since", default=None, help="Window start (YYYY-MM-DD or ISO 8601, UTC); default: 28 days before --until.")
+@click.option("--until", default=None, help="Window end (a date includes that day); default: now.")
+@click.option("--every", type=click.Choice(["day", "week"]), default="day", show_default=True, help="Period length.")
+@click.option("--baseline", default=None, metavar="START..END",
+              help="Baseline window of records (dates, END included); default: as long as the window, just before it.")
+@click.option("--by", type=click.Choice(["prefix", "camera", "tag"]), default="prefix", show_default=True,
+              help="Slices: the blob name's first folders, the EXIF camera, or the model's top tag.")
+@click.option("--depth", type=click.IntRange(1, 16), default=1, show_default=True, help="Folders per --by prefix slice.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML with psi_above, min_images, review_share_ratio, review_share_increase, agreement_below, min_reviews.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write monitor.json, monitor.md and monitor.html (with plots) here.")
+@common(needs_project=False)
+def monitor_cmd(run: Run, since: str | None, until: str | None, every: str, baseline: str | None, by: str, depth: int,
+                rules_file: str | None, report_dir: str | None) -> None:
+    """Model health over time from the Function App's result records and people's review decisions: per period and
+    slice, volume, outcome and tag shares, top scores, the review share, review agreement, and drift against a
+    baseline (PSI on top scores and image statistics). Exit 1 when a rule is crossed, naming rule, slice and numbers.
+
+    \b
+    Examples:
+      cvops monitor --since 2026-11-01 --every week --by camera --report reports/monitor
+      cvops monitor --baseline 2026-10-01..2026-10-31 --rules monitor-rules.yaml --json
+    """
+    from datetime import UTC, datetime
+
+    from functions.naming import printable
+    from pipelines import monitor_io
+    from pipelines.review import commands, decisions
+
+    window = monitor_io.parse_window(since, until, now=datetime.now(UTC))
+    base = monitor_io.parse_baseline(baseline, window)
+    rules = monitor_io.load_rules(rules_file)
+    blob_service, review_config = commands.open_review(run.settings)
+    found = decisions.list_decisions(blob_service, review_config, since=window.since)
+    result = monitor_io.monitor(blob_service, review_config.results, window=window, baseline=base, every=every, by=by,
+                                depth=depth, rules=rules, decisions=found)
+    paths = {}
+    if report_dir:
+        from pipelines.monitor_report import write_monitor_reports
+
+        paths = write_monitor_reports(result, _writable_folder(report_dir, "--report"))
+        result = {**result, "reports": {k: str(v) for k, v in paths.items() if k in ("json", "markdown", "html")}}
+
+    def human(console: Any) -> None:
+        periods = result["periods"]
+        _table(console, f"{result['records']} records in {len(periods)} period(s), by {by}; baseline "
+                        f"{result['baseline']['images']} images", ["period", "slice", "images", "review share",
+                                                                   "agreement", "worst PSI"],
+               [[p["period"], r["slice"], r["images"], r["review_share"], r["agreement"],
+                 max((d["psi"] for d in r["drift"].values() if d.get("psi") is not None), default=None)]
+                for p in periods for r in p["slices"]])
+        for finding in result["findings"]:
+            console.print(f"{finding['rule']}: {printable(finding['message'])}", markup=False)
+        if not result["findings"]:
+            console.print("no rule crossed", markup=False)
+        if "html" in paths:
+            console.print(f"report: {paths['html']}", markup=False)
+
+    run.emit(result, human)
+    if result["findings"]:
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 # review -----------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["MAX_CURVE_PLOTS", "write_reports"]
+__all__ = ["MAX_CURVE_PLOTS", "figure_html", "figure_png", "write_reports"]
 
 # Drawing costs ~0.1 s a figure; past this many tags the curves stay in the JSON and the page lists the worst tags.
 MAX_CURVE_PLOTS = 40
@@ -49,7 +49,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _png(fig: Figure, path: Path) -> bytes:
+def figure_png(fig: Figure, path: Path) -> bytes:
     FigureCanvasAgg(fig)
     fig.savefig(path, format="png", dpi=100)
     return path.read_bytes()
@@ -67,7 +67,7 @@ def _curve_png(tag: Mapping[str, Any], curve: Mapping[str, list[float]], path: P
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    return _png(fig, path)
+    return figure_png(fig, path)
 
 
 def _confusion_png(matrix: list[list[int]], labels: list[str], path: Path) -> bytes:
@@ -86,7 +86,7 @@ def _confusion_png(matrix: list[list[int]], labels: list[str], path: Path) -> by
             for j, count in enumerate(row):
                 ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
                         color="white" if count > peak / 2 else "black")
-    return _png(fig, path)
+    return figure_png(fig, path)
 
 
 def _check(evaluation: Mapping[str, Any]) -> None:
@@ -169,18 +169,18 @@ def _html(ev: Mapping[str, Any], title: str, images: dict[str, tuple[str, bytes]
         parts += ["<h2>Recommended thresholds</h2>", table(list(_SWEEP_COLUMNS), _sweep_rows(ev))]
     if "confusion" in images:
         file, data = images["confusion"]
-        parts += ["<h2>Confusion matrix</h2>", _img(file, data, "confusion matrix")]
+        parts += ["<h2>Confusion matrix</h2>", figure_html(file, data, "confusion matrix")]
     curves = {k: v for k, v in images.items() if k != "confusion"}
     if curves:
         parts.append("<h2>Precision-recall curves</h2>")
-        parts += [_img(file, data, f"precision-recall curve of {tag}") for tag, (file, data) in curves.items()]
+        parts += [figure_html(file, data, f"precision-recall curve of {tag}") for tag, (file, data) in curves.items()]
     if skipped:
         parts.append(f"<p>{skipped} more tag(s) have curves in the JSON report only.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _img(file: str, data: bytes, alt: str) -> str:
+def figure_html(file: str, data: bytes, alt: str) -> str:
     uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     return (f'<figure><img src="{uri}" alt="{html.escape(alt)}" data-file="{html.escape(file)}">'
             f"<figcaption>{html.escape(alt)}</figcaption></figure>")
