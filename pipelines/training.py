@@ -54,7 +54,6 @@ def train(service: Service, project_id: str, *, training_type: str = "Regular", 
           force: bool = False, wait: bool = False, timeout: float = 3600.0, threshold: float = 0.5,
           reporter: Reporter | None = None, clock: Callable[[], float] = time.monotonic,
           sleep: Callable[[float], Any] = time.sleep) -> TrainResult:
-    reporter = reporter or NullReporter()
     started = clock()
     try:
         iteration = service.start_training(
@@ -71,7 +70,19 @@ def train(service: Service, project_id: str, *, training_type: str = "Regular", 
     result = TrainResult("started", iteration.id, iteration.name, iteration.status)
     if not wait:
         return result
+    return follow(service, project_id, iteration, training_type=training_type, timeout=timeout, threshold=threshold,
+                  reporter=reporter, clock=clock, sleep=sleep, started=started)
 
+
+def follow(service: Service, project_id: str, iteration: Any, *, training_type: str = "Regular",
+           timeout: float = 3600.0, threshold: float = 0.5, reporter: Reporter | None = None,
+           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep,
+           started: float | None = None) -> TrainResult:
+    """Poll ``iteration`` until Completed or Failed (or ``timeout``): also how a rerun picks up a training that an
+    earlier, killed run started, instead of starting a second one."""
+    reporter = reporter or NullReporter()
+    started = clock() if started is None else started
+    result = TrainResult("started", iteration.id, iteration.name, iteration.status)
     delay = 0.25  # local training takes seconds, Azure's minutes: start fast, back off to 10 s
     with reporter.task(f"training {iteration.name} ({training_type})") as task:
         while iteration.status not in ("Completed", "Failed"):
