@@ -38,7 +38,7 @@ def decision_problem(decision: Any) -> str | None:
         return "it accepts the image with no tag"
     if verdict == "rejected" and tags:
         return "it rejects the image and gives tags"
-    destinations = decision.get("destinations")
+    destinations = decision.get("destinations", [])  # absent: nothing to export (counted as skipped), stats still count
     if not isinstance(destinations, list) or not all(isinstance(d, str) and "/" in d for d in destinations):
         return "its destinations are not a list of container/name paths"
     model = decision.get("model", {})

@@ -556,9 +556,12 @@ class ReviewApp:
             "<th>Agreement</th><th>Threshold</th><th>Could be</th><th>What it says</th></tr></thead>"
             "<tbody>{rows}</tbody></table><p class=hint>Agreement: the share of reviews in which people kept the "
             "model's tag. \"Could be\": the lowest accept threshold at which they agreed at least {target} of the time "
-            "over {support} or more reviews (<code>cvops review stats</code> prints the same).</p></main>").format(
-                n=report["decisions"], agreed=report["agreed_with_top_tag"], share=share(report["agreement"]),
-                rows=rows, target=share(report["target"]), support=report["min_support"])
+            "over {support} or more reviews (<code>cvops review stats</code> prints the same).</p>{malformed}</main>"
+        ).format(n=report["decisions"], agreed=report["agreed_with_top_tag"], share=share(report["agreement"]),
+                 rows=rows, target=share(report["target"]), support=report["min_support"],
+                 malformed=Markup("").join(Markup('<p class="hint malformed">Left out: decision record {} is malformed '
+                                                  '({}).</p>').format(printable(str(m["record"])), printable(str(m["why"])))
+                                           for m in report.get("malformed") or []))
         return self._page("Stats", body, session, waiting=waiting, view="stats")
 
     def on_item(self, request: Request, session: Session, key: str) -> Response:
