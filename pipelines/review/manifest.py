@@ -102,6 +102,9 @@ def render(manifest: Manifest, *, csv_format: bool = False) -> str:
         return "".join(_json_line(row) for row in manifest.rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    # A lone CR is not quoted by the minimal writer (its line ends in LF), and a reader then stops at it: a row
+    # holding one is written with every cell quoted.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["path", "tags"])
     for row in manifest.rows:
         for tag in row["tags"]:
@@ -111,5 +114,6 @@ def render(manifest: Manifest, *, csv_format: bool = False) -> str:
         if row["path"] != row["path"].strip() or row["path"][:1] in CSV_FORMULA_STARTS + CSV_QUOTE:
             raise ConfigurationError(f"path {printable(row['path'])} cannot be written in a CSV manifest (spaces at "
                                      "an end)", setting="--out", hint="write a .jsonl manifest")
-        writer.writerow([row["path"], csv_cell(TAG_SEPARATORS[0].join(row["tags"]))])
+        cells = [row["path"], csv_cell(TAG_SEPARATORS[0].join(row["tags"]))]
+        (quoted if any("\r" in cell for cell in cells) else writer).writerow(cells)
     return out.getvalue()

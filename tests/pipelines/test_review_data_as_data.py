@@ -65,6 +65,21 @@ def test_a_json_lines_manifest_round_trips_any_blob_name_and_tag_exactly(names, 
     assert [(e.path, list(e.tags)) for e in read] == [(r["path"], r["tags"]) for r in rows]
 
 
+_CSV_TAG = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=";|"), min_size=1,
+                   max_size=20).filter(lambda t: t == t.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(
+           lambda n: n == n.strip()),
+       tags=st.lists(_CSV_TAG, min_size=1, max_size=4, unique=True))
+def test_a_csv_manifest_round_trips_every_tag_it_accepts_whatever_it_begins_with(name, tags):
+    rows = [{"path": f"az://accepted/{name}", "tags": tags, "reviewer": "ann", "decided_at": None, "key": "k"}]
+    text = manifest.render(manifest.Manifest(rows), csv_format=True)
+    read = parse_manifest(text, name="reviewed.csv")
+    assert [(e.path, list(e.tags)) for e in read] == [(rows[0]["path"], tags)]
+
+
 def test_a_trailing_space_in_a_blob_name_and_spaces_around_a_tag_survive_the_manifest():
     rows = [{"path": "az://accepted/beach/IMG 1.jpg ", "tags": [" beach ", "city"], "reviewer": "ann",
              "decided_at": None, "key": "k"}]
