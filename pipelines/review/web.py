@@ -2,8 +2,10 @@
 
 Why server-rendered HTML and one small script: a reviewer needs a list, an image, its scores and a few buttons; a page
 that works without a build step (and, for clicks, without JavaScript) is one file to audit. The script only maps keys to
-the page's own buttons and links (one key per tag, ``x`` reject, ``s`` skip, arrows, Enter); every decision is an
-ordinary form POST that :func:`pipelines.review.decisions.decide` applies exactly once.
+the page's own buttons and links (a key for every tag, :func:`key_bindings`; ``x`` reject, ``s`` skip, ``u`` undo,
+arrows; Enter does what the focused control says); every decision is an ordinary form POST that
+:func:`pipelines.review.decisions.decide` applies exactly once, and an undo one that :func:`pipelines.review.undo.undo`
+records once beside it.
 
 Why these defences, each for a concrete attack:
 
@@ -12,9 +14,10 @@ Why these defences, each for a concrete attack:
   name loopback, so a DNS-rebinding page (``evil.example`` resolving to 127.0.0.1) gets a 403, not the queue.
 - **CSRF**: every form carries a per-session token checked server-side, and a POST must come from this origin
   (``Origin``, else ``Referer``); decisions are POST only, so no link or image on another site can decide anything.
-- **Hostile names** (``<img src=x onerror=...>``, quotes, an RTL override, a newline) are data: every value reaches
-  the HTML through :class:`markupsafe.Markup` formatting (escaped), shown through :func:`functions.naming.printable`
-  (controls and bidi overrides as ``\\u202e``), and never in a URL: URLs carry the record key (32 hex digits).
+- **Hostile names and tags** (``<img src=x onerror=...>``, quotes, an RTL override, a newline, ``beach`` + U+200B)
+  are data: every value reaches the HTML through :class:`markupsafe.Markup` formatting (escaped); every blob name,
+  tag, reason and model name is shown through :func:`functions.naming.printable` (controls, zero-width and bidi
+  characters as ``\\u202e``, so two tags never look alike), and never in a URL: URLs carry the record key.
 - **A strict Content-Security-Policy** (no inline script or style at all), ``X-Frame-Options: DENY``, ``nosniff``.
 - **Images** are served through the app with a type sniffed from their bytes (JPEG, PNG, GIF, BMP, WebP, TIFF): the
   stored Content-Type came from whoever uploaded the blob (``text/html`` would run as a page of this origin); anything
