@@ -36,10 +36,12 @@ def parse_since(text: str, option: str = "--since") -> datetime:
 
 def export(blob_service: BlobServiceClient, config: ReviewConfig, *, since: datetime,
            out: str | None) -> tuple[dict[str, Any], str]:
-    """Finish any interrupted move first (so every path in the manifest exists), then build the manifest of the
+    """Finish any interrupted move or undo first (so every path in the manifest exists), then build the manifest of the
     decisions made since ``since``; write it to ``out`` when given. Returns (summary, manifest text); the summary's
     ``malformed`` names each decision record left out and why."""
-    completed = decisions.complete_pending(blob_service, config)
+    from pipelines.review.undo import complete_pending_undos
+
+    completed = decisions.complete_pending(blob_service, config) + complete_pending_undos(blob_service, config)
     malformed: list[tuple[str, str]] = []
     found = decisions.list_decisions(blob_service, config, since=since, malformed=malformed)
     built = manifest.manifest_rows(found, malformed=malformed)

@@ -33,9 +33,10 @@ from cvops.errors import CvopsError
 from functions import naming
 from functions.store import BlobStore
 from pipelines.review.decisions import DECISION_SCHEMA, UNDO, _complete, check_reviewer
-from pipelines.review.items import DECISIONS_FOLDER, ReviewConfig, check_key, parse_time
+from pipelines.review.items import DECISIONS_FOLDER, KEY_PATTERN, ReviewConfig, check_key, parse_time
 
-__all__ = ["UNDO_WINDOW", "UndoRefused", "UndoResult", "undo", "undo_blob_name", "undone_key"]
+__all__ = ["UNDO_WINDOW", "UndoRefused", "UndoResult", "complete_pending_undos", "undo", "undo_blob_name",
+           "undone_key"]
 
 UNDO_WINDOW = timedelta(seconds=60)
 """How long after a decision its reviewer may take it back: long enough to notice a wrong key, short enough that the
@@ -170,3 +171,30 @@ def _restore(store: BlobStore, config: ReviewConfig, decision: dict[str, Any], r
         found = store.read_record(container, naming.sidecar_name(name))
         if found is not None and (found[0].get("review") or {}).get("key") == key:
             store.delete_version(container, naming.sidecar_name(name), found[1])
+
+
+def complete_pending_undos(blob_service: BlobServiceClient, config: ReviewConfig) -> int:
+    """Finish every undo a crash interrupted after its record was written (the image still in its decision's copies,
+    not back in review); returns how many were finished. One listing of the decision folder, plus two reads per undo
+    record (undo records are few: one per taken-back decision)."""
+    store = BlobStore(blob_service)
+    folder = config.results.blob(DECISIONS_FOLDER) + "/"
+    container = blob_service.get_container_client(config.results.container)
+    done = 0
+    for blob in container.list_blobs(name_starts_with=folder):
+        if not blob.name.endswith(".undo.json"):
+            continue
+        record = store.read_json(config.results.container, blob.name)
+        key = (record or {}).get("undoes")
+        copy = (record or {}).get("review_copy")
+        if (not isinstance(key, str) or not KEY_PATTERN.fullmatch(key) or record.get("decision") != UNDO
+                or not isinstance(copy, dict) or not isinstance(copy.get("name"), str)):
+            continue  # not an undo record this module wrote: nothing to complete
+        decision = store.read_json(config.results.container, config.decision_name(key))
+        if decision is None:
+            continue
+        if (store.metadata(copy["container"], copy["name"]) or {}).get("cvops_key") == record.get("new_key"):
+            continue  # back in review already
+        _restore(store, config, decision, record)
+        done += 1
+    return done

@@ -10,7 +10,7 @@ import pytest
 from review_helpers import image_bytes
 
 from functions import naming
-from pipelines.review import decisions, undo
+from pipelines.review import commands, decisions, undo
 from pipelines.review.items import list_waiting
 
 pytestmark = pytest.mark.azurite
@@ -90,3 +90,18 @@ def test_an_undo_interrupted_after_its_record_is_completed_by_the_next_attempt(r
         undo.undo(world.blob_service, world.config, key, reviewer="ann", now=T0 + timedelta(seconds=4))
     assert world.names("accepted") == []
     assert [i.key for i in list_waiting(world.blob_service, world.config)] == [undo.undone_key(key)]
+
+
+def test_an_interrupted_undo_is_completed_by_the_export_that_leaves_its_decision_out(review_world, monkeypatch):
+    world = review_world
+    key = _decide(world, "u/export.jpg", ["city"])
+    real = undo._restore
+    monkeypatch.setattr(undo, "_restore", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("died")))
+    with pytest.raises(ConnectionError):
+        undo.undo(world.blob_service, world.config, key, reviewer="ann", now=T0 + timedelta(seconds=3))
+    monkeypatch.setattr(undo, "_restore", real)
+    summary, text = commands.export(world.blob_service, world.config, since=T0 - timedelta(days=1), out=None)
+    assert (summary["images"], summary["completed_pending"], text) == (0, 1, "")
+    assert world.names("accepted") == []
+    assert [i.key for i in list_waiting(world.blob_service, world.config)] == [undo.undone_key(key)]
+    assert undo.complete_pending_undos(world.blob_service, world.config) == 0  # nothing left to do

@@ -76,6 +76,18 @@
     });
   }
 
+  // The undo form: one POST too (a double click would otherwise be told "already undone" by its second post).
+  var undoForm = document.querySelector("form.undo");
+  if (undoForm) {
+    undoForm.addEventListener("submit", function (event) {
+      if (undoForm.classList.contains("sent")) {
+        event.preventDefault();
+        return;
+      }
+      undoForm.classList.add("sent");
+    });
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) {
       return;
@@ -91,7 +103,6 @@
       if (undo) {
         event.preventDefault();
         if (!undo.form.classList.contains("sent")) {
-          undo.form.classList.add("sent");
           undo.form.requestSubmit(undo);
         }
       }
