@@ -717,7 +717,8 @@ def _malformed_body(view: ItemView, *, position: int, total: int, nav: Markup, s
         '<aside><p class="position">{position} of {total} <span class="nav">{nav}</span></p>'
         '<h1 class="name" dir="ltr">{name}</h1>'
         '<p class="flash error malformed" role="status">This image cannot be reviewed here: {problem}. '
-        'Fix or remove its record, or decide with the record repaired.</p>'
+        'Repair or remove the record beside its review copy (the .cvops.json); the rest of the queue is unaffected.'
+        '</p>'
         '<p class="actions"><a id="skip" href="{skip_to}" class="skip"><kbd>s</kbd> Skip</a></p></aside></main>'
     ).format(key=view.key, position=position, total=total, nav=nav, name=printable(view.name),
              problem=printable(view.problem or ""), skip_to=skip_to)
