@@ -1177,16 +1177,24 @@ def review_export(run: Run, since: str, out: str | None) -> None:
       cvops review export --since 2026-11-01 --out reviewed.jsonl
       cvops images upload --source reviewed.jsonl --spec project.yaml && cvops train --spec project.yaml --wait
     """
+    from functions.naming import printable
     from pipelines.review import commands
 
     summary, text = commands.export(*commands.open_review(run.settings), since=commands.parse_since(since), out=out)
     if out is None:
         click.echo(text, nl=False)
-        click.echo(json.dumps(summary, default=str) if run.json else
-                   f"{summary['images']} reviewed images, {summary['rejected_left_out']} rejected left out", err=True)
+        click.echo(json.dumps(summary, default=str) if run.json else "\n".join([
+            f"{summary['images']} reviewed images, {summary['rejected_left_out']} rejected left out",
+            *commands.malformed_lines(summary)]), err=True)
         return
-    run.emit({"ok": True, **summary}, lambda c: c.print(
-        f"{summary['images']} reviewed images written to {out} ({summary['rejected_left_out']} rejected left out)"))
+
+    def human(console: Any) -> None:
+        console.print(f"{summary['images']} reviewed images written to {printable(out)} "
+                      f"({summary['rejected_left_out']} rejected left out)", markup=False, highlight=False)
+        for line in commands.malformed_lines(summary):
+            console.print(line, markup=False, highlight=False)
+
+    run.emit({"ok": True, **summary}, human)
 
 
 @review.command("stats")
@@ -1207,6 +1215,7 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
       cvops review stats
       cvops review stats --policy policy.yaml --target 0.98 --json
     """
+    from functions.naming import printable
     from pipelines.review import commands
 
     report = commands.stats_report(*commands.open_review(run.settings),
@@ -1220,7 +1229,9 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
                [[t["tag"], t["reviewed"], t["agreed"], t["rejected"], t["other_tag"], t["agreement"], t["threshold"],
                  t["suggested"]] for t in report["tags"]])
         for t in report["tags"]:
-            console.print(f"{t['tag']}: {t['note']}", markup=False)
+            console.print(f"{printable(str(t['tag']))}: {t['note']}", markup=False, highlight=False)
+        for line in commands.malformed_lines(report):
+            console.print(line, markup=False, highlight=False)
 
     run.emit({"ok": True, **report}, human)
 

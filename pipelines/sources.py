@@ -24,6 +24,10 @@ from cvops.errors import ConfigurationError, CvopsError, from_exception
 from pipelines.spec import SOURCE_SCHEME, SourceSpec
 
 TAG_SEPARATORS = (";", "|")
+CSV_QUOTE = "'"
+"""A CSV tags cell's leading quote, removed on reading: ``review export`` writes it before a cell a spreadsheet would
+run as a formula (:data:`CSV_FORMULA_STARTS`), and spreadsheets treat it as "this cell is text"."""
+CSV_FORMULA_STARTS = "=+-@\t\r"
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ def split_az(location: str) -> tuple[str, str]:
 
 
 def _split_tags(value: object, *, where: str) -> tuple[str, ...]:
-    if isinstance(value, list):
-        tags = [str(t).strip() for t in value]
+    if isinstance(value, list):  # JSON: each tag exactly as written (a legal tag may begin or end with a space)
+        tags = [t if isinstance(t, str) else str(t).strip() for t in value]
     elif isinstance(value, str):
         text = value
         for sep in TAG_SEPARATORS[1:]:
@@ -70,11 +74,15 @@ def _split_tags(value: object, *, where: str) -> tuple[str, ...]:
 
 
 def parse_manifest(text: str, *, name: str) -> list[ManifestEntry]:
-    """Entries of a manifest. CSV: a header with ``path`` and ``tags`` columns, tags separated by ``;`` or ``|``.
-    JSON Lines: ``{"path": ..., "tags": [...]}`` per line. Errors name the manifest and the line."""
+    """Entries of a manifest. CSV: a header with ``path`` and ``tags`` columns, tags separated by ``;`` or ``|``
+    (spaces around each are dropped; one leading ``'`` of the tags cell is removed: :data:`CSV_QUOTE`).
+    JSON Lines: ``{"path": ..., "tags": [...]}`` per line, path and tags taken exactly as written (what
+    ``review export`` writes reads back the same). Errors name the manifest and the line."""
     entries: list[ManifestEntry] = []
     if name.lower().endswith(".jsonl"):
-        for number, raw in enumerate(text.splitlines(), start=1):
+        # Lines end at "\n" only (JSON Lines): str.splitlines would also split at U+2028, U+0085 and the like,
+        # which may stand unescaped inside a JSON string (a blob name or a tag).
+        for number, raw in enumerate(text.split("\n"), start=1):
             if not raw.strip():
                 continue
             where = f"{name} line {number}"
@@ -84,7 +92,8 @@ def parse_manifest(text: str, *, name: str) -> list[ManifestEntry]:
                 raise ConfigurationError(f"{where} is not JSON: {e.msg}") from None
             if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not row["path"].strip():
                 raise ConfigurationError(f"{where}: expected an object with a \"path\" string and \"tags\"")
-            entries.append(ManifestEntry(row["path"].strip(), _split_tags(row.get("tags"), where=where), number))
+            # The path exactly as written: a blob name may end with a space, and stripping it named another blob.
+            entries.append(ManifestEntry(row["path"], _split_tags(row.get("tags"), where=where), number))
     else:
         reader = csv.DictReader(io.StringIO(text))
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
@@ -97,7 +106,9 @@ def parse_manifest(text: str, *, name: str) -> list[ManifestEntry]:
             path = (row.get("path") or "").strip()
             if not path:
                 raise ConfigurationError(f"{where}: empty path")
-            entries.append(ManifestEntry(path, _split_tags(row.get("tags") or "", where=where), reader.line_num))
+            cell = row.get("tags") or ""
+            cell = cell[len(CSV_QUOTE):] if cell.startswith(CSV_QUOTE) else cell
+            entries.append(ManifestEntry(path, _split_tags(cell, where=where), reader.line_num))
     if not entries:
         raise ConfigurationError(f"manifest {name} lists no images")
     dupes = _duplicates(e.path for e in entries)

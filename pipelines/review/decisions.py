@@ -44,11 +44,14 @@ from pipelines.review.items import (
     list_copies,
     parse_time,
 )
+from pipelines.review.shape import decision_problem
 
 __all__ = ["DECISION_SCHEMA", "DecisionResult", "build_decision", "check_choice", "check_reviewer", "complete_pending", "decide",
            "list_decisions", "read_decision"]
 
 DECISION_SCHEMA = "cvops.review/1"
+UNDO = "undo"
+"""The ``decision`` of an undo record (:func:`undo`): it names the decision it takes back under ``undoes``."""
 MAX_REVIEWER = 200
 
 
@@ -101,6 +104,8 @@ def check_choice(item: ReviewItem, tags: Sequence[str] | None, reject: bool) -> 
     the model knows (every tag it scored or the policy suggested). ValueError naming the tag. Pure."""
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise ValueError("tags are a list of tag names")
+    if item.problem:
+        raise ValueError(f"this image cannot be reviewed: {item.problem}")
     chosen = tuple(dict.fromkeys(tags or ()))
     if reject:
         if chosen:
@@ -166,10 +171,15 @@ def _threshold(item: ReviewItem) -> float | None:
     return None
 
 
-def list_decisions(blob_service: BlobServiceClient, config: ReviewConfig, *,
-                   since: datetime | None = None) -> list[dict[str, Any]]:
-    """Every decision record (decided at or after ``since``), oldest first. A record is created at decision time, so
-    blobs last modified before ``since`` are skipped without being read."""
+def list_decisions(blob_service: BlobServiceClient, config: ReviewConfig, *, since: datetime | None = None,
+                   malformed: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Every decision in force (decided at or after ``since``), oldest first. A record is created at decision time,
+    so blobs last modified before ``since`` are skipped without being read.
+
+    A decision that was undone (an undo record beside it, :func:`undo`) is not in force and not listed; nor are the
+    undo records themselves. A record that is not shaped as this module writes it
+    (:func:`pipelines.review.shape.decision_problem`) is left out and, when ``malformed`` is given, appended to it as
+    (its blob name in the results container, why): the caller names it to the operator."""
     folder = config.results.blob(DECISIONS_FOLDER) + "/"
     container = blob_service.get_container_client(config.results.container)
     names = [blob.name for blob in container.list_blobs(name_starts_with=folder)
@@ -178,13 +188,24 @@ def list_decisions(blob_service: BlobServiceClient, config: ReviewConfig, *,
     store = BlobStore(blob_service)
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = list(pool.map(lambda name: store.read_json(config.results.container, name), names))
-    out = []
-    for decision in found:
-        if decision is None or decision.get("schema") != DECISION_SCHEMA:
+    out, undone = [], set()
+    for name, decision in zip(names, found, strict=True):
+        if not isinstance(decision, dict) or decision.get("schema") != DECISION_SCHEMA:
+            continue
+        if decision.get("decision") == UNDO:
+            if isinstance(decision.get("undoes"), str):
+                undone.add(decision["undoes"])
             continue
         decided = parse_time(decision.get("decided_at"))
-        if decided is not None and (since is None or decided >= since):
-            out.append(decision)
+        if decided is None or (since is not None and decided < since):
+            continue
+        problem = decision_problem(decision)
+        if problem is not None:
+            if malformed is not None:
+                malformed.append((name, problem))
+            continue
+        out.append(decision)
+    out = [d for d in out if d.get("key") not in undone]
     return sorted(out, key=lambda d: (d["decided_at"], d.get("key", "")))
 
 

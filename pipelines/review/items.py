@@ -138,6 +138,10 @@ class ReviewItem:
     suggested: tuple[str, ...] = ()
     known_tags: tuple[str, ...] = ()
     record: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    problem: str | None = None
+    """Why this item cannot be reviewed (its record is malformed), else None. Such an item is listed and shown with
+    this sentence, so the rest of the queue keeps working and the operator sees what to fix; no decision is taken
+    on it (:func:`pipelines.review.decisions.check_choice` refuses)."""
 
     @property
     def copy_container(self) -> str:
@@ -168,7 +172,9 @@ def _score(value: Any) -> float | None:
 def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
                      content_type: str | None) -> ReviewItem | None:
     """The item for a review copy and the record beside it; None when the record is not a review record of this
-    copy (another outcome, a missing or malformed key, a record that does not name the copy). Pure."""
+    copy (another outcome, a missing or malformed key, a record that does not name the copy). A review record of
+    the copy with malformed fields (a prediction without a score, a suggested tag the model did not score, tags that
+    are not a list) is an item with a ``problem``: shown, never decided on. Pure."""
     key = record.get("key")
     if record.get("outcome") != "review" or not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         return None
@@ -180,14 +186,30 @@ def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
     if not source_name:
         return None
     scores: dict[str, float] = {}
-    for prediction in record.get("predictions") or []:
-        if isinstance(prediction, dict) and isinstance(prediction.get("tag"), str):
-            score = _score(prediction.get("probability"))
-            if score is not None:
-                scores[prediction["tag"]] = max(score, scores.get(prediction["tag"], 0.0))
+    problems: list[str] = []
+    predictions = record.get("predictions")
+    if predictions is not None and not isinstance(predictions, list):
+        problems.append(f"its predictions are a {type(predictions).__name__}, not a list")
+        predictions = []
+    for number, prediction in enumerate(predictions or [], start=1):
+        if not isinstance(prediction, dict) or not isinstance(prediction.get("tag"), str):
+            problems.append(f"prediction {number} has no tag name")
+            continue
+        score = _score(prediction.get("probability"))
+        if score is not None:  # a model's non-finite answer is recorded without a score: the image still needs a person
+            scores[prediction["tag"]] = max(score, scores.get(prediction["tag"], 0.0))
     ordered = tuple(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
-    reasons = [r for r in record.get("reasons") or [] if isinstance(r, dict)]
-    suggested = tuple(t for t in record.get("tags") or [] if isinstance(t, str))
+    raw_reasons = record.get("reasons")
+    if raw_reasons is not None and not isinstance(raw_reasons, list):
+        problems.append(f"its reasons are a {type(raw_reasons).__name__}, not a list")
+        raw_reasons = []
+    reasons = [r for r in raw_reasons or [] if isinstance(r, dict)]
+    raw_tags = record.get("tags")
+    if raw_tags is not None and (not isinstance(raw_tags, list) or not all(isinstance(t, str) for t in raw_tags)):
+        problems.append("its suggested tags are not a list of names")
+        raw_tags = [t for t in raw_tags if isinstance(t, str)] if isinstance(raw_tags, list) else []
+    suggested = tuple(raw_tags or ())
+    problems += [f"suggested tag {naming.printable(t)[:80]} has no score" for t in suggested if t not in scores]
     policy = record.get("policy") if isinstance(record.get("policy"), dict) else {}
     kind = policy.get("classification_type")
     return ReviewItem(
@@ -198,7 +220,8 @@ def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
         classification_type=kind if kind in ("multiclass", "multilabel") else "multiclass",
         top_tag=ordered[0][0] if ordered else None, top_score=ordered[0][1] if ordered else None,
         reason_codes=tuple(str(r["code"]) for r in reasons if isinstance(r.get("code"), str)),
-        suggested=suggested, known_tags=tuple(sorted(set(scores) | set(suggested))), record=dict(record))
+        suggested=suggested, known_tags=tuple(sorted(set(scores) | set(suggested))), record=dict(record),
+        problem="the record beside this copy is malformed: " + "; ".join(problems) if problems else None)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipelines.metrics import choose_threshold
+from pipelines.review.shape import decision_problem
 
 __all__ = ["DEFAULT_MIN_SUPPORT", "DEFAULT_TARGET", "Observation", "TagStats", "observations", "review_stats",
            "shortest_threshold", "tag_stats"]
@@ -54,11 +55,13 @@ def _number(value: Any) -> float | None:
 
 def observations(decisions: Iterable[Mapping[str, Any]]) -> list[Observation]:
     """The observations in decision records (see the module docstring for which tags count). Records without a
-    model score are skipped."""
+    model score, and malformed records (:func:`pipelines.review.shape.decision_problem`), are skipped."""
     out = []
     for decision in decisions:
+        if decision_problem(decision) is not None:
+            continue  # named by review_stats; never read as if it were well formed
         model = decision.get("model") if isinstance(decision.get("model"), Mapping) else {}
-        human = set(decision.get("tags") or [])
+        human = set(decision["tags"])
         rejected = decision.get("decision") == "rejected"
         scores = {str(t): _number(s) for t, s in model.get("scores") or [] if isinstance(t, str)}
         top = model.get("top_tag")
@@ -169,9 +172,21 @@ def tag_stats(observed: Iterable[Observation], *, target: float = DEFAULT_TARGET
 
 
 def review_stats(decisions: Iterable[Mapping[str, Any]], *, target: float = DEFAULT_TARGET,
-                 min_support: int = DEFAULT_MIN_SUPPORT, thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The whole report as plain data (``cvops review stats --json`` and the page): totals and one entry per tag."""
-    decisions = list(decisions)
+                 min_support: int = DEFAULT_MIN_SUPPORT, thresholds: Mapping[str, float] | None = None,
+                 malformed: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """The whole report as plain data (``cvops review stats --json`` and the page): totals and one entry per tag.
+    Malformed decision records (those given, and any in ``decisions``) are left out of every number and listed
+    under ``malformed`` as {record, why}."""
+    bad = list(malformed)
+    kept = []
+    for decision in decisions:
+        problem = decision_problem(decision)
+        if problem is None:
+            kept.append(decision)
+        else:
+            key = decision.get("key") if isinstance(decision, Mapping) else None
+            bad.append((key if isinstance(key, str) else "a decision record", problem))
+    decisions = kept
     observed = observations(decisions)
     tags = tag_stats(observed, target=target, min_support=min_support, thresholds=thresholds)
     accepted = sum(1 for d in decisions if d.get("decision") == "accepted")
@@ -185,4 +200,5 @@ def review_stats(decisions: Iterable[Mapping[str, Any]], *, target: float = DEFA
         "target": target,
         "min_support": min_support,
         "tags": [t.to_dict() for t in tags],
+        "malformed": [{"record": name, "why": why} for name, why in bad],
     }

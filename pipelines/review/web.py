@@ -2,8 +2,10 @@
 
 Why server-rendered HTML and one small script: a reviewer needs a list, an image, its scores and a few buttons; a page
 that works without a build step (and, for clicks, without JavaScript) is one file to audit. The script only maps keys to
-the page's own buttons and links (one key per tag, ``x`` reject, ``s`` skip, arrows, Enter); every decision is an
-ordinary form POST that :func:`pipelines.review.decisions.decide` applies exactly once.
+the page's own buttons and links (a key for every tag, :func:`key_bindings`; ``x`` reject, ``s`` skip, ``u`` undo,
+arrows; Enter does what the focused control says); every decision is an ordinary form POST that
+:func:`pipelines.review.decisions.decide` applies exactly once, and an undo one that :func:`pipelines.review.undo.undo`
+records once beside it.
 
 Why these defences, each for a concrete attack:
 
@@ -12,9 +14,10 @@ Why these defences, each for a concrete attack:
   name loopback, so a DNS-rebinding page (``evil.example`` resolving to 127.0.0.1) gets a 403, not the queue.
 - **CSRF**: every form carries a per-session token checked server-side, and a POST must come from this origin
   (``Origin``, else ``Referer``); decisions are POST only, so no link or image on another site can decide anything.
-- **Hostile names** (``<img src=x onerror=...>``, quotes, an RTL override, a newline) are data: every value reaches
-  the HTML through :class:`markupsafe.Markup` formatting (escaped), shown through :func:`functions.naming.printable`
-  (controls and bidi overrides as ``\\u202e``), and never in a URL: URLs carry the record key (32 hex digits).
+- **Hostile names and tags** (``<img src=x onerror=...>``, quotes, an RTL override, a newline, ``beach`` + U+200B)
+  are data: every value reaches the HTML through :class:`markupsafe.Markup` formatting (escaped); every blob name,
+  tag, reason and model name is shown through :func:`functions.naming.printable` (controls, zero-width and bidi
+  characters as ``\\u202e``, so two tags never look alike), and never in a URL: URLs carry the record key.
 - **A strict Content-Security-Policy** (no inline script or style at all), ``X-Frame-Options: DENY``, ``nosniff``.
 - **Images** are served through the app with a type sniffed from their bytes (JPEG, PNG, GIF, BMP, WebP, TIFF): the
   stored Content-Type came from whoever uploaded the blob (``text/html`` would run as a page of this origin); anything
@@ -33,6 +36,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +63,10 @@ log = logging.getLogger("cvops.review.web")
 STATIC = Path(__file__).with_name("static")
 SESSION_COOKIE = "cvops_review_session"
 TOKEN_COOKIE = "cvops_review_token"
-COMMAND_KEYS = frozenset({"x", "s"})
-"""Keys the page keeps for itself (reject, skip): never a tag's initial."""
+COMMAND_KEYS = frozenset({"x", "s", "u"})
+"""Keys the page keeps for itself (reject, skip, undo): never a tag's key."""
+SECOND_ROW = "qwertyiopadfghjklzcvbnm"
+"""Letters that pick the 11th tag onwards, in keyboard order (command keys and tags' own initials left out)."""
 MIN_TOKEN_LENGTH = 16
 MAX_SESSIONS = 200
 _KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -82,15 +88,22 @@ _SNIFF: tuple[tuple[bytes, int, str], ...] = (
 # --- pure rules ---------------------------------------------------------------------------------------------------
 
 def key_bindings(tags: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """The keys that pick each tag: its position 1-9, and its initial when it is an ASCII letter no other tag starts
-    with and not a command key (``x`` reject, ``s`` skip). ``tags`` in display order (sorted, so a key always means the
-    same tag from one image to the next)."""
+    """The keys that pick each tag: its position key, and its initial when it is an ASCII letter no other tag starts
+    with and not a command key (``x`` reject, ``s`` skip, ``u`` undo). ``tags`` in display order (sorted, so a key
+    always means the same tag from one image to the next).
+
+    Position keys: ``1``-``9``, ``0`` for the tenth, then a second row of letters (``q w e r ...``, keyboard order)
+    that are neither a command key nor another tag's initial. Why: a project with 12 tags left tags 10-12 without a
+    key, so a keyboard reviewer could not choose them at all; 33 tags have a key each this way."""
     initials = Counter(tag[:1].lower() for tag in tags)
+    own = {first for first, n in initials.items()
+           if n == 1 and first.isascii() and first.isalpha() and first not in COMMAND_KEYS}
+    slots = [*"1234567890", *(c for c in SECOND_ROW if c not in own and c not in COMMAND_KEYS)]
     bindings: dict[str, tuple[str, ...]] = {}
     for i, tag in enumerate(tags):
-        keys = [str(i + 1)] if i < 9 else []
+        keys = [slots[i]] if i < len(slots) else []
         first = tag[:1].lower()
-        if first.isascii() and first.isalpha() and initials[first] == 1 and first not in COMMAND_KEYS:
+        if first in own:
             keys.append(first)
         bindings[tag] = tuple(keys)
     return bindings
@@ -286,6 +299,7 @@ class ItemView:
     tags: tuple[str, ...]
     suggested: tuple[str, ...]
     multilabel: bool
+    problem: str | None = None
 
     @classmethod
     def of(cls, item: Any) -> ItemView:
@@ -300,6 +314,7 @@ class ItemView:
             tags=tuple(sorted(item.known_tags)),
             suggested=tuple(item.suggested),
             multilabel=item.classification_type == "multilabel",
+            problem=getattr(item, "problem", None),
         )
 
 
@@ -325,6 +340,8 @@ class Session:
 
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     flashes: list[tuple[str, str]] = field(default_factory=list)
+    undoable: tuple[str, float] | None = None
+    """(key, monotonic time) of this browser's last applied decision: the page offers to undo it for a while."""
 
 
 class Sessions:
@@ -388,6 +405,12 @@ class ReviewApi:
         return decide(blob_service, config, key, reviewer=reviewer, tags=tags, reject=reject)
 
     @staticmethod
+    def undo(blob_service: Any, config: Any, key: str, *, reviewer: str) -> Any:
+        from pipelines.review.undo import undo
+
+        return undo(blob_service, config, key, reviewer=reviewer)
+
+    @staticmethod
     def stats(blob_service: Any, config: Any) -> dict[str, Any]:
         from pipelines.review.commands import stats_report
 
@@ -417,6 +440,7 @@ class ReviewApp:
             Rule("/stats", endpoint="stats", methods=["GET"]),
             Rule("/item/<key>", endpoint="item", methods=["GET"]),
             Rule("/item/<key>/decide", endpoint="decide", methods=["POST"]),
+            Rule("/item/<key>/undo", endpoint="undo", methods=["POST"]),
             Rule("/image/<key>", endpoint="image", methods=["GET"]),
             Rule("/static/<name>", endpoint="static", methods=["GET"]),
             Rule("/favicon.ico", endpoint="favicon", methods=["GET"]),
@@ -500,7 +524,8 @@ class ReviewApp:
             '<td><a href="/item/{key}" class="name">{name}</a></td><td>{top}</td><td>{reason}</td>'
             '<td><time>{arrived}</time></td></tr>').format(
                 n=i + 1, key=v.key, name=printable(v.name),
-                top=f"{v.scores[0][0]} {v.scores[0][1]:.2f}" if v.scores else "-", reason=v.reason, arrived=v.arrived)
+                top=f"{printable(v.scores[0][0])} {v.scores[0][1]:.2f}" if v.scores else "-",
+                reason=printable(v.problem or v.reason), arrived=v.arrived)
             for i, v in enumerate(views))
         first = Markup('<a id="next" href="/item/{}">start <kbd>→</kbd></a>').format(views[0].key) if views else ""
         body = Markup('<main class="queue"><h1>{n} waiting for review {first}</h1>'
@@ -534,9 +559,12 @@ class ReviewApp:
             "<th>Agreement</th><th>Threshold</th><th>Could be</th><th>What it says</th></tr></thead>"
             "<tbody>{rows}</tbody></table><p class=hint>Agreement: the share of reviews in which people kept the "
             "model's tag. \"Could be\": the lowest accept threshold at which they agreed at least {target} of the time "
-            "over {support} or more reviews (<code>cvops review stats</code> prints the same).</p></main>").format(
-                n=report["decisions"], agreed=report["agreed_with_top_tag"], share=share(report["agreement"]),
-                rows=rows, target=share(report["target"]), support=report["min_support"])
+            "over {support} or more reviews (<code>cvops review stats</code> prints the same).</p>{malformed}</main>"
+        ).format(n=report["decisions"], agreed=report["agreed_with_top_tag"], share=share(report["agreement"]),
+                 rows=rows, target=share(report["target"]), support=report["min_support"],
+                 malformed=Markup("").join(Markup('<p class="hint malformed">Left out: decision record {} is malformed '
+                                                  '({}).</p>').format(printable(str(m["record"])), printable(str(m["why"])))
+                                           for m in report.get("malformed") or []))
         return self._page("Stats", body, session, waiting=waiting, view="stats")
 
     def on_item(self, request: Request, session: Session, key: str) -> Response:
@@ -574,9 +602,33 @@ class ReviewApp:
             session.flashes.append(("error", f"{shown}: {exc}"))
             return _redirect(f"/item/{key}")
         session.flashes.append(_result_message(result, shown, me=self.reviewer))
+        if result.status == "applied":
+            session.undoable = (key, time.monotonic())
         still = [i.key for i in self._waiting()]
         following = after_decision(before, key, still)
         return _redirect(f"/item/{following}" if following else "/")
+
+    def on_undo(self, request: Request, session: Session, key: str) -> Response:
+        """Undo this reviewer's decision on ``key`` (:func:`pipelines.review.undo.undo`): the image comes back to
+        review under a new key, shown next; a refusal (too late, already undone, not yours) is said on the page."""
+        from pipelines.review.undo import UndoRefused
+
+        self._form_checks(request, session)
+        session.undoable = None
+        try:
+            result = self.api.undo(self.blob_service, self.config, key, reviewer=self.reviewer)
+        except UndoRefused as exc:
+            session.flashes.append(("error", f"not undone: {exc}"))
+            return _redirect("/")
+        session.flashes.append(("ok", "decision undone: the image is back in review"))
+        return _redirect(f"/item/{result.new_key}")
+
+    def _form_checks(self, request: Request, session: Session) -> None:
+        """The checks every form POST passes (as :meth:`on_decide` makes them): this origin, this session's token."""
+        if not same_origin(request.host_url, request.headers.get("Origin"), request.headers.get("Referer")):
+            raise Forbidden("a decision must be posted from this page (the request came from another origin)")
+        if not token_matches(session.csrf, request.form.get("csrf")):
+            raise Forbidden("the form's CSRF token is missing or stale: reload the page and decide again")
 
     def on_image(self, request: Request, session: Session, key: str) -> Response:
         with self._seen_lock:
@@ -618,6 +670,7 @@ class ReviewApp:
         flashes, session.flashes = session.flashes, []
         notes = Markup("").join(Markup('<p class="flash {}" role="status">{}</p>').format(kind, text)
                                 for kind, text in flashes)
+        notes += _undo_form(session)
         html = Markup(
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -626,8 +679,9 @@ class ReviewApp:
             '<body data-view="{view}"><header><a href="/queue" class="brand">cvops review</a>'
             '<a href="/queue" class="count">{waiting} waiting</a><a href="/stats" class="count">stats</a>'
             '<span class="who">reviewing as <b>{reviewer}</b></span>'
-            '<span class="help"><kbd>1</kbd>-<kbd>9</kbd> tag · <kbd>x</kbd> reject · <kbd>s</kbd> skip · '
-            '<kbd>←</kbd><kbd>→</kbd> move</span></header><div class="flashes">{notes}</div>{body}</body></html>'
+            '<span class="help">the key on a tag picks it · <kbd>x</kbd> reject · <kbd>s</kbd> skip · '
+            '<kbd>u</kbd> undo · <kbd>←</kbd><kbd>→</kbd> move</span></header>'
+            '<div class="flashes">{notes}</div>{body}</body></html>'
         ).format(title=title, view=view, waiting=waiting, reviewer=printable(self.reviewer), notes=notes, body=body)
         response = Response(str(html), mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"  # back/reload shows the queue as it is now, never a stale form
@@ -643,8 +697,42 @@ class ReviewApp:
         return response
 
 
+def _undo_form(session: Session) -> Markup:
+    """The Undo button for the session's last decision while it may still be undone (nothing otherwise)."""
+    from pipelines.review.undo import UNDO_WINDOW
+
+    if session.undoable is None or time.monotonic() - session.undoable[1] >= UNDO_WINDOW.total_seconds():
+        return Markup("")
+    return Markup('<form method="post" action="/item/{key}/undo" class="flash undo">'
+                  '<input type="hidden" name="csrf" value="{csrf}">'
+                  '<button type="submit" id="undo">Undo that decision <kbd>u</kbd></button></form>').format(
+                      key=session.undoable[0], csrf=session.csrf)
+
+
+def _malformed_body(view: ItemView, *, position: int, total: int, nav: Markup, skip_to: str) -> Markup:
+    """An item whose record is malformed: the image, its name and why it cannot be reviewed; no choices (the
+    decision would rest on a record that does not say what the model said), only the way on."""
+    return Markup(
+        '<main class="item"><section class="picture"><img src="/image/{key}" alt="the image under review"></section>'
+        '<aside><p class="position">{position} of {total} <span class="nav">{nav}</span></p>'
+        '<h1 class="name" dir="ltr">{name}</h1>'
+        '<p class="flash error malformed" role="status">This image cannot be reviewed here: {problem}. '
+        'Repair or remove the record beside its review copy (the .cvops.json); the rest of the queue is unaffected.'
+        '</p>'
+        '<p class="actions"><a id="skip" href="{skip_to}" class="skip"><kbd>s</kbd> Skip</a></p></aside></main>'
+    ).format(key=view.key, position=position, total=total, nav=nav, name=printable(view.name),
+             problem=printable(view.problem or ""), skip_to=skip_to)
+
+
 def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous: str | None,
                following: str | None) -> Markup:
+    nav = Markup("").join([
+        Markup('<a id="prev" href="/item/{}"><kbd>←</kbd> previous</a>').format(previous) if previous else Markup(""),
+        Markup('<a id="next" href="/item/{}">next <kbd>→</kbd></a>').format(following) if following else Markup(""),
+    ])
+    skip_to = f"/item/{following}" if following else "/queue"
+    if view.problem:
+        return _malformed_body(view, position=position, total=total, nav=nav, skip_to=skip_to)
     bindings = key_bindings(view.tags)
     score_of = dict(view.scores)
     top = view.scores[0][0] if view.scores else None
@@ -652,7 +740,7 @@ def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous
     for tag in view.tags:
         keys = bindings[tag]
         label = Markup("{keys}<span class=\"tag\">{tag}</span>").format(
-            keys=Markup("").join(Markup("<kbd>{}</kbd>").format(k) for k in keys), tag=tag)
+            keys=Markup("").join(Markup("<kbd>{}</kbd>").format(k) for k in keys), tag=printable(tag))
         if view.multilabel:
             control = Markup('<label class="pick"><input type="checkbox" name="tag" value="{tag}" data-keys="{keys}">'
                              '{label}</label>').format(tag=tag, keys=" ".join(keys), label=label)
@@ -661,22 +749,17 @@ def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous
                              '</button>').format(tag=tag, keys=" ".join(keys), label=label)
         rows.append(Markup('<tr class="{cls}"><td>{control}</td><td><meter min="0" max="1" value="{score:.4f}">'
                            '</meter></td><td class="num">{score:.3f}</td></tr>').format(
-                               cls="top" if tag == top else "", control=control, score=score_of[tag]))
+                               cls="top" if tag == top else "", control=control, score=score_of.get(tag, 0.0)))
     confirm = (Markup('<button type="submit" name="action" value="confirm" id="confirm" class="confirm">'
                       'Confirm <kbd>Enter</kbd></button>') if view.multilabel else Markup(""))
-    nav = Markup("").join([
-        Markup('<a id="prev" href="/item/{}"><kbd>←</kbd> previous</a>').format(previous) if previous else Markup(""),
-        Markup('<a id="next" href="/item/{}">next <kbd>→</kbd></a>').format(following) if following else Markup(""),
-    ])
-    skip_to = f"/item/{following}" if following else "/queue"
-    suggested = (Markup('<dt>Suggested</dt><dd>{}</dd>').format(", ".join(view.suggested))
-                 if view.suggested else Markup(""))
+    suggested = (Markup('<dt>Suggested</dt><dd class="suggested">{}</dd>').format(
+        ", ".join(map(printable, view.suggested))) if view.suggested else Markup(""))
     return Markup(
         '<main class="item"><section class="picture"><img src="/image/{key}" alt="the image under review"></section>'
         '<aside><p class="position">{position} of {total} <span class="nav">{nav}</span></p>'
         '<h1 class="name" dir="ltr">{name}</h1>'
         '<dl><dt>Why review</dt><dd class="reason">{reason}</dd>{suggested}'
-        '<dt>Arrived</dt><dd><time>{arrived}</time></dd><dt>Model</dt><dd>{model}</dd></dl>'
+        '<dt>Arrived</dt><dd><time>{arrived}</time></dd><dt>Model</dt><dd class="model">{model}</dd></dl>'
         '<form method="post" action="/item/{key}/decide" id="decide" data-multilabel="{multilabel}">'
         '<input type="hidden" name="csrf" value="{csrf}">'
         '<p class="hint">{hint}</p><table class="scores">{rows}</table>'
@@ -684,8 +767,9 @@ def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous
         '<kbd>x</kbd> Reject</button><a id="skip" href="{skip_to}" class="skip"><kbd>s</kbd> Skip</a></p></form>'
         '</aside></main>').format(
             key=view.key, position=position, total=total, nav=nav, name=printable(view.name),
-            reason=view.reason,
-            suggested=suggested, arrived=view.arrived, model=view.model, multilabel="true" if view.multilabel else "false",
+            reason=printable(view.reason),
+            suggested=suggested, arrived=view.arrived, model=printable(view.model),
+            multilabel="true" if view.multilabel else "false",
             csrf=csrf, hint="Several tags may apply: pick them, then confirm." if view.multilabel else "Pick the tag:",
             rows=Markup("").join(rows), confirm=confirm, skip_to=skip_to)
 

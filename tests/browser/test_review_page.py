@@ -3,6 +3,7 @@ a reload mid-way, forged posts refused, the token, and a laptop-sized screenshot
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -335,6 +336,9 @@ def test_the_stats_page_shows_the_numbers_review_stats_computes(world, serve, co
     world.add("stats/waiting.jpg", {"city": 0.7, "beach": 0.2}, data=_pictures(1)[0])
     for key, tags, reject in ((keys[0], ["beach"], False), (keys[1], ["beach"], False), (keys[2], [], True)):
         assert decisions.decide(world.blob_service, world.config, key, reviewer="dana", tags=tags, reject=reject).applied
+    hand_made = {**_decision(world, keys[0]), "key": "d" * 32, "tags": "beach"}  # tags as one string: malformed
+    world.blob_service.get_blob_client(world.containers["results"], f"reviews/{'d' * 32}.json").upload_blob(
+        json.dumps(hand_made))
     app = serve("alice")
     page = context.new_page()
     page.goto(app.url + "stats")
@@ -342,3 +346,4 @@ def test_the_stats_page_shows_the_numbers_review_stats_computes(world, serve, co
     row = page.locator("tbody tr").first.locator("td").all_inner_texts()
     assert row[:6] == ["beach", "3", "2", "1", "0", "67%"]
     assert page.locator("header a.count").first.inner_text() == "1 waiting"
+    assert f"decision record reviews/{'d' * 32}.json is malformed" in page.locator(".malformed").inner_text()

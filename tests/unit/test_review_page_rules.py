@@ -24,10 +24,15 @@ def test_each_tag_gets_its_number_and_its_initial_when_no_other_tag_or_command_s
     assert key_bindings(['"><svg>', "Ölfeld", "Beach"]) == {'"><svg>': ("1",), "Ölfeld": ("2",), "Beach": ("3", "b")}
 
 
-def test_tags_past_the_ninth_are_picked_by_initial_only():
-    tags = [f"t{i}" for i in range(9)] + ["zebra", "zoo"]
+def test_every_tag_of_twelve_or_more_has_a_key_of_its_own_and_none_is_a_command_or_another_tags_initial():
+    tags = [f"t{i}" for i in range(9)] + ["quail", "zebra", "zoo"]
     bindings = key_bindings(tags)
-    assert bindings["t8"] == ("9",) and bindings["zebra"] == () and bindings["zoo"] == ()
+    assert bindings["t8"] == ("9",) and bindings["quail"] == ("0", "q")
+    assert bindings["zebra"] == ("w",) and bindings["zoo"] == ("e",)  # the second row skips q: quail's initial
+    many = [f"tag{i:02d}" for i in range(33)]
+    keys = [k for tag in many for k in key_bindings(many)[tag]]
+    assert all(key_bindings(many)[tag] for tag in many) and len(keys) == len(set(keys))
+    assert not {"x", "s", "u"} & set(keys)
 
 
 @pytest.mark.parametrize(("origin", "referer", "allowed"), [
