@@ -716,16 +716,12 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
       cvops publish --spec examples/scenes/project.yaml --min-precision 0.9 --min-map 0.95 --keep 3
     """
     from pipelines.publishing import publish
-    from pipelines.spec import Gates
 
     spec = run.spec
     name = publish_name or (spec.publish_name if spec else None)
     if not name:
         raise ConfigurationError("no publish name", setting="--name", hint="pass --name or set publish.name in the spec")
-    declared = spec.gates if spec else Gates()
-    gates = Gates(min_precision if min_precision is not None else declared.min_precision,
-                  min_recall if min_recall is not None else declared.min_recall,
-                  min_map if min_map is not None else declared.min_map)
+    gates = _gates(run, min_precision, min_recall, min_map)
     result = publish(run.service, run.project_id(), iteration_ref, publish_name=name, gates=gates,
                      threshold=threshold if threshold is not None else (spec.threshold if spec else 0.5),
                      keep=keep if keep is not None else (spec.keep if spec else None))
@@ -1089,6 +1085,124 @@ def classify_backlog(run: Run, container: str, prefix: str | None, queue_name: s
               "listed": result.listed, "enqueued": result.enqueued},
              lambda c: c.print(f"queued {result.enqueued} of {result.listed} blobs from {container}/{prefix or ''} "
                                f"on {queue_name}"))
+
+
+def _gates(run: Run, min_precision: float | None, min_recall: float | None, min_map: float | None) -> Any:
+    """The publish gates: each option given, else the spec's."""
+    from pipelines.spec import Gates
+
+    declared = run.spec.gates if run.spec else Gates()
+    return Gates(min_precision if min_precision is not None else declared.min_precision,
+                 min_recall if min_recall is not None else declared.min_recall,
+                 min_map if min_map is not None else declared.min_map)
+
+
+# retrain ----------------------------------------------------------------------------------------------------------
+@cli.command("retrain")
+@click.option("--since", default=None, help="Review decisions from this date or time (default: the last trained "
+                                            "iteration's time).")
+@click.option("--holdout", default=None, help="Held-out labelled images (default: the spec's data.holdout).")
+@click.option("--margin", type=FiniteFloatRange(0, 1), default=0.01, show_default=True,
+              help="How much worse than the champion the challenger may be on holdout mAP, micro precision and micro "
+                   "recall.")
+@click.option("--min-precision", type=FiniteFloatRange(0, 1), default=None, help="Gate (default: the spec's gates).")
+@click.option("--min-recall", type=FiniteFloatRange(0, 1), default=None, help="Gate.")
+@click.option("--min-map", type=FiniteFloatRange(0, 1), default=None, help="Gate on mean average precision.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the reviewed manifest and the exported model go (default: .cvops/retrain/<project>).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write retrain.json and retrain.md (before/after per tag) here.")
+@click.option("--no-reviews", is_flag=True, help="Train on what the project holds; read no review decisions.")
+@click.option("--no-export", is_flag=True, help="Do not export the published challenger.")
+@click.option("--timeout", type=FiniteFloatRange(min=1), default=None,
+              help="Seconds to wait for training (default: the spec's training.timeout_seconds or 3600).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@common()
+def retrain_cmd(run: Run, since: str | None, holdout: str | None, margin: float, min_precision: float | None,
+                min_recall: float | None, min_map: float | None, state_dir: str | None, report_dir: str | None,
+                no_reviews: bool, no_export: bool, timeout: float | None, dry_run: bool) -> None:
+    """Review export, upload, train, evaluate the new iteration and the published one on the same holdout, publish
+    only if the challenger is not worse than the champion beyond --margin and passes the gates, export a compact
+    model. Resumable: a rerun after a kill at any step continues and never trains twice on the same data. Exit 0
+    published (or nothing new), 1 kept the champion (with the numbers).
+
+    \b
+    Examples:
+      cvops retrain --spec examples/scenes/project.yaml --dry-run
+      cvops retrain --spec examples/scenes/project.yaml --report reports/retrain --json
+    """
+    from pipelines import retrain
+    from pipelines.inventory import export
+    from pipelines.publishing import publish
+    from pipelines.review import commands
+    from pipelines.upload import upload
+
+    spec = run.require_spec("retrain")
+    service, project_id = run.service, run.project_id()
+    if not spec.publish_name:
+        raise ConfigurationError("the spec has no publish.name", setting="publish.name",
+                                 hint="retrain publishes under the spec's publish.name: set it")
+    holdout_text = holdout or (None if spec.holdout_source is None else "spec")
+    retrain.require_holdout(holdout_text)
+    start = commands.parse_since(since) if since else retrain.since_default(service, project_id)
+    state = _writable_folder(state_dir or str(Path(".cvops") / "retrain" / spec.name), "--state")
+    review = None if no_reviews else commands.open_review(run.settings)
+    gates = _gates(run, min_precision, min_recall, min_map)
+
+    def export_reviews(when: Any, out: Path) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        summary, _ = commands.export(*review, since=when or datetime.min.replace(tzinfo=UTC),  # type: ignore[misc]
+                                     out=str(out))
+        return {"images": summary["images"], "manifest": str(out)}
+
+    def evaluate(iteration: Any) -> dict[str, Any]:
+        result, _, _ = _evaluate_iteration(run, project_id, iteration_ref=iteration.id, threshold=None,
+                                           holdout=holdout, use_spec_holdout=True, target_precision=None,
+                                           target_recall=None, concurrency=4)
+        return result["holdout"]
+
+    plan = retrain.Plan(
+        service=service, project_id=project_id, publish_name=spec.publish_name, since=start, state_dir=state,
+        export_reviews=None if review is None else export_reviews,
+        upload=lambda manifest: upload(service, run.source(parse_source(str(manifest))), project_id,
+                                       reporter=run.reporter).to_dict(),
+        evaluate=evaluate,
+        publish=lambda it: publish(service, project_id, it.id, publish_name=spec.publish_name, gates=gates,
+                                   threshold=spec.threshold, keep=spec.keep),
+        export_model=None if no_export else (lambda it, out: export(service, project_id, it, platform="ONNX",
+                                                                    flavor=None, out=out, reporter=run.reporter)),
+        margins=retrain.Margins(margin, margin, margin), training_type=spec.training_type,
+        budget_hours=spec.budget_hours or 0, timeout=timeout or spec.training_timeout,
+        threshold=spec.threshold)
+    if dry_run:
+        from pipelines.review import decisions
+
+        count = None if review is None else len(decisions.list_decisions(*review, since=start))
+        result = retrain.dry_run(plan, decisions_since=count)
+    else:
+        result = retrain.run(plan)
+    data = {"ok": result.ok, "project": spec.name, **result.to_dict()}
+    if report_dir:
+        folder = _writable_folder(report_dir, "--report")
+        (folder / "retrain.json").write_text(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n",
+                                             encoding="utf-8")
+        (folder / "retrain.md").write_text(retrain.markdown(result, spec.name), encoding="utf-8")
+        data["reports"] = {"json": str(folder / "retrain.json"), "markdown": str(folder / "retrain.md")}
+
+    def human(console: Any) -> None:
+        for step in result.steps:
+            facts = ", ".join(f"{k} {v}" for k, v in step.items() if k != "step" and v is not None)
+            console.print(f"{step['step']}: {facts}", markup=False)
+        for comparison in result.comparisons:
+            console.print(comparison.describe(), markup=False)
+        console.print(f"outcome: {result.outcome.replace('_', ' ')}", markup=False)
+
+    run.emit(data, human)
+    if not result.ok:
+        failing = "; ".join(c.describe() for c in result.comparisons if not c.passed) or "a gate failed"
+        click.echo(f"cvops: error: kept the champion: {failing}", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 # monitor ----------------------------------------------------------------------------------------------------------

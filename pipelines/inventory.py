@@ -80,11 +80,15 @@ def export(service: Service, project_id: str, iteration: Any, *, platform: str, 
             out.parent.mkdir(parents=True, exist_ok=True)
             size = 0
             length = int(response.headers.get("Content-Length") or 0) or None
-            with out.open("wb") as f, reporter.task(f"downloading {out.name}", total=length) as task:
+            # Written beside the target and renamed when whole: a download cut short never leaves a file named
+            # like a finished export (retrain takes an existing file as done).
+            partial = out.with_name(out.name + ".partial")
+            with partial.open("wb") as f, reporter.task(f"downloading {out.name}", total=length) as task:
                 for chunk in response.iter_content(1 << 16):
                     f.write(chunk)
                     size += len(chunk)
                     task.advance(len(chunk))
+            partial.replace(out)
     except requests.RequestException as e:
         # The download URL is a SAS URL: name its path, never its query.
         status = getattr(getattr(e, "response", None), "status_code", None)
