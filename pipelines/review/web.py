@@ -835,6 +835,7 @@ def _bound_body(environ: dict[str, Any]) -> None:
     environ["wsgi.input"] = io.BytesIO(bytes(data))
     environ["CONTENT_LENGTH"] = str(len(data))
     environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)  # else werkzeug takes the body for chunked and reads it as empty
 
 
 def _redirect(location: str) -> Response:
