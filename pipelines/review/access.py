@@ -41,11 +41,10 @@ _FORBIDDEN = set(' ;,"\\')
 _SYMBOLS = "".join(c for c in string.punctuation if c not in _FORBIDDEN)
 _CLASSES = (string.ascii_lowercase, string.ascii_uppercase, string.digits, _SYMBOLS)
 MIN_DISTINCT = 10
-TOKEN_RULE = (f"at least {MIN_TOKEN_BITS} bits, counted as length x log2(the size of the character classes it uses: "
-              f"26 lowercase, 26 uppercase, 10 digits, {len(_SYMBOLS)} symbols), e.g. 22 characters mixing lower- and "
-              f"uppercase letters and digits, or 25 lowercase letters and digits; at least {MIN_DISTINCT} different "
-              "characters, none making up more than a quarter of it; printable ASCII without spaces, quotes, commas, "
-              "semicolons or backslashes")
+TOKEN_RULE = (f"at least {MIN_TOKEN_BITS} bits, counted as length x log2(size of the character classes used: 26 "
+              f"lower, 26 upper, 10 digits, {len(_SYMBOLS)} symbols), e.g. 22 characters mixing lower, upper and "
+              f"digits or 25 of lower and digits; {MIN_DISTINCT}+ different characters, none over a quarter of it; "
+              "printable ASCII without spaces, quotes, commas, semicolons, backslashes")
 """The rule :func:`token_problem` applies, as the error states it."""
 
 _SESSION_ID = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")

@@ -253,10 +253,8 @@ def _listen_rules(host: str, port: int, *, reviewer: str | None, token: str | No
                                  setting="--reviewer", hint="pass --reviewer NAME")
     problem = None if token is None else access.token_problem(token)
     if problem is not None:
-        raise ConfigurationError(f"--token is too weak or unusable ({problem}): a token needs {access.TOKEN_RULE}",
-                                 setting="--token",
-                                 hint="leave it out and one is generated and printed once, or make one with "
-                                      "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        raise ConfigurationError(f"--token is refused ({problem}): a token needs {access.TOKEN_RULE}",
+                                 setting="--token", hint="leave it out to have one generated and printed once")
     if loopback_host(host):
         return ServeOptions(host, port, reviewer, token)
     if not allow_remote:
