@@ -8,7 +8,8 @@ about 1,100 silent connections used up the process's file descriptors. Here:
 - the listening socket stays plain; each accepted socket is wrapped with ``do_handshake_on_connect=False`` and the
   handshake runs in the connection's own thread, under :attr:`Limits.handshake_timeout`;
 - every read and write on a connection has :attr:`Limits.idle_timeout` (a keep-alive connection that sends nothing
-  is closed after it, on HTTP as on HTTPS);
+  is closed after it, on HTTP as on HTTPS), and a request body must arrive whole within :attr:`Limits.body_timeout`
+  (the app reads it: :func:`pipelines.review.web._bound_body`);
 - at most :attr:`Limits.max_connections` connections are open; one more closes the oldest that is *waiting* (for its
   handshake or its next request), never one whose request is being answered. So a flood of silent connections costs a
   bounded number of descriptors and threads, and cannot keep a working reviewer out: each new connection pushes out
@@ -40,6 +41,8 @@ class Limits:
 
     handshake_timeout: float = 10.0
     idle_timeout: float = 30.0
+    body_timeout: float = 10.0
+    """The whole request body (a form of a few hundred bytes) must arrive within this."""
     max_connections: int = 64
 
 

@@ -40,6 +40,7 @@ Why these defences, each for a concrete attack:
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hmac
 import io
@@ -50,6 +51,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,7 +61,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from markupsafe import Markup
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, RequestEntityTooLarge, TooManyRequests
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    RequestEntityTooLarge,
+    RequestTimeout,
+    TooManyRequests,
+)
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, select_address_family
@@ -437,6 +447,7 @@ class ReviewApp:
                  allowed_hosts: frozenset[str] | None = None, api: Any = None, port: int | None = None) -> None:
         self.blob_service, self.config, self.reviewer = blob_service, config, reviewer
         self.token, self.allowed_hosts, self.port = token, allowed_hosts, port
+        self.body_timeout = Limits().body_timeout
         self.api = api if api is not None else ReviewApi()
         self._access = access.access_cookie_value(token) if token is not None else None
         self._secret = secrets.token_bytes(32)  # the CSRF tokens' key: forms from before a restart are refused
@@ -459,7 +470,7 @@ class ReviewApp:
         extra: list[tuple[str, str]] = []
         try:
             _check_path(environ)
-            _bound_body(environ)
+            _bound_body(environ, self.body_timeout)
             request = Request(environ)
             request.max_form_memory_size = MAX_BODY
             request.max_content_length = MAX_BODY
@@ -813,23 +824,51 @@ def _check_path(environ: dict[str, Any]) -> None:
                          "page has one.")
 
 
-def _bound_body(environ: dict[str, Any]) -> None:
-    """Read a chunked body here, whole and at most :data:`MAX_BODY`: werkzeug limits a body by its Content-Length,
-    and a chunked one (which has none) was cut at the limit and the cut form acted on. Over the limit: 413; cut short
-    or malformed: 400. Either way nothing reads the form."""
-    if not environ.get("wsgi.input_terminated"):
-        return  # a Content-Length body: werkzeug answers 413 past the limit and 400 when it ends early
+def _bound_body(environ: dict[str, Any], deadline: float) -> None:
+    """Read the body here, whole, at most :data:`MAX_BODY` and within ``deadline`` seconds, before anything parses it.
+
+    Why: werkzeug limits a body by its Content-Length, and a chunked one (which has none) was cut at the limit and the
+    cut form acted on; and a client trickling a body a byte at a time kept its connection (and a place under the
+    connection cap) busy for as long as it liked. Over the limit: 413; cut short or malformed: 400; too slow: 408.
+    Whichever, nothing reads the form."""
+    chunked = bool(environ.get("wsgi.input_terminated"))
+    if not chunked:
+        declared = environ.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit():
+            raise BadRequest("This request's Content-Length is not a number: nothing was done.")
+        if int(declared) > MAX_BODY:
+            raise RequestEntityTooLarge()
+        if int(declared) == 0:
+            return
+    want = MAX_BODY + 1 if chunked else int(environ["CONTENT_LENGTH"])
     stream, data = environ["wsgi.input"], bytearray()
+    read = getattr(stream, "read1", stream.read)  # one socket read per call: the deadline is checked between them
+    connection = environ.get("werkzeug.socket")
+    before = connection.gettimeout() if connection is not None else None
+    ends = time.monotonic() + deadline
     try:
-        while len(data) <= MAX_BODY:
-            chunk = stream.read(MAX_BODY + 1 - len(data))
+        while len(data) < want:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if connection is not None:
+                connection.settimeout(left)
+            chunk = read(want - len(data))
             if not chunk:
                 break
             data += chunk
+    except TimeoutError:
+        raise RequestTimeout(f"This request's body came too slowly (over {deadline:g} s): nothing was done.") from None
     except (OSError, ValueError):
         raise BadRequest("This request's body was cut short or malformed: nothing was done.") from None
+    finally:
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.settimeout(before)
     if len(data) > MAX_BODY:
         raise RequestEntityTooLarge()
+    if not chunked and len(data) < want:
+        raise BadRequest("This request's body was cut short or malformed: nothing was done.")
     environ["wsgi.input"] = io.BytesIO(bytes(data))
     environ["CONTENT_LENGTH"] = str(len(data))
     environ.pop("wsgi.input_terminated", None)
@@ -938,7 +977,7 @@ def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = N
     finally:
         listening.close()  # the server holds its own duplicate
     port = server.port
-    app.port = port
+    app.port, app.body_timeout = port, server.limits.body_timeout
     if options.token is None:
         app.allowed_hosts = loopback_hosts(port)
     host = f"[{options.host}]" if ":" in options.host else options.host

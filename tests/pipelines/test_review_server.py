@@ -198,6 +198,34 @@ def test_an_oversized_chunked_form_is_413_and_a_cut_one_decides_nothing(review_w
         assert decisions.read_decision(review_world.blob_service, review_world.config, key)["tags"] == ["beach"]
 
 
+def test_a_body_trickled_a_byte_at_a_time_is_408_within_the_body_deadline(review_world):
+    record = review_world.add("slow/one.jpg", {"beach": 0.7, "city": 0.3})
+    key = record["key"]
+    with _page(review_world, limits=web.Limits(body_timeout=2.0)) as page:
+        cookie, csrf = _session(page, key)
+        form = f"csrf={csrf}&tag=beach".encode()
+        head = (f"POST /item/{key}/decide HTTP/1.1\r\nHost: {urlsplit(page.url).netloc}\r\n"
+                f"Origin: {page.url.rstrip('/')}\r\nCookie: {cookie}\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(form)}\r\n\r\n").encode()
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", page.server.port), timeout=15) as slow:
+            slow.sendall(head)
+            answer = b""
+            for byte in form:  # one byte every half second: each read well within the idle timeout
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:
+                    break  # the server has answered and closed
+                time.sleep(0.5)
+                if time.monotonic() - started > 6:
+                    break
+            while chunk := slow.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+        assert time.monotonic() - started < 6  # the old server waited for the whole form, however slowly it came
+        assert decisions.read_decision(review_world.blob_service, review_world.config, key) is None
+
+
 def test_a_request_line_over_64_kb_is_414_with_no_traceback(review_world, capfd):
     with _page(review_world) as page:
         answer = _raw(page.server.port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
