@@ -137,6 +137,14 @@ class ConnectionHandler(WSGIRequestHandler):
     """werkzeug's request handler, telling the server when a connection is busy (not to be closed for a newcomer)."""
 
     server: PageServer
+    error_message_format = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%(code)d · cvops review'
+                            '</title></head><body><h1>%(code)d %(message)s</h1><p>%(explain)s: nothing was done.</p>'
+                            '<p><a href="/queue">Back to the queue</a></p></body></html>\n')
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed, overlong or unsupported request line or header) with the status's
+        standard words only: its detail quotes the request line, which may hold ``?token=``."""
+        super().send_error(code)
 
     def handle_one_request(self) -> None:
         self.server.mark(self.request, busy=False)

@@ -235,6 +235,13 @@ def test_a_request_line_over_64_kb_is_414_with_no_traceback(review_world, capfd)
     assert "Traceback" not in printed.err + printed.out
 
 
+def test_a_malformed_request_line_is_refused_without_quoting_it(review_world):
+    with _page(review_world, token=TOKEN) as page:
+        answer = _raw(page.server.port, f"GET /queue?token={TOKEN} HTTP/1.1 extra\r\n\r\n".encode())
+        assert b"<h1>400 " in answer and TOKEN.encode() not in answer  # it quoted the line (as HTTP/0.9: no head)
+        assert b"nothing was done" in answer
+
+
 def test_a_line_break_in_the_path_is_400_and_nothing_is_echoed(review_world):
     with _page(review_world, token=TOKEN) as page:
         path = "/item/00000000000000000000000000000000%0D%0ASet-Cookie:%20x=1"
