@@ -69,7 +69,7 @@ def test_a_silent_tcp_connection_with_tls_on_does_not_stop_another_reviewer(worl
         context = browser.new_context(viewport=LAPTOP, ignore_https_errors=True)
         try:
             page = context.new_page()
-            page.set_default_timeout(8_000)  # the old server answered nobody until the silent client left
+            page.set_default_timeout(15_000)  # the old server answered nobody until the silent client left
             started = time.monotonic()
             page.goto(f"{app.url}?token={TOKEN}")
             page.wait_for_url(f"**/item/{record['key']}")
@@ -77,7 +77,9 @@ def test_a_silent_tcp_connection_with_tls_on_does_not_stop_another_reviewer(worl
             page.wait_for_url(lambda url: not url.endswith(record["key"]))
             decided = _decision(world, record["key"])
             assert decided is not None and decided["tags"] == ["beach"]
-            assert time.monotonic() - started < 8
+            took = time.monotonic() - started
+            print(f"TLS page load and decision beside a silent connection: {took:.2f} s")
+            assert took < 15  # the old server: never, while the silent connection stayed
         finally:
             context.close()
             silent.close()
