@@ -1361,7 +1361,8 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
                    "needs neither).")
 @click.option("--token", envvar="CVOPS_REVIEW_TOKEN", default=None,
               help="The page's access token (env CVOPS_REVIEW_TOKEN; with --allow-remote and none given, one is generated "
-                   "and printed once).")
+                   "and printed once). A chosen one needs at least 128 bits, e.g. 22 characters mixing lower- and "
+                   "uppercase letters and digits; wrong tokens slow further tries from the same address.")
 @click.option("--tls-cert", envvar="CVOPS_REVIEW_TLS_CERT", default=None, metavar="PEM",
               help="Serve HTTPS with this certificate (chain), PEM (env CVOPS_REVIEW_TLS_CERT); needs --tls-key.")
 @click.option("--tls-key", envvar="CVOPS_REVIEW_TLS_KEY", default=None, metavar="PEM",

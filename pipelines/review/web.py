@@ -9,11 +9,26 @@ records once beside it.
 
 Why these defences, each for a concrete attack:
 
-- **Listen on loopback** unless ``--allow-remote``; anything else also needs a token (``?token=`` once, then an
-  HttpOnly SameSite=Strict cookie; compared in constant time). On loopback without a token, the ``Host`` header must
-  name loopback, so a DNS-rebinding page (``evil.example`` resolving to 127.0.0.1) gets a 403, not the queue.
-- **CSRF**: every form carries a per-session token checked server-side, and a POST must come from this origin
-  (``Origin``, else ``Referer``); decisions are POST only, so no link or image on another site can decide anything.
+- **Listen on loopback** unless ``--allow-remote``; anything else also needs a token (``?token=`` once, answered by a
+  page that sets an HttpOnly SameSite=Strict cookie and then moves on within the site, so a link followed from another
+  site works too; the cookie holds an HMAC of the token, never the token; compared in constant time). A user-chosen
+  token must be strong (:data:`pipelines.review.access.TOKEN_RULE`, said in the error), and wrong tokens are slowed
+  down per client address (:class:`pipelines.review.access.GuessThrottle`). On loopback without a token, the ``Host``
+  header must name loopback (``localhost`` or a loopback address, with this port), so a DNS-rebinding page
+  (``evil.example`` resolving to 127.0.0.1) gets a 403, not the queue.
+- **CSRF**: every form carries a token checked server-side (an HMAC of the browser's session cookie with a per-process
+  secret: nothing is stored per request, so no flood of cookie-less requests can push a reviewer's session out), and a
+  POST must come from this origin (``Origin``, else ``Referer``); decisions are POST only, so no link or image on
+  another site can decide anything. A refused form answers a page that recovers with one key (R: the queue, a GET),
+  never advice to resend the stale form.
+- **Cookies are per server**: their names carry the port, with the ``__Host-`` prefix over HTTPS (cookies ignore
+  ports: another server on the same host would otherwise receive or overwrite them).
+- **One client cannot stop the others** (:mod:`pipelines.review.server`): a thread per connection, the TLS handshake in
+  that thread under a deadline, an idle timeout on every connection, a cap on open connections that closes the oldest
+  waiting one first.
+- **Requests are bounded and clean**: a body over 64 KB is a 413, chunked or not (a cut or oversized form is never
+  acted on); a request line over 64 KB a 414; a control character in the path a 400 (nothing echoed); error pages say
+  in words what happened and what to do, never an exception's name or text.
 - **Hostile names and tags** (``<img src=x onerror=...>``, quotes, an RTL override, a newline, ``beach`` + U+200B)
   are data: every value reaches the HTML through :class:`markupsafe.Markup` formatting (escaped); every blob name,
   tag, reason and model name is shown through :func:`functions.naming.printable` (controls, zero-width and bidi
@@ -22,13 +37,16 @@ Why these defences, each for a concrete attack:
 - **Images** are served through the app with a type sniffed from their bytes (JPEG, PNG, GIF, BMP, WebP, TIFF): the
   stored Content-Type came from whoever uploaded the blob (``text/html`` would run as a page of this origin); anything
   else is an attachment, and the image answer carries its own ``sandbox`` policy.
-- **Logs** carry the method, the path (record keys only) and the status, never the query (which may hold the token).
+- **Logs** carry the method, the path (record keys only) and the status, never the query (which may hold the token);
+  a token's value never appears in an error or a log line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hmac
+import io
 import ipaddress
 import logging
 import re
@@ -37,39 +55,50 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from markupsafe import Markup
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    RequestEntityTooLarge,
+    RequestTimeout,
+    TooManyRequests,
+)
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, select_address_family
+from werkzeug.serving import BaseWSGIServer, select_address_family
 from werkzeug.wrappers import Request, Response
 
 from cvops.errors import ConfigurationError, CvopsError
-from cvops.redaction import redact, register_secret
+from cvops.redaction import RedactingFilter, redact, register_secret
 from functions.naming import printable
+from pipelines.review import access
+from pipelines.review.server import ConnectionHandler, Limits, PageServer
 
-__all__ = ["ReviewApi", "ReviewApp", "RunningPage", "ServeOptions", "after_decision", "image_type", "key_bindings",
-           "listen_options", "log_requests", "loopback_host", "neighbours", "same_origin", "start", "token_matches"]
+__all__ = ["Limits", "ReviewApi", "ReviewApp", "RunningPage", "ServeOptions", "after_decision", "host_allowed",
+           "image_type", "key_bindings", "listen_options", "log_requests", "loopback_host", "neighbours", "same_origin",
+           "start", "token_matches"]
 
 log = logging.getLogger("cvops.review.web")
 
 STATIC = Path(__file__).with_name("static")
-SESSION_COOKIE = "cvops_review_session"
-TOKEN_COOKIE = "cvops_review_token"
 COMMAND_KEYS = frozenset({"x", "s", "u"})
 """Keys the page keeps for itself (reject, skip, undo): never a tag's key."""
 SECOND_ROW = "qwertyiopadfghjklzcvbnm"
 """Letters that pick the 11th tag onwards, in keyboard order (command keys and tags' own initials left out)."""
-MIN_TOKEN_LENGTH = 16
-MAX_SESSIONS = 200
-_KEY = re.compile(r"^[0-9a-f]{32}$")
+MAX_BODY = 64 * 1024
+"""The largest request body (a decision's form is a few hundred bytes)."""
+_KEY = re.compile(r"\A[0-9a-f]{32}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -139,8 +168,27 @@ def loopback_host(host: str) -> bool:
 
 
 def loopback_hosts(port: int) -> frozenset[str]:
-    """The ``Host`` headers a browser sends to this server on loopback (anything else is a rebound DNS name)."""
+    """The ``Host`` headers a browser sends to this server on loopback by name (:func:`host_allowed` also takes any
+    loopback address with this port)."""
     return frozenset({f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """A ``Host`` header this page answers on loopback without a token: one of ``allowed``, or any loopback *address*
+    (``127.0.0.2``, ``[::1]``) with the same port (``--host 127.0.0.2`` prints that address). An address cannot be
+    a rebound DNS name, so only names are held to the list."""
+    host = host.strip().lower()
+    if host in allowed:
+        return True
+    name, _, port = host.rpartition(":")
+    if not name or not port.isdigit() or not any(a.rpartition(":")[2] == port for a in allowed):
+        return False
+    if name.startswith("[") != name.endswith("]"):
+        return False
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -225,11 +273,10 @@ def _listen_rules(host: str, port: int, *, reviewer: str | None, token: str | No
     if not reviewer or not reviewer.isprintable() or len(reviewer) > 64:
         raise ConfigurationError(f"--reviewer {printable(reviewer)!s} is not a name (1-64 printable characters)",
                                  setting="--reviewer", hint="pass --reviewer NAME")
-    if token is not None and (len(token) < MIN_TOKEN_LENGTH or not token.isascii() or not token.isprintable()
-                              or any(c in token for c in " ;,\"\\")):
-        raise ConfigurationError(f"--token must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without "
-                                 "spaces, quotes, commas, semicolons or backslashes", setting="--token",
-                                 hint="leave it out and one is generated and printed once")
+    problem = None if token is None else access.token_problem(token)
+    if problem is not None:
+        raise ConfigurationError(f"--token is refused ({problem}): a token needs {access.TOKEN_RULE}",
+                                 setting="--token", hint="leave it out to have one generated and printed once")
     if loopback_host(host):
         return ServeOptions(host, port, reviewer, token)
     if not allow_remote:
@@ -334,39 +381,38 @@ def _when(value: Any) -> str:
 
 # --- sessions -----------------------------------------------------------------------------------------------------
 
-@dataclass
 class Session:
-    """One browser's CSRF token and the messages waiting for its next page."""
+    """One browser, as one request sees it: its CSRF token (derived from its cookie, see
+    :func:`pipelines.review.access.csrf_token`) and the messages waiting for its next page (read from the store only
+    when a page shows them, so an image or script request never swallows them)."""
 
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    flashes: list[tuple[str, str]] = field(default_factory=list)
-    undoable: tuple[str, float] | None = None
-    """(key, monotonic time) of this browser's last applied decision: the page offers to undo it for a while."""
+    def __init__(self, sid: str, csrf: str, store: access.Flashes, last: access.LastDecisions) -> None:
+        self.sid, self.csrf, self._store, self._last = sid, csrf, store, last
+        self._flashes: list[tuple[str, str]] | None = None
 
+    @property
+    def undoable(self) -> tuple[str, float] | None:
+        """(key, monotonic time) of this browser's last applied decision: the page offers to undo it for a while."""
+        return self._last.get(self.sid)
 
-class Sessions:
-    """Server-side sessions keyed by a random cookie, the oldest dropped past :data:`MAX_SESSIONS` (a reviewer whose
-    session was dropped gets a new CSRF token with the next page; nothing else is lost)."""
+    @undoable.setter
+    def undoable(self, value: tuple[str, float] | None) -> None:
+        self._last.set(self.sid, value)
 
-    def __init__(self, limit: int = MAX_SESSIONS) -> None:
-        self._items: OrderedDict[str, Session] = OrderedDict()
-        self._lock = threading.Lock()
-        self._limit = limit
+    @property
+    def flashes(self) -> list[tuple[str, str]]:
+        if self._flashes is None:
+            self._flashes = self._store.take(self.sid)
+        return self._flashes
 
-    def get(self, sid: str | None) -> Session | None:
-        with self._lock:
-            if sid and sid in self._items:
-                self._items.move_to_end(sid)
-                return self._items[sid]
-        return None
+    @flashes.setter
+    def flashes(self, value: list[tuple[str, str]]) -> None:
+        self._flashes = value
 
-    def new(self) -> tuple[str, Session]:
-        sid, session = secrets.token_urlsafe(32), Session()
-        with self._lock:
-            self._items[sid] = session
-            while len(self._items) > self._limit:
-                self._items.popitem(last=False)
-        return sid, session
+    def keep(self) -> None:
+        """Store what this request left unshown (a message for the page a redirect leads to)."""
+        if self._flashes:
+            self._store.keep(self.sid, self._flashes)
 
 
 # --- the app ------------------------------------------------------------------------------------------------------
@@ -427,11 +473,16 @@ class ReviewApp:
     """The WSGI application over one review location, deciding as one reviewer."""
 
     def __init__(self, blob_service: Any, config: Any, *, reviewer: str, token: str | None = None,
-                 allowed_hosts: frozenset[str] | None = None, api: Any = None) -> None:
+                 allowed_hosts: frozenset[str] | None = None, api: Any = None, port: int | None = None) -> None:
         self.blob_service, self.config, self.reviewer = blob_service, config, reviewer
-        self.token, self.allowed_hosts = token, allowed_hosts
+        self.token, self.allowed_hosts, self.port = token, allowed_hosts, port
+        self.body_timeout = Limits().body_timeout
         self.api = api if api is not None else ReviewApi()
-        self.sessions = Sessions()
+        self._access = access.access_cookie_value(token) if token is not None else None
+        self._secret = secrets.token_bytes(32)  # the CSRF tokens' key: forms from before a restart are refused
+        self.flashes = access.Flashes()
+        self.last_decisions = access.LastDecisions()
+        self.throttle = access.GuessThrottle()
         self._seen: dict[str, Any] = {}  # key -> item from the last listing: an image request needs no listing
         self._seen_lock = threading.Lock()
         self.url_map = Map([
@@ -447,50 +498,90 @@ class ReviewApp:
         ], strict_slashes=False)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
-        request = Request(environ)
-        request.max_form_memory_size = 64 * 1024
-        request.max_content_length = 64 * 1024
+        extra: list[tuple[str, str]] = []
         try:
+            _check_path(environ)
+            _bound_body(environ, self.body_timeout)
+            request = Request(environ)
+            request.max_form_memory_size = MAX_BODY
+            request.max_content_length = MAX_BODY
             response = self.dispatch(request)
         except HTTPException as exc:
-            response = self._error(exc.code or 500, exc.description or exc.name)
+            response = self._error(exc.code or 500, _words(exc))
+            extra = [(k, v) for k, v in exc.get_headers(environ) if k.lower() in ("retry-after", "allow")]
         except CvopsError as exc:
             log.warning("review page: %s", exc)
-            response = self._error(502, str(exc))
-        except Exception as exc:  # storage errors: one line on the page and in the log, the server keeps serving
+            response = self._error(502, f"The review storage did not answer as expected: {redact(str(exc))[:300]}")
+        except Exception:  # storage errors: the traceback in the operator's terminal, words on the page
             log.exception("review page: internal error")
-            response = self._error(500, f"{type(exc).__name__}: {redact(str(exc))[:300]}")
+            response = self._error(500, "Something went wrong on the server while answering this page; the details "
+                                        "are in the terminal that runs cvops review serve.")
+        for name, value in extra:
+            response.headers[name] = value
         _secure(response)
         return response(environ, start_response)
 
     # -- request handling ------------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
-        if self.allowed_hosts is not None and request.host.lower() not in self.allowed_hosts:
-            raise Forbidden("this page answers only to its own loopback address (the Host header names another)")
-        if self.token is not None:
-            given = request.args.get("token")
-            if given is not None and token_matches(self.token, given):
-                # Drop the token from the address bar and the history; only to a page of this app (a path such as
-                # //evil.example/ would make the redirect leave the site).
-                response = _redirect(request.path if self._routable(request) else "/")
-                response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict", path="/",
-                                    secure=request.is_secure)
-                return response
-            if not token_matches(self.token, request.cookies.get(TOKEN_COOKIE)):
-                raise Forbidden("this page needs its token: open the address `cvops review serve` printed")
-        sid = request.cookies.get(SESSION_COOKIE)
-        session = self.sessions.get(sid)
-        new_sid = None
-        if session is None:
-            new_sid, session = self.sessions.new()
+        if self.allowed_hosts is not None and not host_allowed(request.host, self.allowed_hosts):
+            raise Forbidden("This page answers only to its own loopback address (the Host header names another): "
+                            "open the address cvops review serve printed.")
+        if self._access is not None:
+            signed_in = token_matches(self._access, request.cookies.get(self._cookie(request, "token")))
+            if "token" in request.args:
+                return self._sign_in(request, signed_in)
+            if not signed_in:
+                raise Forbidden("This page needs its token: open the address cvops review serve printed (with its "
+                                "?token=).")
+        sid = request.cookies.get(self._cookie(request, "session"))
+        fresh = not access.session_id_valid(sid)
+        if fresh:
+            sid = access.new_session_id()
+        assert sid is not None
+        session = Session(sid, access.csrf_token(self._secret, sid), self.flashes, self.last_decisions)
         adapter = self.url_map.bind_to_environ(request.environ)
         endpoint, args = adapter.match()
         if "key" in args and not _KEY.match(args["key"]):
-            raise NotFound("no such item")
+            raise NotFound("There is no such image here.")
         response = getattr(self, f"on_{endpoint}")(request, session, **args)
-        if new_sid is not None:
-            response.set_cookie(SESSION_COOKIE, new_sid, httponly=True, samesite="Strict", path="/",
+        session.keep()
+        if fresh:
+            response.set_cookie(self._cookie(request, "session"), sid, httponly=True, samesite="Strict", path="/",
                                 secure=request.is_secure)
+        return response
+
+    def _cookie(self, request: Request, kind: str) -> str:
+        return access.cookie_name(kind, self.port, https=request.is_secure)
+
+    def _sign_in(self, request: Request, signed_in: bool) -> Response:
+        """``?token=``: check it (unless this client must first wait for its wrong guesses), then set the cookie and
+        move on to the same path without the token.
+
+        Why a page and not a redirect: a SameSite=Strict cookie set by a navigation that came from another site is not
+        sent along that navigation's redirects, so a ``?token=`` link followed from a chat or a mail page landed on a
+        403. The page's own refresh is a navigation from this site, which carries the cookie. It also drops the token
+        from the address bar and (Referrer-Policy: no-referrer) from every Referer."""
+        target = request.path if self._routable(request) else "/"
+        address = request.remote_addr or "unknown"
+        if not signed_in:
+            wait = self.throttle.wait(address)
+            if wait > 0:
+                raise TooManyRequests(f"Too many wrong tokens came from your address: try again in {wait:.0f} s, "
+                                      "with the address cvops review serve printed.", retry_after=max(1, round(wait)))
+            if not token_matches(self.token, request.args.get("token")):
+                self.throttle.failed(address)
+                raise Forbidden("This token is not the page's: open the address cvops review serve printed.")
+            self.throttle.succeeded(address)
+        html = Markup('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                      '<meta http-equiv="refresh" content="0; url={target}"><title>cvops review</title>'
+                      '<link rel="stylesheet" href="/static/review.css"></head><body data-view="signed-in">'
+                      '<main class="empty"><p>Token accepted. <a id="continue" href="{target}">Open the review page</a>'
+                      '</p></main></body></html>').format(target=target)
+        response = Response(str(html), mimetype="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.set_cookie(self._cookie(request, "token"), self._access or "", httponly=True, samesite="Strict",
+                            path="/", secure=request.is_secure)
         return response
 
     def _routable(self, request: Request) -> bool:
@@ -582,13 +673,10 @@ class ReviewApp:
         return self._page(printable(view.name), body, session, waiting=len(keys), view="item")
 
     def on_decide(self, request: Request, session: Session, key: str) -> Response:
-        if not same_origin(request.host_url, request.headers.get("Origin"), request.headers.get("Referer")):
-            raise Forbidden("a decision must be posted from this page (the request came from another origin)")
-        if not token_matches(session.csrf, request.form.get("csrf")):
-            raise Forbidden("the form's CSRF token is missing or stale: reload the page and decide again")
+        self._form_checks(request, session)
         action = request.form.get("action", "tag")
         if action not in ("tag", "confirm", "reject"):
-            raise BadRequest("unknown action")
+            raise BadRequest("This form asked for something the page does not do: nothing was recorded.")
         reject = action == "reject"
         chosen = [] if reject else list(dict.fromkeys(request.form.getlist("tag")))
         with self._seen_lock:
@@ -624,11 +712,13 @@ class ReviewApp:
         return _redirect(f"/item/{result.new_key}")
 
     def _form_checks(self, request: Request, session: Session) -> None:
-        """The checks every form POST passes (as :meth:`on_decide` makes them): this origin, this session's token."""
+        """The checks every form POST (a decision, an undo) passes: this origin, this browser's form token."""
         if not same_origin(request.host_url, request.headers.get("Origin"), request.headers.get("Referer")):
-            raise Forbidden("a decision must be posted from this page (the request came from another origin)")
+            raise Forbidden("A decision must be posted from this page itself: this one came from another origin "
+                            "(another site or port), and nothing was recorded.")
         if not token_matches(session.csrf, request.form.get("csrf")):
-            raise Forbidden("the form's CSRF token is missing or stale: reload the page and decide again")
+            raise Forbidden("This page is out of date (the server was restarted, or the form came from an older "
+                            "page): nothing was recorded. Press R to reload the queue, then decide again.")
 
     def on_image(self, request: Request, session: Session, key: str) -> Response:
         with self._seen_lock:
@@ -649,7 +739,7 @@ class ReviewApp:
         return response
 
     def on_static(self, request: Request, session: Session, name: str) -> Response:
-        kinds = {"review.js": "text/javascript", "review.css": "text/css"}
+        kinds = {"review.js": "text/javascript", "review.css": "text/css", "recover.js": "text/javascript"}
         if name not in kinds:
             raise NotFound("no such file")
         response = Response((STATIC / name).read_bytes(), mimetype=kinds[name])
@@ -688,10 +778,15 @@ class ReviewApp:
         return response
 
     def _error(self, status: int, message: str) -> Response:
+        """An error page in words, with one way on: R (or Enter on the focused link) loads the queue, a GET, so a
+        refused form is never sent again (recover.js; the link works without it)."""
         html = Markup('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{status} · cvops review'
-                      '</title><link rel="stylesheet" href="/static/review.css"></head><body data-view="error">'
-                      '<main class="empty"><h1>{status}</h1><p>{message}</p><p><a href="/">Back to the queue</a></p>'
-                      '</main></body></html>').format(status=status, message=message)
+                      '</title><link rel="stylesheet" href="/static/review.css">'
+                      '<script src="/static/recover.js" defer></script></head><body data-view="error">'
+                      '<main class="empty"><h1>{status} {phrase}</h1><p class="why">{message}</p>'
+                      '<p><a id="recover" href="/queue" autofocus>Press <kbd>R</kbd> to reload the queue</a></p>'
+                      '</main></body></html>').format(status=status, phrase=HTTP_STATUS_CODES.get(status, "Error"),
+                                                      message=message)
         response = Response(str(html), status=status, mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -793,6 +888,81 @@ def _result_message(result: Any, shown: str, *, me: str) -> tuple[str, str]:
     return "info", f"{shown}: no longer waiting for review"
 
 
+_WORDS = {
+    400: "This request was not understood (a malformed address or form): nothing was done.",
+    404: "There is no such page here.",
+    405: "This address does not take that kind of request (decisions are posted by the page's own buttons).",
+    413: "This request's body is larger than any form of this page (64 KB): nothing was done.",
+}
+
+
+def _words(exc: HTTPException) -> str:
+    """What an error page says: the page's own description, or words for the status when werkzeug raised it with its
+    generic text (never an exception's name)."""
+    if exc.description and exc.description != type(exc).description:
+        return exc.description
+    return _WORDS.get(exc.code or 500, exc.name)
+
+
+def _check_path(environ: dict[str, Any]) -> None:
+    """A control character in the path (``%0D%0A`` decoded) is a 400 before anything reads it: no page has one, and
+    echoed into a header it broke the answer (a 500)."""
+    if _CONTROL.search(environ.get("PATH_INFO", "")):
+        raise BadRequest("This address has a control character (such as a line break) in it: no page of the review "
+                         "page has one.")
+
+
+def _bound_body(environ: dict[str, Any], deadline: float) -> None:
+    """Read the body here, whole, at most :data:`MAX_BODY` and within ``deadline`` seconds, before anything parses it.
+
+    Why: werkzeug limits a body by its Content-Length, and a chunked one (which has none) was cut at the limit and the
+    cut form acted on; and a client trickling a body a byte at a time kept its connection (and a place under the
+    connection cap) busy for as long as it liked. Over the limit: 413; cut short or malformed: 400; too slow: 408.
+    Whichever, nothing reads the form."""
+    chunked = bool(environ.get("wsgi.input_terminated"))
+    if not chunked:
+        declared = environ.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit():
+            raise BadRequest("This request's Content-Length is not a number: nothing was done.")
+        if int(declared) > MAX_BODY:
+            raise RequestEntityTooLarge()
+        if int(declared) == 0:
+            return
+    want = MAX_BODY + 1 if chunked else int(environ["CONTENT_LENGTH"])
+    stream, data = environ["wsgi.input"], bytearray()
+    read = getattr(stream, "read1", stream.read)  # one socket read per call: the deadline is checked between them
+    connection = environ.get("werkzeug.socket")
+    before = connection.gettimeout() if connection is not None else None
+    ends = time.monotonic() + deadline
+    try:
+        while len(data) < want:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if connection is not None:
+                connection.settimeout(left)
+            chunk = read(want - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        raise RequestTimeout(f"This request's body came too slowly (over {deadline:g} s): nothing was done.") from None
+    except (OSError, ValueError):
+        raise BadRequest("This request's body was cut short or malformed: nothing was done.") from None
+    finally:
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.settimeout(before)
+    if len(data) > MAX_BODY:
+        raise RequestEntityTooLarge()
+    if not chunked and len(data) < want:
+        raise BadRequest("This request's body was cut short or malformed: nothing was done.")
+    environ["wsgi.input"] = io.BytesIO(bytes(data))
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)  # else werkzeug takes the body for chunked and reads it as empty
+
+
 def _redirect(location: str) -> Response:
     response = Response("", status=303)
     response.headers["Location"] = location
@@ -804,19 +974,25 @@ def _secure(response: Response) -> None:
     headers.setdefault("Content-Security-Policy", CSP)
     headers["X-Frame-Options"] = "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "same-origin"
+    headers.setdefault("Referrer-Policy", "same-origin")
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
 
 
 # --- serving ------------------------------------------------------------------------------------------------------
 
-class _QuietHandler(WSGIRequestHandler):
-    """werkzeug's request log without the query string (``?token=`` must not reach a log)."""
+class _QuietHandler(ConnectionHandler):
+    """werkzeug's request log without the query string (``?token=`` must not reach a log), and without a traceback
+    for a request that never got as far as a path (a request line over 64 KB is a 414, one line)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        log.info("%s %s %s", self.command, printable(path), code)
+        path = (getattr(self, "path", None) or "-").split("?", 1)[0]
+        log.info("%s %s %s", getattr(self, "command", None) or "-", printable(path[:200]), code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # http.server's own errors (a malformed or overlong request line, a TLS failure) quote the request line, which
+        # may hold ?token=: the status is in the request's log line already.
+        log.debug("review page: a request was refused before the app saw it")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
@@ -825,6 +1001,7 @@ class _QuietHandler(WSGIRequestHandler):
 def log_requests(stream: Any = None) -> None:
     """One line per request on stderr (method, path, status): what an operator watching the page's terminal sees."""
     handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -870,20 +1047,25 @@ class RunningPage:
         self.server.server_close()
 
 
-def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = None) -> RunningPage:
+def start(blob_service: Any, config: Any, options: ServeOptions, *, api: Any = None,
+          limits: Limits | None = None) -> RunningPage:
     """Bind the page's socket (port 0: a free one) and build its app. Without a token, the page answers only to
-    loopback ``Host`` names of the bound port (a DNS-rebinding page is refused); with one, the token guards it."""
+    loopback ``Host`` names of the bound port (a DNS-rebinding page is refused); with one, the token guards it.
+    ``limits``: the per-connection deadlines and the connection cap (:class:`pipelines.review.server.Limits`)."""
     if options.token is not None:
         register_secret(options.token)  # a log line or error that echoes it is redacted
     app = ReviewApp(blob_service, config, reviewer=options.reviewer, token=options.token, api=api)
+    if app._access is not None:
+        register_secret(app._access)  # the cookie is a credential too
     context = tls_context(options.tls_cert, options.tls_key) if options.tls_cert and options.tls_key else None
     listening = _listen(options.host, options.port)
     try:
-        server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler,
-                             fd=listening.fileno(), ssl_context=context)
+        server = PageServer(options.host, options.port, app, handler=_QuietHandler, fd=listening.fileno(),
+                            ssl_context=context, limits=limits or Limits())
     finally:
         listening.close()  # the server holds its own duplicate
     port = server.port
+    app.port, app.body_timeout = port, server.limits.body_timeout
     if options.token is None:
         app.allowed_hosts = loopback_hosts(port)
     host = f"[{options.host}]" if ":" in options.host else options.host

@@ -18,6 +18,8 @@ from pipelines.review import web
 
 pytestmark = pytest.mark.azurite
 
+TOKEN = "kP3vX9qL2mZ7wR4tN8bY1cF6"
+
 
 def _pair(folder, name: str = "page", *, passphrase: bytes | None = None):
     """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
@@ -41,17 +43,21 @@ def _pair(folder, name: str = "page", *, passphrase: bytes | None = None):
 def test_with_a_certificate_the_page_answers_https_and_its_cookies_are_secure(review_world, tmp_path):
     cert, key = _pair(tmp_path)
     review_world.add("tls/one.jpg", {"beach": 0.7, "city": 0.3})
-    options = web.listen_options("127.0.0.1", 0, reviewer="alice", token="t" * 24, allow_remote=False,
+    options = web.listen_options("127.0.0.1", 0, reviewer="alice", token=TOKEN, allow_remote=False,
                                  tls_cert=cert, tls_key=key)
     page = web.start(review_world.blob_service, review_world.config, options)
     page.serve_in_thread()
     try:
         assert page.url.startswith("https://127.0.0.1:")
         with requests.Session() as browser:
-            answer = browser.get(page.url + "queue?token=" + "t" * 24, verify=cert, timeout=10)
+            signed_in = browser.get(page.url + "queue?token=" + TOKEN, verify=cert, timeout=10)
+            assert signed_in.status_code == 200 and 'url=/queue"' in signed_in.text
+            answer = browser.get(page.url + "queue", verify=cert, timeout=10)
             assert answer.status_code == 200 and "1 waiting for review" in answer.text
             cookies = {c.name: c for c in browser.cookies}
             assert cookies and all(c.secure for c in cookies.values())  # never sent back over plain HTTP
+            port = page.server.port  # per server, and __Host-: no other host or plain-HTTP page can plant them
+            assert set(cookies) == {f"__Host-cvops_review_token_{port}", f"__Host-cvops_review_session_{port}"}
         with pytest.raises(requests.exceptions.ConnectionError):  # plain HTTP to the TLS port: no page
             requests.get(page.url.replace("https://", "http://") + "queue", timeout=10)
         with pytest.raises(requests.exceptions.SSLError):  # a client that does not trust it is not fooled either

@@ -37,6 +37,8 @@ ALLOWED = {
     ("functions/images.py", "_MIN_SNIFFED_BYTES"): "bytes needed to tell a damaged header by its magic number",
     ("functions/images.py", "max_pixels"): "this app's decode cap, not the service's",
     ("pipelines/review/stats.py", "DEFAULT_MIN_SUPPORT"): "reviews needed before a score may become a threshold",
+    ("pipelines/review/access.py", "MIN_DISTINCT"): "different characters a review page token needs: its own rule",
+    ("pipelines/review/server.py", "max_connections"): "the review page's connection cap: its own server's bound",
     ("pipelines/cli.py", "--min-support"): "review stats' reviews needed before a score may become a threshold",
 }
 

@@ -71,12 +71,13 @@ def test_any_other_host_needs_allow_remote_and_then_a_token(host):
     assert refused.value.setting == "--host" and "--allow-remote" in str(refused.value)
     generated = listen_options(host, 0, reviewer="alice", token=None, allow_remote=True, new_token=lambda: "g" * 43)
     assert generated.token == "g" * 43 and generated.generated_token and generated.remote
-    given = listen_options(host, 0, reviewer="alice", token="secret-token-123456", allow_remote=True)
-    assert given.token == "secret-token-123456" and not given.generated_token
+    given = listen_options(host, 0, reviewer="alice", token="kP3vX9qL2mZ7wR4tN8bY1cF6", allow_remote=True)
+    assert given.token == "kP3vX9qL2mZ7wR4tN8bY1cF6" and not given.generated_token
 
 
 @pytest.mark.parametrize("token", ["short", "has space in it 123", 'quote"quote"quote', "semi;colon;semi;colon",
-                                   "nön-ascii-token-123"])
+                                   "nön-ascii-token-123", "a" * 16, "a" * 64, "t0ken-" + "x" * 26,
+                                   "secret-token-123456"])
 def test_a_weak_or_cookie_breaking_token_is_refused(token):
     with pytest.raises(ConfigurationError) as refused:
         listen_options("0.0.0.0", 0, reviewer="alice", token=token, allow_remote=True)
