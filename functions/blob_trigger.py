@@ -5,75 +5,111 @@ must be filtered to the incoming container so the app's own writes do not trigge
 the CVOPS_INCOMING_CONTAINER setting and the connection from the CVOPS_STORAGE setting (a connection string, or
 ``CVOPS_STORAGE__blobServiceUri``/``__queueServiceUri`` with the managed identity).
 
+Why a BlobClient and not the blob's bytes: with an ``InputStream`` parameter the Functions host reads every new blob
+whole (up to its 500 MB limit) and sends it to the worker before any check runs, so a few large uploads cost the
+instance gigabytes. With the SDK-type binding (``azurefunctions-extensions-bindings-blob``) the host sends only the
+blob's coordinates and the worker hands the function a ``BlobClient``: :func:`read_new_blob` then reads the first
+:data:`FIRST_READ_BYTES` (which also answers the blob's size, ETag and Last-Modified), refuses a blob above
+``images.Limits.max_input_bytes`` by that size alone, and reads the rest only of a blob it will classify, pinned to
+the ETag of the first read, so the bytes and the version always come from one write.
+
 Failures: transient ones propagate, so the host retries the blob and after ``poisonBlobThreshold`` attempts puts it
 on ``webjobs-blobtrigger-poison``; a configuration error propagates too (the image is fine, the app is not). Bad
-images are quarantined by the handler and the invocation succeeds. A blob deleted before a trigger without its ETag
-could read it again is a permanent condition, not a failure: it is logged and the invocation succeeds at once (see
-:func:`source_from_stream` for why nothing is recorded).
+images are quarantined by the handler and the invocation succeeds. A blob deleted before the trigger could read it is
+a permanent condition, not a failure: it is logged and the invocation succeeds at once (nothing is recorded: records
+are keyed by a version's ETag, and no version was read).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import azure.functions as func
-from azure.core.exceptions import ResourceNotFoundError
+import azurefunctions.extensions.bindings.blob as sdk_blob
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobClient
 
-from functions import context, naming, settings
-from functions.handler import parse_time, process_blob
+from cvops.errors import TransientServiceError
+from functions import context, images, naming, settings
+from functions.handler import process_blob
 from functions.records import SourceRef
+
+__all__ = ["FIRST_READ_BYTES", "NewBlob", "read_new_blob", "route_new_blob"]
 
 bp = func.Blueprint()
 log = logging.getLogger("cvops.functions")
 
+FIRST_READ_BYTES = 4 * 1024 * 1024
+"""The first ranged read: it returns the blob's properties with its first bytes, so an image up to this size (the
+Prediction API takes at most 4 MB) costs one storage call, and a blob refused by its size costs at most this much."""
+_READ_ATTEMPTS = 3
+"""Reads of a blob that keeps being replaced between its first read and the rest (each replacement has its own event)."""
 
-def source_from_stream(stream: func.InputStream, container: str, data: bytes,
-                       ctx: context.AppContext) -> tuple[SourceRef, bytes] | None:
-    """The source reference from the trigger's metadata (name is ``container/name``; properties carry the ETag), and
-    the bytes that belong to it; None when the blob must be read again and no longer exists.
 
-    If the host gave no ETag or Last-Modified, the blob is read again, bytes and properties in one download (one more
-    storage call), so the version and the content cannot come from two different writes. If it is gone by then
-    (deleted, or moved by ``CVOPS_MOVE_SOURCE`` after another delivery routed it), retrying cannot bring it back, so
-    this is not raised for the host to retry five times. Nothing is recorded: records are keyed by the version's
-    ETag, which is unknown here, and a record keyed otherwise would give an image already routed a second outcome;
-    the warning log names the blob.
+@dataclass(frozen=True)
+class NewBlob:
+    """One version of the triggering blob: what the handler needs, and why it was not downloaded (if it was not)."""
+
+    source: SourceRef
+    data: bytes
+    refused: images.Rejection | None = None
+
+
+def read_new_blob(client: BlobClient, *, limits: images.Limits = images.Limits()) -> NewBlob | None:  # noqa: B008
+    """The current version of ``client``'s blob, read with ranged requests; None when it no longer exists.
+
+    A blob larger than ``limits.max_input_bytes`` is not read past its first range: it comes back with ``refused``
+    (the rule of :func:`functions.images.input_too_large`) and no bytes. A blob replaced between the first range and
+    the rest is read again from the start (the rest is requested with If-Match on the first range's ETag), so the
+    bytes always belong to the ETag that keys the record.
     """
-    full = stream.name or ""
-    name = full[len(container) + 1:] if full.startswith(f"{container}/") else full
-    props = stream.blob_properties or {}
-    etag = props.get("ETag") or props.get("Etag") or props.get("etag")
-    modified = parse_time(props.get("LastModified") or props.get("Last-Modified") or props.get("lastModified"))
-    content_type = props.get("ContentType") or props.get("contentType")
-    fetched_again = not etag or modified is None
-    if fetched_again:
-        # Without the host's ETag, the bytes and the version must come from one read: a properties call after the
-        # host's read could describe a newer version than the bytes, and the record would file A's bytes under B's key.
+    for _ in range(_READ_ATTEMPTS):
         try:
-            download = ctx.blob_service.get_blob_client(container, name).download_blob()
+            first = client.download_blob(offset=0, length=FIRST_READ_BYTES)
         except ResourceNotFoundError as exc:
             if getattr(exc, "error_code", None) == "ContainerNotFound":
                 raise  # the incoming container itself is gone: the app's configuration, not this blob
-            log.warning("%s/%s was deleted before it could be read again (the trigger gave no ETag); "
-                        "nothing to route", container, naming.printable(name))
+            log.warning("%s/%s was deleted before it could be read; nothing to route", client.container_name,
+                        naming.printable(client.blob_name))
             return None
-        log.warning("trigger metadata for %s/%s had no ETag or LastModified; read the blob again with its properties",
-                    container, naming.printable(name))
-        data = download.readall()
-        fetched = download.properties
-        etag, modified = fetched.etag, fetched.last_modified
-        content_type = content_type or fetched.content_settings.content_type
-    source = SourceRef(container=container, name=name, etag=str(etag), size=len(data) if fetched_again else
-                       (stream.length or len(data)), last_modified=modified, content_type=content_type, uri=stream.uri)
-    return source, data
+        props = first.properties
+        size = _total_size(props)
+        source = SourceRef(container=client.container_name, name=client.blob_name, etag=str(props.etag), size=size,
+                           last_modified=props.last_modified, content_type=props.content_settings.content_type,
+                           uri=client.url)
+        refused = images.input_too_large(size, limits)
+        if refused is not None:
+            return NewBlob(source, b"", refused)
+        head = first.readall()
+        if len(head) >= size:
+            return NewBlob(source, head)
+        try:
+            rest = client.download_blob(offset=len(head), etag=props.etag,
+                                        match_condition=MatchConditions.IfNotModified).readall()
+        except (ResourceModifiedError, ResourceNotFoundError):
+            continue  # replaced or deleted since the first range: read the current version from the start
+        return NewBlob(source, head + rest)
+    raise TransientServiceError(f"{client.container_name}/{naming.printable(client.blob_name)} changed between every "
+                                f"two reads ({_READ_ATTEMPTS} attempts)", hint="the host retries the blob")
 
 
-@bp.blob_trigger(arg_name="blob", path="%CVOPS_INCOMING_CONTAINER%/{name}", connection=settings.STORAGE_CONNECTION,
+def _total_size(props) -> int:
+    """The blob's whole size from a ranged download's properties (``Content-Range: bytes 0-N/TOTAL``)."""
+    content_range = getattr(props, "content_range", None)
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        if total.isdigit():
+            return int(total)
+    return int(props.size)
+
+
+@bp.blob_trigger(arg_name="client", path="%CVOPS_INCOMING_CONTAINER%/{name}", connection=settings.STORAGE_CONNECTION,
                  source=func.BlobSource.EVENT_GRID)
-def route_new_blob(blob: func.InputStream) -> None:
+def route_new_blob(client: sdk_blob.BlobClient) -> None:
     """Validate, classify and route one new blob (observers of the handler see its outcome)."""
     ctx = context.current()
-    data = blob.read() or b""
-    found = source_from_stream(blob, ctx.config.incoming.container, data, ctx)
+    found = read_new_blob(client)
     if found is not None:
-        process_blob(*found, ctx)
+        process_blob(found.source, found.data, ctx, refused=found.refused)
