@@ -10,7 +10,7 @@ from azure.storage.blob import BlobClient
 from fn_helpers import registered, scene
 
 from functions import context, store
-from functions.blob_trigger import FIRST_READ_BYTES, read_new_blob
+from functions.blob_reader import FIRST_READ_BYTES, read_new_blob
 from functions.handler import observe, process_blob
 from functions.naming import SIDECAR_SUFFIX
 

@@ -11,7 +11,7 @@ import tracemalloc
 
 from fn_helpers import scene
 
-from functions.blob_trigger import FIRST_READ_BYTES
+from functions.blob_reader import FIRST_READ_BYTES
 from functions.images import Limits, MiB, input_too_large
 
 SIZE = Limits().max_input_bytes + MiB
@@ -90,3 +90,26 @@ def test_an_empty_upload_is_read_through_its_properties_and_quarantined_as_empty
     assert outcome.record["outcome"] == "quarantine" and outcome.record["reasons"][0]["code"] == "empty"
     assert outcome.record["blob"]["size"] == 0 and outcome.record["blob"]["etag"] == \
         function_env.blob_service.get_blob_client(function_env.incoming, "empty.jpg").get_blob_properties().etag
+
+
+def test_a_backlog_message_for_an_upload_above_the_input_limit_is_quarantined_by_its_size_alone(function_env):
+    """The backlog queue reads the blobs it is told about through the same ranged reads as the blob trigger."""
+    import azure.functions as func
+    from fn_helpers import registered
+
+    from functions.backlog_message import BacklogItem
+    from functions.handler import observe
+
+    upload_zeros(function_env, "old/huge.jpg", SIZE)
+    seen = []
+    tracemalloc.start()
+    try:
+        with observe(seen.append):
+            body = BacklogItem(function_env.incoming, "old/huge.jpg").encode().encode()
+            registered("route_backlog_blob")(func.QueueMessage(id="m1", body=body))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * MiB, f"routing a {SIZE:,}-byte backlog blob allocated {peak:,} bytes"
+    [outcome] = seen
+    assert outcome.record["reasons"][0]["code"] == "too_large" and outcome.record["destinations"] == []

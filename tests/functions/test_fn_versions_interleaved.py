@@ -31,7 +31,7 @@ import pytest
 from fn_helpers import registered, scene
 
 from functions import context, store
-from functions.blob_trigger import NewBlob, read_new_blob
+from functions.blob_reader import NewBlob, read_new_blob
 from functions.handler import observe, process_blob
 from functions.naming import Location, decode, matches, sidecar_name
 
