@@ -2,7 +2,7 @@
 
 Each case goes through the registered functions on real Azurite: backlog messages through a real storage queue and
 `run_local` (which plays the host: retries, dequeue counts, poison queue), so "one attempt" is what the host's own
-bookkeeping shows; the blob trigger by calling it with the InputStream the host builds.
+bookkeeping shows; the blob trigger by calling it with the BlobClient the worker builds.
 """
 
 from __future__ import annotations
