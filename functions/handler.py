@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -371,22 +370,3 @@ def _correct_record(store: BlobStore, container: str, name: str, etag: str | Non
             return current
     raise TransientServiceError(f"result record {container}/{name} could not be corrected (it vanished or keeps "
                                 "changing)", hint="the host retries the blob")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A Last-Modified from trigger metadata: a datetime, ISO 8601 text, or an RFC 1123 date."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
