@@ -13,7 +13,9 @@ Measured and printed against the targets:
 * 429s seen by the retry layer, and 429s that reached the caller (must be 0);
 * per-image time outside the prediction call (validation, storage; pacing and retries count as prediction), p50 and
   p99: p50 under 25 ms;
-* storage calls per accepted image, counted at the HTTP layer of the app's BlobServiceClient: at most 4;
+* storage calls per accepted image, counted at the HTTP layer of the app's BlobServiceClient: at most 4 (the trigger's
+  own read of the image, one ranged GET through the BlobClient it is handed, is not among them: the host made it when
+  the trigger took an InputStream, and the bench then handed it bytes without any read);
 * images lost (no record) or duplicated (more than one record or copy): 0.
 
 Also printed, to read a run on a shared machine: the pacer's settings and its rate at the end (lower after 429s), the
