@@ -2,8 +2,9 @@
 
 Starts Azurite (in memory, as the tests do: the routed copies take a gigabyte of it) and the local Custom Vision service with
 ``--prediction-tps 20 --latency-ms 50`` (S0's no-store quota, and a network round trip), trains and publishes a small
-project, then calls the blob trigger registered in function_app.py with ``azure.functions.blob.InputStream`` objects,
-as the host would, from as many threads as the host would use on this machine (the Python worker's pool, CPUs + 4,
+project, uploads the images to the incoming container, then calls the blob trigger registered in function_app.py with
+the ``BlobClient`` the Python worker builds for it (``pipelines.run_local.trigger_client``, the blob extension's own
+converter), as the host would, from as many threads as the host would use on this machine (the Python worker's pool, CPUs + 4,
 capped by host.json's ``maxDegreeOfParallelism``). Every image is the same ~1 MB photo-like JPEG that needs no
 resizing, under its own name and ETag.
 
@@ -12,7 +13,9 @@ Measured and printed against the targets:
 * 429s seen by the retry layer, and 429s that reached the caller (must be 0);
 * per-image time outside the prediction call (validation, storage; pacing and retries count as prediction), p50 and
   p99: p50 under 25 ms;
-* storage calls per accepted image, counted at the HTTP layer of the app's BlobServiceClient: at most 4;
+* storage calls per accepted image, counted at the HTTP layer of the app's BlobServiceClient: at most 4 (the trigger's
+  own read of the image, one ranged GET through the BlobClient it is handed, is not among them: the host made it when
+  the trigger took an InputStream, and the bench then handed it bytes without any read);
 * images lost (no record) or duplicated (more than one record or copy): 0.
 
 Also printed, to read a run on a shared machine: the pacer's settings and its rate at the end (lower after 429s), the
@@ -54,13 +57,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from a fresh clone
 
-import azure.functions as func
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 
 from cvops import retry
@@ -72,7 +73,7 @@ from functions import context, routes
 from functions.config import load_config
 from functions.handler import RoutedBlob, observe
 from functions.naming import SIDECAR_SUFFIX
-from pipelines.run_local import host_settings, load_app, user_function
+from pipelines.run_local import host_settings, load_app, trigger_client, user_function
 
 CLASSES = ("beach", "forest", "city")
 CONTAINERS = ("incoming", "accepted", "review", "rejected", "quarantine", "results")
@@ -188,11 +189,10 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
         pacer.throttled = throttled  # count how long 429s held the pacer
         context.install(ctx)
         route = user_function(load_app(), "route_new_blob")
-        now = datetime.now(UTC)
-        streams = _streams(data, images, azurite.blob_endpoint, now)
+        streams = _incoming_blobs(ctx, data, images, requests_seen, workers)
         outcomes: list[RoutedBlob] = []
         errors: list[BaseException] = []
-        deliver = _collecting_errors(route, errors, lock)
+        deliver = _collecting_errors(_through_the_trigger(route, ctx.config.incoming.container), errors, lock)
 
         processes = {"handler": None, "local Custom Vision": service.process.pid, "Azurite": azurite.process.pid}
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
@@ -354,12 +354,11 @@ def run_model(images: int, image_bytes: int, workers: int | None, parity_per_cla
             raise RuntimeError("CVOPS_MODEL did not switch the app to in-process classification")
         context.install(ctx)
         route = user_function(load_app(), "route_new_blob")
-        now = datetime.now(UTC)
-        streams = _streams(data, images, azurite.blob_endpoint, now)
+        streams = _incoming_blobs(ctx, data, images, requests_seen, workers)
         outcomes: list[RoutedBlob] = []
         errors: list[BaseException] = []
         clock = StageClock()
-        invocation = clock.wrap("invocation", route)
+        invocation = clock.wrap("invocation", _through_the_trigger(route, ctx.config.incoming.container))
         deliver = _collecting_errors(invocation, errors, lock)
 
         model_class = exported_model.ExportedModel
@@ -437,13 +436,21 @@ def run_model(images: int, image_bytes: int, workers: int | None, parity_per_cla
 
 
 
-def _streams(data: bytes, images: int, blob_endpoint: str, now: datetime) -> list[func.blob.InputStream]:
-    """The trigger inputs the host would hand the app: the same bytes under ``images`` names, each its own version."""
-    return [func.blob.InputStream(
-        data=data, name=f"bench-incoming/cam/{i:05d}.jpg", length=len(data),
-        uri=f"{blob_endpoint}/bench-incoming/cam/{i:05d}.jpg",
-        blob_properties={"ETag": f'"0x8DC{i:013X}"', "LastModified": now.isoformat(), "ContentType": "image/jpeg",
-                         "ContentLength": len(data)}) for i in range(images)]
+def _incoming_blobs(ctx: Any, data: bytes, images: int, requests_seen: Counter, workers: int) -> list[str]:
+    """The same bytes uploaded under ``images`` names in the incoming container (each its own version): the trigger
+    reads each blob itself, through the BlobClient the worker hands it. Not timed, and not counted as the app's."""
+    names = [f"cam/{i:05d}.jpg" for i in range(images)]
+    incoming = ctx.config.incoming.container
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda n: ctx.blob_service.get_blob_client(incoming, n).upload_blob(data, overwrite=True),
+                      names))
+    requests_seen.clear()
+    return names
+
+
+def _through_the_trigger(route: Callable[[Any], Any], container: str) -> Callable[[str], Any]:
+    """One invocation per blob name, as the worker makes it: the extension builds the BlobClient, the app routes it."""
+    return lambda name: route(trigger_client(container, name))
 
 
 def _collecting_errors(route: Callable[[Any], Any], errors: list[BaseException],

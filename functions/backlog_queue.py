@@ -26,14 +26,14 @@ import logging
 from datetime import UTC, datetime
 
 import azure.functions as func
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import ContentSettings
 
 from functions import context, routes, settings
 from functions.backlog_message import BacklogItem, Refusal, refusal
+from functions.blob_reader import read_new_blob
 from functions.context import AppContext
 from functions.handler import process_blob
-from functions.records import SourceRef
 
 __all__ = ["REFUSAL_SCHEMA", "refusal_blob_name", "route_backlog_blob"]
 
@@ -83,20 +83,15 @@ def route_backlog_blob(message: func.QueueMessage) -> None:
         return
     blob = ctx.blob_service.get_blob_client(item.container, item.name)
     try:
-        download = blob.download_blob()
-        data = download.readall()
-    except ResourceNotFoundError:
-        log.warning("backlog blob %s/%r no longer exists (moved or deleted since it was listed)",
-                    item.container, item.name)
-        return
+        found = read_new_blob(blob)  # ranged reads: a blob above the input limit is refused by its size alone
     except HttpResponseError as exc:
         if exc.status_code != 400:
             raise  # 5xx, 403 (identity or SAS), throttling: the host retries
         _refuse(ctx, message, body, Refusal("invalid_blob_name", f"the storage service refused the name "
                                                                  f"{item.name[:200]!r}: {exc.error_code or 400}"))
         return
-    props = download.properties
-    source = SourceRef(container=item.container, name=item.name, etag=props.etag, size=props.size,
-                       last_modified=props.last_modified, content_type=props.content_settings.content_type,
-                       uri=blob.url)
-    process_blob(source, data, ctx)
+    if found is None:
+        log.warning("backlog blob %s/%r no longer exists (moved or deleted since it was listed)",
+                    item.container, item.name)
+        return
+    process_blob(found.source, found.data, ctx, refused=found.refused)

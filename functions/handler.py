@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -196,14 +195,24 @@ def placement_notes(ctx: AppContext, decision: Decision, planned: list[str]) -> 
     return notes
 
 
-def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
+_NOT_COPIED = {"destination": None, "reason": "not_copied",
+               "detail": "refused by its size before it was read: no copy is made (it would read the upload the limit "
+                         "refuses to read); the blob stays where it was uploaded"}
+
+
+def process_blob(source: SourceRef, data: bytes, ctx: AppContext, *,
+                 refused: images.Rejection | None = None) -> RoutedBlob:
     """Route one version of one blob, exactly once (see the module docstring for the protocol).
+
+    ``refused``: the trigger refused the blob before reading it (by its size alone, :func:`images.input_too_large`),
+    so ``data`` is empty. The record quarantines it with that reason and no copy: copying would read the upload the
+    limit refuses to read. With no copy of its own, the source is never deleted (``CVOPS_MOVE_SOURCE``).
 
     A missing output container is a ConfigurationError naming its setting (infra/ creates them; a typo in a setting
     must not look like a storage outage).
     """
     try:
-        return _process_blob(source, data, ctx)
+        return _process_blob(source, data, ctx, refused)
     except ResourceNotFoundError as exc:
         if getattr(exc, "error_code", None) != "ContainerNotFound":
             raise
@@ -219,7 +228,7 @@ def process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
         raise
 
 
-def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob:
+def _process_blob(source: SourceRef, data: bytes, ctx: AppContext, refused: images.Rejection | None) -> RoutedBlob:
     started = time.perf_counter()
     config = ctx.config
     store = BlobStore(ctx.blob_service)
@@ -233,11 +242,13 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext) -> RoutedBlob
     record, record_etag = found if found is not None else (None, None)
     verdict = None
     if record is None:
-        verdict = judge_image(data, ctx, what=shown)
-        planned = destinations(ctx, source, verdict.decision)
+        verdict = judge_image(data, ctx, what=shown) if refused is None else \
+            Verdict(quarantine(refused.reason, refused.message))
+        planned = destinations(ctx, source, verdict.decision) if refused is None else []
         record = build_record(
             key=key, source=source, decision=verdict.decision, policy=config.policy, destinations=planned,
-            placement=placement_notes(ctx, verdict.decision, planned), image=verdict.image,
+            placement=placement_notes(ctx, verdict.decision, planned) if refused is None else [_NOT_COPIED],
+            image=verdict.image,
             predictions=verdict.predictions, model=verdict.model, moderation=verdict.moderation,
             timings_ms={**verdict.timings_ms, "before_write": _ms(started)},
             errors=[r.message for r in verdict.decision.reasons if verdict.decision.outcome == "quarantine"])
@@ -359,22 +370,3 @@ def _correct_record(store: BlobStore, container: str, name: str, etag: str | Non
             return current
     raise TransientServiceError(f"result record {container}/{name} could not be corrected (it vanished or keeps "
                                 "changing)", hint="the host retries the blob")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A Last-Modified from trigger metadata: a datetime, ISO 8601 text, or an RFC 1123 date."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -3,8 +3,9 @@
 Why this exists: Azure Functions Core Tools cannot be installed here (it downloads the host binary from the internet)
 and Azurite sends no Event Grid events, so nothing would ever call the blob trigger locally. This loop plays the host's
 part and nothing more: it watches the incoming container (and the backlog queue), and calls the functions *registered
-in function_app.py* through their binding objects (``azure.functions.blob.InputStream``, ``func.QueueMessage``), with
-the host's concurrency, retry and poison rules from host.json. The logic that runs is the app's, not a copy.
+in function_app.py* through their binding objects (a ``BlobClient`` built by the blob extension's own converter,
+``func.QueueMessage``), with the host's concurrency, retry and poison rules from host.json. The logic that runs is
+the app's, not a copy.
 
 Differences from the host, on purpose: a listing replaces Event Grid, so blobs already in the container when the loop
 starts are delivered too (the handler's records make that harmless: a decided version is skipped); poisoned blobs are
@@ -29,8 +30,11 @@ from types import ModuleType
 from typing import Any
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as sdk_blob
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+from azurefunctions.extensions.base import Datum
 
 from cvops import clients
 from cvops.errors import ConfigurationError
@@ -38,9 +42,18 @@ from functions import naming
 from functions.config import APP_ROOT, StorageConnection, load_config
 from functions.context import blob_service_for
 from functions.handler import RoutedBlob, observe
+from functions.settings import STORAGE_CONNECTION
 
-__all__ = ["RunStats", "host_settings", "load_app", "load_local_settings", "registered_functions", "run_local",
-           "user_function"]
+__all__ = [
+    "RunStats",
+    "host_settings",
+    "load_app",
+    "load_local_settings",
+    "registered_functions",
+    "run_local",
+    "trigger_client",
+    "user_function",
+]
 
 log = logging.getLogger("cvops.run_local")
 
@@ -172,17 +185,32 @@ def user_function(app: func.FunctionApp, name: str) -> Callable[..., Any]:
                                  setting="function_app.py") from None
 
 
-def input_stream(blob_service, container: str, name: str) -> func.blob.InputStream:
-    """The binding object the host passes a blob trigger: bytes, ``container/name``, URI, properties with the ETag."""
-    blob = blob_service.get_blob_client(container, name)
-    download = blob.download_blob()
-    data = download.readall()
-    props = download.properties
-    return func.blob.InputStream(
-        data=data, name=f"{container}/{name}", uri=blob.url, length=props.size,
-        blob_properties={"ETag": props.etag, "LastModified": props.last_modified.isoformat(),
-                         "ContentType": props.content_settings.content_type, "ContentLength": props.size},
-        metadata=dict(props.metadata or {}))
+def trigger_client(container: str, name: str, *, blob_service=None) -> BlobClient:
+    """What the Python worker hands a blob trigger typed ``BlobClient`` (``azurefunctions-extensions-bindings-blob``).
+
+    The host sends the worker only the blob's coordinates (``model_binding_data``: the connection setting's name, the
+    container, the blob name) and the extension's converter builds the client from the setting; this runs that same
+    converter on the same data, so the function gets the object it gets in Azure. With an identity-based
+    ``CVOPS_STORAGE__blobServiceUri`` the extension would use a managed identity, which a developer's machine does
+    not have: ``blob_service`` (the app's own client, with ``DefaultAzureCredential``) then gives the client instead.
+    """
+    if STORAGE_CONNECTION not in os.environ and blob_service is not None:
+        return blob_service.get_blob_client(container, name)
+    content = json.dumps({"Connection": STORAGE_CONNECTION, "ContainerName": container, "BlobName": name})
+    binding_data = _ModelBindingData(version="1.0", source="AzureStorageBlobs", content_type="application/json",
+                                     content=content)
+    return sdk_blob.BlobClientConverter.decode(Datum(type="model_binding_data", value=binding_data),
+                                               trigger_metadata=None, pytype=sdk_blob.BlobClient)
+
+
+@dataclass(frozen=True)
+class _ModelBindingData:
+    """The fields of the host's ``ModelBindingData`` message that the extension reads."""
+
+    version: str
+    source: str
+    content_type: str
+    content: str
 
 
 def _queue_client(storage: StorageConnection, queue: str):
@@ -242,7 +270,7 @@ def run_local(*, settings: Mapping[str, str] | None = None, stop_event: threadin
     def deliver_blob(name: str, etag: str) -> None:
         key = f"blob {name}"
         try:
-            blob_function(input_stream(blob_service, config.incoming.container, name))
+            blob_function(trigger_client(config.incoming.container, name, blob_service=blob_service))
         except ResourceNotFoundError:
             with lock:
                 seen.pop(name, None)  # deleted or replaced since it was listed: the next listing decides

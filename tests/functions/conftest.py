@@ -13,15 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import azure.functions as func
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 from fn_helpers import CLASSES, TrainedProject, registered, train_and_publish
 
 from devkit import scenes
 from functions import context, routes
 from functions.handler import RoutedBlob, observe
-from pipelines.run_local import input_stream
+from pipelines.run_local import trigger_client
 
 _counter = itertools.count(1)
 
@@ -64,15 +63,15 @@ class FunctionEnv:
     def upload(self, name: str, data: bytes, container: str | None = None) -> None:
         self.blob_service.get_blob_client(container or self.incoming, name).upload_blob(data, overwrite=True)
 
-    def stream(self, name: str, container: str | None = None) -> func.InputStream:
-        """The InputStream the host builds for a blob trigger: name is container/blob, properties carry the ETag."""
-        return input_stream(self.blob_service, container or self.incoming, name)
+    def client(self, name: str, container: str | None = None) -> BlobClient:
+        """The BlobClient the Python worker hands the blob trigger (built by the blob extension from the setting)."""
+        return trigger_client(container or self.incoming, name)
 
     def deliver(self, name: str) -> RoutedBlob:
         """Call the registered blob trigger with this blob; return the handler's outcome."""
         seen: list[RoutedBlob] = []
         with observe(seen.append):
-            registered("route_new_blob")(self.stream(name))
+            registered("route_new_blob")(self.client(name))
         assert len(seen) == 1
         self.outcomes.append(seen[0])
         return seen[0]

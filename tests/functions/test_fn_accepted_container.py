@@ -95,7 +95,7 @@ def test_the_former_and_the_new_setting_set_to_different_containers_are_refused_
     name = f"conflict-{uuid.uuid4().hex[:8]}.jpg"
     function_env.upload(name, scene("beach"))
     with pytest.raises(ConfigurationError) as caught:
-        registered("route_new_blob")(function_env.stream(name))
+        registered("route_new_blob")(function_env.client(name))
     message = str(caught.value)
     assert ACCEPTED.setting in message and FORMER in message and "delete" in message
     assert function_env.names("accepted") == [] and function_env.names("results") == []
@@ -119,6 +119,6 @@ def test_a_missing_container_named_only_by_the_former_setting_is_reported_under_
     name = f"{function_env.incoming}/missing.jpg"
     function_env.upload(name, scene("beach"))
     with pytest.raises(ConfigurationError) as caught:
-        registered("route_new_blob")(function_env.stream(name))
+        registered("route_new_blob")(function_env.client(name))
     assert f"container {missing!r} named by {FORMER} does not exist" in str(caught.value)
     assert caught.value.setting == FORMER

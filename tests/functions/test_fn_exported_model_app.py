@@ -90,7 +90,7 @@ def test_with_an_in_process_model_eight_concurrent_deliveries_of_one_version_rou
     (tmp_path / "model.zip").write_bytes(build_zip(size=11))
     _model_mode(function_env, str(tmp_path / "model.zip"))
     function_env.upload("cams/blue.jpg", solid_jpeg((5, 5, 250)))
-    streams = [function_env.stream("cams/blue.jpg") for _ in range(8)]
+    streams = [function_env.client("cams/blue.jpg") for _ in range(8)]
     outcomes: list = []
     with observe(outcomes.append), ThreadPoolExecutor(8) as pool:
         list(pool.map(registered("route_new_blob"), streams))

@@ -30,7 +30,7 @@ def deliver_all(function_env, names, threads):
                     return
                 name = pending.pop()
             try:
-                registered("route_new_blob")(function_env.stream(name))
+                registered("route_new_blob")(function_env.client(name))
             except Exception as exc:
                 errors.append(exc)
 
@@ -80,7 +80,7 @@ def test_a_service_that_stays_down_fails_the_invocation_and_writes_nothing(funct
     context.install(context.build_context(load_config(), retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01)))
     function_env.upload("down.jpg", scene("beach"))
     with pytest.raises(TransientServiceError):
-        registered("route_new_blob")(function_env.stream("down.jpg"))
+        registered("route_new_blob")(function_env.client("down.jpg"))
     assert function_env.names("results") == [] and function_env.names("accepted") == []
     context.install(None)
     function_env.set(VISION_PREDICTION_ENDPOINT=function_env.settings["VISION_PREDICTION_ENDPOINT"])
@@ -91,7 +91,7 @@ def test_a_wrong_key_is_a_configuration_error_naming_the_setting_and_never_logge
     function_env.set(VISION_PREDICTION_KEY=secret)
     function_env.upload("key.jpg", scene("beach"))
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigurationError) as caught:
-        registered("route_new_blob")(function_env.stream("key.jpg"))
+        registered("route_new_blob")(function_env.client("key.jpg"))
     assert caught.value.setting == "VISION_PREDICTION_KEY"
     assert "VISION_PREDICTION_KEY" in str(caught.value)
     assert secret not in str(caught.value) and secret not in caplog.text
@@ -104,7 +104,7 @@ def test_an_unknown_publish_name_or_project_names_its_setting(function_env, sett
     function_env.set(**{setting: value})
     function_env.upload("p.jpg", scene("forest"))
     with pytest.raises(ConfigurationError) as caught:
-        registered("route_new_blob")(function_env.stream("p.jpg"))
+        registered("route_new_blob")(function_env.client("p.jpg"))
     assert caught.value.setting == setting, str(caught.value)
     assert function_env.names("results") == []
 
@@ -113,7 +113,7 @@ def test_a_missing_required_setting_is_named(function_env, monkeypatch):
     monkeypatch.delenv("VISION_PUBLISH_NAME")
     function_env.upload("s.jpg", scene("city"))
     with pytest.raises(ConfigurationError, match="VISION_PUBLISH_NAME is not set"):
-        registered("route_new_blob")(function_env.stream("s.jpg"))
+        registered("route_new_blob")(function_env.client("s.jpg"))
 
 
 def test_an_output_inside_the_incoming_container_is_refused_before_it_loops(function_env):
@@ -138,6 +138,6 @@ def test_a_missing_output_container_names_its_setting(function_env):
     function_env.set(CVOPS_RESULTS_CONTAINER="no-such-results")
     function_env.upload("c.jpg", scene("beach"))
     with pytest.raises(ConfigurationError) as caught:
-        registered("route_new_blob")(function_env.stream("c.jpg"))
+        registered("route_new_blob")(function_env.client("c.jpg"))
     assert caught.value.setting == "CVOPS_RESULTS_CONTAINER"
 

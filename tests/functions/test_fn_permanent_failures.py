@@ -2,7 +2,7 @@
 
 Each case goes through the registered functions on real Azurite: backlog messages through a real storage queue and
 `run_local` (which plays the host: retries, dequeue counts, poison queue), so "one attempt" is what the host's own
-bookkeeping shows; the blob trigger by calling it with the InputStream the host builds.
+bookkeeping shows; the blob trigger by calling it with the BlobClient the worker builds.
 """
 
 from __future__ import annotations
@@ -122,17 +122,14 @@ def test_a_message_that_is_not_a_backlog_message_is_refused_on_record(queue_env)
     assert record["body"] == "not json"
 
 
-def test_a_blob_deleted_before_a_trigger_without_its_etag_could_read_it_is_one_successful_attempt(function_env,
-                                                                                                   caplog):
-    """The host gave no ETag, so the trigger reads the blob again; it is gone. Retrying cannot bring it back."""
+def test_a_blob_deleted_before_the_trigger_could_read_it_is_one_successful_attempt(function_env, caplog):
+    """The trigger gets a client, not bytes; the blob is gone by the time it reads. Retrying cannot bring it back."""
     function_env.upload("gone.jpg", scene("forest"))
-    stream = function_env.stream("gone.jpg")
-    bare = func.blob.InputStream(data=stream.read(), name=stream.name, uri=stream.uri, length=stream.length,
-                                 blob_properties={}, metadata={})
+    client = function_env.client("gone.jpg")
     function_env.blob_service.get_blob_client(function_env.incoming, "gone.jpg").delete_blob()
     with caplog.at_level(logging.WARNING), observe(pytest.fail):
-        registered("route_new_blob")(bare)  # returns: the host records one successful attempt, no retry
-    assert "was deleted before it could be read again" in caplog.text and "gone.jpg" in caplog.text
+        registered("route_new_blob")(client)  # returns: the host records one successful attempt, no retry
+    assert "was deleted before it could be read" in caplog.text and "gone.jpg" in caplog.text
     assert function_env.names("results") == [] and function_env.names("quarantine") == []
 
 

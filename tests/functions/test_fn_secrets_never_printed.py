@@ -70,7 +70,7 @@ def test_an_odd_secret_setting_never_reaches_an_exception_an_http_body_a_log_or_
         caplog.clear()
         where = f"{setting}={secret.shape}"
         try:
-            registered("route_new_blob")(function_env.stream(f"s{i}.jpg"))
+            registered("route_new_blob")(function_env.client(f"s{i}.jpg"))
         except Exception as exc:  # the host logs what the trigger raises: its text must be clean too
             SCANNER.scan(secret, f"{where}: blob-trigger exception", _exception_text(exc))
         request = func.HttpRequest(method="POST", url="/api/classify", body=scene("city", seed=i), params={},
@@ -119,7 +119,7 @@ def test_a_prediction_key_with_a_line_break_is_named_by_the_trigger_and_the_http
     function_env.upload("n.jpg", scene("beach"))
     function_env.set(VISION_PREDICTION_KEY=secret.value)
     with pytest.raises(Exception) as caught:
-        registered("route_new_blob")(function_env.stream("n.jpg"))
+        registered("route_new_blob")(function_env.client("n.jpg"))
     assert "VISION_PREDICTION_KEY holds a line break" in str(caught.value)
     response = registered("classify_http")(func.HttpRequest(method="POST", url="/api/classify", body=scene("city"),
                                                             params={}))

@@ -1,9 +1,11 @@
 """Two versions of one blob, delivered in every order: a routed copy is never replaced, no bytes are lost.
 
-A blob overwritten under the same name is a new version with a new ETag, and the host may deliver the old version
-late (a retry), twice, or at the same time as the new one. Both versions here are beach scenes, so both are routed to
-the same plain copy name: exactly the case where one version could destroy the other's copy. Every scenario runs on
-Azurite through the registered blob trigger, with and without ``CVOPS_MOVE_SOURCE``:
+A blob overwritten under the same name is a new version with a new ETag, and an invocation that read the old
+version may write late (held up after its read), twice, or at the same time as the new one's. (The trigger gets a
+BlobClient and reads the current version itself: "capturing" a version here is that read, by the trigger's code.)
+Both versions here are beach scenes, so both are routed to the same plain copy name: exactly the case where one
+version could destroy the other's copy. Every scenario runs on Azurite through the trigger's read and the handler,
+with and without ``CVOPS_MOVE_SOURCE``:
 
 * sequential: every distinct order of delivering A twice and B twice, both captured before any delivery;
 * routed before replaced: A delivered (and moved) before B is uploaded, then a late retry of A;
@@ -24,14 +26,13 @@ import contextlib
 import itertools
 import json
 import threading
-from typing import Any
 
-import azure.functions as func
 import pytest
 from fn_helpers import registered, scene
 
-from functions import store
-from functions.handler import observe
+from functions import context, store
+from functions.blob_reader import NewBlob, read_new_blob
+from functions.handler import observe, process_blob
 from functions.naming import Location, decode, matches, sidecar_name
 
 NAME = "cams/gate/v.jpg"
@@ -56,16 +57,21 @@ def report_counts(request):
         reporter.write_line(f"  storage calls per delivery: {dict(sorted(CALLS.items()))}")
 
 
-def snapshot(env, name: str) -> dict[str, Any]:
-    """What the host captured for the blob's current version: bytes, name, URI, properties with the ETag."""
-    stream = env.stream(name)
-    return {"data": stream.read(), "name": stream.name, "uri": stream.uri, "length": stream.length,
-            "blob_properties": stream.blob_properties, "metadata": stream.metadata}
+def snapshot(env, name: str) -> NewBlob:
+    """An invocation of the trigger that has read the blob's current version and not yet written anything.
+
+    The trigger is handed a BlobClient and reads whatever version is current, so an older version can only arrive
+    late as an invocation that read it and was held up (a slow instance, a retry of the routing after the read):
+    this is that read, done by the trigger's own code, and :func:`deliver` is the rest of the invocation."""
+    found = read_new_blob(env.client(name))
+    assert found is not None
+    return found
 
 
-def deliver(captured: dict[str, Any]) -> None:
-    """One delivery of a captured version to the registered trigger (a fresh stream each time, as the host makes)."""
-    registered("route_new_blob")(func.blob.InputStream(**captured))
+def deliver(captured: NewBlob) -> None:
+    """The rest of an invocation that read ``captured``: the handler, as the registered trigger calls it."""
+    registered("route_new_blob")  # the app is loaded, as in the host
+    process_blob(captured.source, captured.data, context.current(), refused=captured.refused)
 
 
 @contextlib.contextmanager
@@ -74,11 +80,11 @@ def counting_calls():
         yield
 
 
-def etag_of(captured: dict[str, Any]) -> str:
-    return captured["blob_properties"]["ETag"]
+def etag_of(captured: NewBlob) -> str:
+    return captured.source.etag
 
 
-def upload_two_versions(env) -> tuple[dict[str, dict], dict[str, bytes]]:
+def upload_two_versions(env) -> tuple[dict[str, NewBlob], dict[str, bytes]]:
     data = {v: scene("beach", seed=seed) for v, seed in SEEDS.items()}
     captured = {}
     for version in ("A", "B"):
