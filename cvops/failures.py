@@ -46,7 +46,7 @@ _PERMANENT_REQUEST_ERRORS = (
 _KEY_HEADERS = {
     "training-key": "Custom Vision training key",
     "prediction-key": "Custom Vision prediction key",
-    "ocp-apim-subscription-key": "Computer Vision key",
+    "ocp-apim-subscription-key": "Computer Vision or Content Safety key",
     "authorization": "credential",
 }
 
