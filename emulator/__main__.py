@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Computer Vision analyze calls per second before 429 (Azure S1: 10)")
     p.add_argument("--content-safety-limit", type=_calls_per_period, default=None, metavar="CALLS/SECONDS",
                    help="Content Safety calls per period before 429 (Azure F0 and S0: 1000/10)")
+    p.add_argument("--accept-token", action="append", default=None, metavar="TOKEN",
+                   help="repeatable; a bearer token the moderation APIs accept instead of the key (keyless tests)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every call")
     p.add_argument("--prediction-tps", type=_positive, default=None,
                    help="prediction calls per second before 429 (Azure S0: 10)")
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         moderation_key=args.moderation_key,
         vision_tps=args.vision_tps,
         content_safety_limit=args.content_safety_limit,
+        accepted_tokens=tuple(args.accept_token or ()),
         allow_url_hosts=tuple(DEFAULT_ALLOWED_HOSTS) + tuple(args.allow_url_host or ()),
         guard_malformed_input=args.guard_malformed_input,
     )

@@ -68,6 +68,9 @@ class ServiceConfig:
     moderation_key: str | None = None
     vision_tps: float | None = None  # Computer Vision S1: 10 calls per second
     content_safety_limit: tuple[int, float] | None = None  # (calls, seconds); Content Safety F0/S0: 1,000 per 10 s
+    # Bearer tokens the moderation APIs accept instead of the key (keyless access, as Entra ID tokens are on Azure;
+    # the stand-in cannot validate a real token, so tests name the ones their credential hands out).
+    accepted_tokens: tuple[str, ...] = ()
     allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
     # False: an unexpected exception answers 500 even when it looks like malformed input (the fuzz tests run so, to
     # find every cause the guard would hide).
@@ -141,6 +144,10 @@ class CustomVisionApp:
     def _key_ok(self, request: Request, api: str) -> bool:
         if api in MODERATION_APIS:
             expected = self.config.moderation_key or self.config.prediction_key
+            bearer = request.headers.get("Authorization") or ""
+            if bearer.startswith("Bearer ") and any(secrets.compare_digest(bearer[7:].encode(), t.encode())
+                                                    for t in self.config.accepted_tokens):
+                return True
             given = request.headers.get("Ocp-Apim-Subscription-Key") or ""
             return secrets.compare_digest(given.encode(), expected.encode())
         expected = self.config.training_key if api == "training" else self.config.prediction_key
@@ -257,13 +264,20 @@ class RunningService:
         self.stop()
 
 
-def make_service_server(host: str, port: int, app: CustomVisionApp) -> BaseWSGIServer:
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+def make_service_server(host: str, port: int, app: CustomVisionApp, ssl_context: Any = None) -> BaseWSGIServer:
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler, ssl_context=ssl_context)
     server.daemon_threads = True
     return server
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, *, learning: Learning | None = None, **options: Any) -> RunningService:
-    """Start the service in this process (port 0: a free port) and return a handle with .url and .stop()."""
+def serve(host: str = "127.0.0.1", port: int = 0, *, learning: Learning | None = None, ssl_context: Any = None,
+          **options: Any) -> RunningService:
+    """Start the service in this process (port 0: a free port) and return a handle with .url and .stop().
+
+    ``ssl_context`` (a (certificate, key) pair of file paths, or an ``ssl.SSLContext``) serves HTTPS: azure-core
+    sends a bearer token only over TLS, so keyless tests need it."""
     app = CustomVisionApp(ServiceConfig(**options), learning)
-    return RunningService(make_service_server(host, port, app), app)
+    service = RunningService(make_service_server(host, port, app, ssl_context), app)
+    if ssl_context is not None:
+        service.url = service.endpoint = service.url.replace("http://", "https://", 1)
+    return service

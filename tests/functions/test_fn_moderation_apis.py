@@ -167,3 +167,62 @@ def test_a_burst_above_100_per_second_is_paced_and_no_429_reaches_the_caller(sta
     assert severities == [0] * 250  # every call answered: no 429 reached the caller
     assert elapsed >= 1.4, f"250 calls in {elapsed:.2f} s is above 100 per second"
     assert sum(throttled) <= 2, f"{sum(throttled)} calls were throttled on the way (and retried)"
+
+
+class TokenIssuer:
+    """The identity side of keyless access (what DefaultAzureCredential is in Azure): hands out a token and records
+    the scopes asked for. The service side is the real stand-in, which accepts only this token."""
+
+    token = "keyless-token-0123456789"
+
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1, so the stand-in serves HTTPS (azure-core sends bearer tokens only over TLS)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+@pytest.mark.parametrize("api", ["computer-vision", "content-safety"])
+def test_keyless_moderation_sends_an_entra_token_for_the_cognitive_services_scope(tmp_path, monkeypatch, api):
+    from emulator.server import serve
+    from functions import moderation as moderation_api
+
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)  # the client trusts the stand-in's certificate, nothing else
+    issuer = TokenIssuer()
+    with serve(ssl_context=(cert, key), accepted_tokens=(TokenIssuer.token,)) as service:
+        client = moderation_api.build_client(api, service.url, "", credential=issuer)
+        result = moderation_api.moderate(api, client, data=moderation_scenes.generate("gore", "reject"), pacer=None,
+                                         what="keyless", policy=retry.RetryPolicy(max_attempts=1))
+    assert not isinstance(result, ImageRefused)
+    assert result.scores["Violence" if api == "content-safety" else "gore"] in (6, pytest.approx(0.985, abs=0.01))
+    assert issuer.scopes and set(issuer.scopes) == {("https://cognitiveservices.azure.com/.default",)}
