@@ -226,3 +226,12 @@ def test_keyless_moderation_sends_an_entra_token_for_the_cognitive_services_scop
     assert not isinstance(result, ImageRefused)
     assert result.scores["Violence" if api == "content-safety" else "gore"] in (6, pytest.approx(0.985, abs=0.01))
     assert issuer.scopes and set(issuer.scopes) == {("https://cognitiveservices.azure.com/.default",)}
+
+
+def test_too_many_requests_from_content_safety_is_waited_out_and_retried(start_local_cv):
+    service = start_local_cv(content_safety_limit="2/1")
+    client = content_safety_client(service.endpoint, service.prediction_key)
+    results = [content_safety.moderate(client, data=moderation_scenes.generate("gore", band), pacer=None, what=band)
+               for band in ("pass", "review", "reject", "review")]
+    assert [r.scores["Violence"] for r in results] == [0, 2, 6, 2]
+    assert sum(r.counters.throttled for r in results) >= 1  # the third call met the limit and was retried
