@@ -26,6 +26,7 @@ from PIL import Image
 from cvops import pacing, retry
 from cvops.clients import CONTENT_SAFETY_API_VERSION as API_VERSION
 from cvops.errors import ConfigurationError, ServiceError
+from functions import images
 from functions.vision import ImageRefused, Moderation, ServiceCounters
 
 __all__ = ["API_VERSION", "MAX_SIDE", "MIN_SIDE", "Prepared", "moderate", "prepare"]
@@ -61,10 +62,14 @@ def prepare(data: bytes) -> Prepared | ImageRefused:
                 return Prepared(data)
             if fmt == "JPEG":
                 image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale when it still covers the target
-            frame = image.convert("RGB")
+            # This second decode counts against the process's image memory pool, as an in-process model's does:
+            # decoded pixels (up to 4 bytes each), their RGB copy (3), and the input bytes held twice.
+            pixels = image.size[0] * image.size[1]
+            with images.reserved(pixels * 7 + 2 * len(data)):
+                frame = image.convert("RGB")
+                frame.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return ImageRefused(SERVICE, "UnreadableImage", f"the image cannot be decoded for Content Safety ({exc})")
-    frame.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     if min(frame.size) < MIN_SIDE:
         return ImageRefused(SERVICE, "ImageTooSmall",
                             f"the image is {width}x{height} px: shrunk to Content Safety's {MAX_SIDE} px its short "
