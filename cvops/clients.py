@@ -40,6 +40,7 @@ __all__ = [
     "TokenCredentialAuthentication",
     "blob_service_client",
     "computer_vision_client",
+    "content_safety_client",
     "prediction_client",
     "queue_service_client",
     "read_only_blob_sas_url",
@@ -184,6 +185,38 @@ def computer_vision_client(endpoint: str, key: str | None = None, *, credential:
     what = "Computer Vision"
     credentials = _credentials(key, credential, what, CognitiveServicesCredentials)
     return _no_msrest_retries(ComputerVisionClient(_endpoint(endpoint, what), credentials))
+
+
+CONTENT_SAFETY_API_VERSION = "2024-09-01"
+"""The Content Safety API version cvops calls: the newest GA one (the SDK 1.0.0 defaults to 2023-10-01; image analysis
+is the same in both)."""
+
+
+def content_safety_client(endpoint: str, key: str | None = None, *, credential: Any = None,
+                          api_version: str = CONTENT_SAFETY_API_VERSION) -> Any:
+    """An Azure AI Content Safety client (``azure-ai-contentsafety``) with azure-core's retries off (cvops.retry owns
+    them); with ``key`` an ``AzureKeyCredential`` (the ``Ocp-Apim-Subscription-Key`` header), with no key a token
+    credential for :data:`COGNITIVE_SERVICES_SCOPE` (``DefaultAzureCredential`` when omitted). azure-core takes the
+    token credential as it is: no bridge is needed, unlike the msrest clients."""
+    from azure.ai.contentsafety import ContentSafetyClient  # imported here: only deployments that moderate need it
+    from azure.core.credentials import AzureKeyCredential
+
+    what = "Content Safety"
+    if key and credential is not None:
+        raise ConfigurationError(
+            f"The {what} client was given both a key and a token credential", setting=f"{what} key",
+            hint="Use one: the key, or leave the key empty to sign in with the identity.",
+        )
+    if key:
+        auth: Any = AzureKeyCredential(_key(key, what))
+    else:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        auth = credential
+    return ContentSafetyClient(_endpoint(endpoint, what), auth, api_version=api_version, retry_total=0,
+                               credential_scopes=[COGNITIVE_SERVICES_SCOPE])
 
 
 _ENVIRONMENT_TLS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")

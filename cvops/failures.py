@@ -46,7 +46,7 @@ _PERMANENT_REQUEST_ERRORS = (
 _KEY_HEADERS = {
     "training-key": "Custom Vision training key",
     "prediction-key": "Custom Vision prediction key",
-    "ocp-apim-subscription-key": "Computer Vision key",
+    "ocp-apim-subscription-key": "Computer Vision or Content Safety key",
     "authorization": "credential",
 }
 
@@ -93,8 +93,11 @@ def _status(exc: BaseException) -> int | None:
 def _code(exc: BaseException) -> str | None:
     """The service's error code: Custom Vision ``{"code"}``, Computer Vision ``{"error": {"code"}}``, azure-core."""
     error = getattr(exc, "error", None)
-    for candidate in (getattr(error, "code", None), getattr(getattr(error, "error", None), "code", None),
-                      getattr(exc, "error_code", None)):
+    # Read lazily, first match wins: azure-core's ODataV4Format warns (deprecated) when its `.error` is touched.
+    readers = (lambda: getattr(error, "code", None), lambda: getattr(getattr(error, "error", None), "code", None),
+               lambda: getattr(exc, "error_code", None))
+    for read in readers:
+        candidate = read()
         if isinstance(candidate, str) and candidate:
             return candidate
     return None

@@ -237,7 +237,8 @@ def start_local_custom_vision(*, port: int | None = None, data_dir: Path | None 
                               training_key: str | None = None, prediction_key: str | None = None,
                               latency_ms: int | None = None, prediction_tps: float | None = None,
                               training_tps: float | None = None, fault_rate: float | None = None,
-                              fault_every: int | None = None,
+                              fault_every: int | None = None, vision_tps: float | None = None,
+                              content_safety_limit: str | None = None,
                               extra_args: list[str] | None = None, log_dir: Path | None = None,
                               timeout: float = 60.0) -> LocalCustomVision:
     """Start the local Custom Vision service. `data_dir=None` keeps everything in memory."""
@@ -251,7 +252,8 @@ def start_local_custom_vision(*, port: int | None = None, data_dir: Path | None 
            "--training-key", training_key, "--prediction-key", prediction_key]
     cmd += ["--data-dir", str(data_dir)] if data_dir is not None else ["--in-memory"]
     flags = {"latency-ms": latency_ms, "prediction-tps": prediction_tps, "training-tps": training_tps,
-             "fault-rate": fault_rate, "fault-every": fault_every}
+             "fault-rate": fault_rate, "fault-every": fault_every, "vision-tps": vision_tps,
+             "content-safety-limit": content_safety_limit}
     for name, value in flags.items():
         if value is not None:
             cmd += [f"--{name}", str(value)]

@@ -38,6 +38,17 @@ def _whole(value: str) -> int:
     return n
 
 
+def _calls_per_period(value: str) -> tuple[int, float]:
+    count, _, seconds = value.partition("/")
+    try:
+        parsed = (int(count), float(seconds or 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be CALLS/SECONDS, e.g. 1000/10") from None
+    if parsed[0] < 1 or not (math.isfinite(parsed[1]) and parsed[1] > 0):
+        raise argparse.ArgumentTypeError("must be CALLS/SECONDS with positive numbers, e.g. 1000/10")
+    return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cvops-emulator",
@@ -52,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--in-memory", action="store_true", help="keep everything in memory; nothing is written")
     p.add_argument("--training-key", default=DEFAULT_TRAINING_KEY, help="expected Training-Key header")
     p.add_argument("--prediction-key", default=DEFAULT_PREDICTION_KEY, help="expected Prediction-Key header")
+    p.add_argument("--moderation-key", default=None,
+                   help="expected Ocp-Apim-Subscription-Key of the moderation APIs (default: the prediction key, as "
+                        "one multi-service resource has one key)")
+    p.add_argument("--vision-tps", type=_positive, default=None,
+                   help="Computer Vision analyze calls per second before 429 (Azure S1: 10)")
+    p.add_argument("--content-safety-limit", type=_calls_per_period, default=None, metavar="CALLS/SECONDS",
+                   help="Content Safety calls per period before 429 (Azure F0 and S0: 1000/10)")
+    p.add_argument("--accept-token", action="append", default=None, metavar="TOKEN",
+                   help="repeatable; a bearer token the moderation APIs accept instead of the key (keyless tests)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every call")
     p.add_argument("--prediction-tps", type=_positive, default=None,
                    help="prediction calls per second before 429 (Azure S0: 10)")
@@ -80,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         training_tps=args.training_tps,
         fault_rate=args.fault_rate,
         fault_every=args.fault_every,
+        moderation_key=args.moderation_key,
+        vision_tps=args.vision_tps,
+        content_safety_limit=args.content_safety_limit,
+        accepted_tokens=tuple(args.accept_token or ()),
         allow_url_hosts=tuple(DEFAULT_ALLOWED_HOSTS) + tuple(args.allow_url_host or ()),
         guard_malformed_input=args.guard_malformed_input,
     )

@@ -1,4 +1,5 @@
-"""Routes: every path and method of the Training (v3.3, v3.4-preview) and Prediction (v3.0, v3.1) specs.
+"""Routes: every path and method of the Training (v3.3, v3.4-preview) and Prediction (v3.0, v3.1) specs, and the two
+moderation operations served on the same endpoint (Computer Vision 3.2 AnalyzeImage, Content Safety AnalyzeImage).
 
 Endpoint names are the spec's classic operation names (e.g. "CreateImagesFromData"); `responses.py` has one handler
 per name. Operations the local service does not implement still have routes, so they answer a clear
@@ -82,6 +83,15 @@ PREDICTION_ROUTES: list[tuple[str, str, str]] = [
     ("/<projectId>/detect/iterations/<publishedName>/url/nostore", "POST", "DetectImageUrlWithNoStore"),
 ]
 
+# The moderation APIs a multi-service Azure AI resource serves beside Custom Vision, under the same endpoint and key:
+# Computer Vision 3.2's analyze (only visualFeatures=Adult is emulated) and Content Safety's image:analyze (api-version
+# in the query). Any other path under /vision or /contentsafety answers the gateway's 404 in their nested shape.
+MODERATION_ROUTES: list[tuple[str, str, str]] = [
+    ("/vision/v3.2/analyze", "vision", "AnalyzeImage"),
+    ("/contentsafety/image:analyze", "contentsafety", "ImageOperations_AnalyzeImage"),
+]
+MODERATION_PREFIXES = {"/vision/": "vision", "/contentsafety/": "contentsafety"}
+
 # Stored images, served like the blob URLs Azure hands out (readable without a key, as a SAS URL is).
 IMAGE_ROUTE = "/customvision/local/images/<projectId>/<imageId>/<any('original', 'resized', 'thumbnail'):kind>"
 
@@ -93,6 +103,7 @@ EXPORT_ROUTE = "/customvision/local/exports/<token>/model.zip"
 def build_url_map() -> Map:
     rules = [Rule(T + path, methods=[method], endpoint=f"training:{op}") for path, method, op in TRAINING_ROUTES]
     rules += [Rule(P + path, methods=[method], endpoint=f"prediction:{op}") for path, method, op in PREDICTION_ROUTES]
+    rules += [Rule(path, methods=["POST"], endpoint=f"{api}:{op}") for path, api, op in MODERATION_ROUTES]
     rules.append(Rule(IMAGE_ROUTE, methods=["GET"], endpoint="blob:GetStoredImage"))
     rules.append(Rule(EXPORT_ROUTE, methods=["GET"], endpoint="blob:GetExportPackage"))
     return Map(rules, strict_slashes=False, merge_slashes=False)

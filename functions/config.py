@@ -19,7 +19,7 @@ from cvops.errors import ConfigurationError
 from cvops.redaction import check_connection_string, register_secret
 from functions import routes, settings
 from functions.naming import Location, check_disjoint
-from functions.policy import Policy, load_policy
+from functions.policy import COMPUTER_VISION, CONTENT_SAFETY, MODERATION_APIS, Policy, load_policy
 
 __all__ = ["APP_ROOT", "AppConfig", "StorageConnection", "load_config", "relevant_environment", "route_location"]
 
@@ -75,6 +75,7 @@ class AppConfig:
     model: str
     moderation_endpoint: str
     moderation_key: str = field(repr=False)
+    moderation_api: str
     incoming: Location
     accepted: Location
     review: Location
@@ -175,6 +176,20 @@ def _rate(name: str, env: Mapping[str, str]) -> float:
     return rate
 
 
+# What each moderation API allows per second when CVOPS_MODERATION_TPS is empty: Computer Vision S1 10 calls per second;
+# Content Safety 1,000 requests per 10 s (F0 and S0), paced as 100 per second so no second holds more than a tenth.
+DEFAULT_MODERATION_TPS = {COMPUTER_VISION: 10.0, CONTENT_SAFETY: 100.0}
+
+
+def _moderation_api(env: Mapping[str, str]) -> str:
+    value = settings.read("CVOPS_MODERATION_API", env).strip().lower()
+    if value not in MODERATION_APIS:
+        raise ConfigurationError(f"app setting CVOPS_MODERATION_API={value!r} is not a moderation API",
+                                 setting="CVOPS_MODERATION_API",
+                                 hint=f"set it to {' or '.join(MODERATION_APIS)}")
+    return value
+
+
 def _project_id(env: Mapping[str, str]) -> str:
     """VISION_PROJECT_ID, which must be a project's id (a UUID), not its name: the service would answer a non-UUID
     with an error that reads as if the publish name were wrong."""
@@ -206,8 +221,11 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
                 f"app setting {route.setting} points into the incoming container {incoming.container!r}: every copy "
                 "would trigger the function again", setting=route.setting, hint="use another container for outputs")
     check_disjoint(outputs)
-    policy = load_policy(settings.read("CVOPS_POLICY", env), app_root)
     moderation_endpoint = settings.read("VISION_MODERATION_ENDPOINT", env)
+    moderation_api = _moderation_api(env)
+    # Bands on the other API's scale would never fire: refused, naming the band, when moderation is on.
+    policy = load_policy(settings.read("CVOPS_POLICY", env), app_root,
+                         moderation_api=moderation_api if moderation_endpoint else None)
     if moderation_endpoint and not policy.uses_moderation:
         raise ConfigurationError(
             "VISION_MODERATION_ENDPOINT is set but the routing policy has no moderation bands, so every "
@@ -227,12 +245,14 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
         model=model,
         moderation_endpoint=moderation_endpoint,
         moderation_key=settings.read("VISION_MODERATION_KEY", env),
+        moderation_api=moderation_api,
         backlog_queue=queue,
         policy=policy,
         store_predictions=_flag("CVOPS_STORE_PREDICTIONS", env),
         move_source=_flag("CVOPS_MOVE_SOURCE", env),
         prediction_tps=_rate("CVOPS_PREDICTION_TPS", env),
-        moderation_tps=_rate("CVOPS_MODERATION_TPS", env),
+        moderation_tps=(_rate("CVOPS_MODERATION_TPS", env) if env.get("CVOPS_MODERATION_TPS", "").strip()
+                        else DEFAULT_MODERATION_TPS[moderation_api]),
         storage=StorageConnection.from_environ(env),
         **locations,
     )

@@ -21,6 +21,7 @@ from cvops import clients
 from cvops.errors import ConfigurationError
 from cvops.pacing import Pacer
 from cvops.retry import RetryPolicy
+from functions import moderation as moderation_api
 from functions.config import APP_ROOT, AppConfig, StorageConnection, load_config, relevant_environment
 from functions.exported_model import ExportedModel, ModelRefused
 
@@ -105,8 +106,8 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
                                                credential=None if config.prediction_key else credential)
     moderation = None
     if config.moderation_enabled:
-        moderation = clients.computer_vision_client(config.moderation_endpoint, config.moderation_key or None,
-                                                    credential=None if config.moderation_key else credential)
+        moderation = moderation_api.build_client(config.moderation_api, config.moderation_endpoint,
+                                                 config.moderation_key, credential=credential)
     blob_service = blob_service or blob_service_for(config.storage, **dict(storage_options or {}))
     return AppContext(
         config=config,

@@ -50,6 +50,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from cvops.errors import ConfigurationError, CvopsError, TransientServiceError
 from cvops.redaction import install_log_redaction
 from functions import images, naming, routes, vision
+from functions import moderation as moderation_api
 from functions.config import setting_in_effect
 from functions.context import AppContext
 from functions.policy import Decision, decide, quarantine
@@ -157,8 +158,9 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     throttled, retries = classification.counters.throttled, classification.counters.retries
     if ctx.moderation is not None:
         started = time.perf_counter()
-        moderation = vision.moderate(ctx.moderation, data=checked.data, pacer=ctx.moderation_pacer,
-                                     what=f"moderate {what}", policy=ctx.retry_policy)
+        moderation = moderation_api.moderate(config.moderation_api, ctx.moderation, data=checked.data,
+                                             pacer=ctx.moderation_pacer, what=f"moderate {what}",
+                                             policy=ctx.retry_policy)
         timings["moderate"] = _ms(started)
         if isinstance(moderation, vision.ImageRefused):
             return Verdict(quarantine(f"refused_by_{moderation.service}",

@@ -6,7 +6,10 @@ owners edit, is validated when the app starts (a typo must not route a day of im
 decision with its reasons is data a result record stores and a test asserts without any service.
 
 Rules, in order:
-1. moderation (when scores are given): any score above its ``reject_above`` rejects; from ``review_from`` it reviews;
+1. moderation (when scores are given): any score above its ``reject_above`` rejects; from ``review_from`` it reviews
+   (Computer Vision 3.2's 0-1 scores); any severity from its ``reject_from`` rejects, from ``review_from`` it reviews
+   (Content Safety's severities 0/2/4/6). A policy speaks the scale of the API the app is configured with
+   (``CVOPS_MODERATION_API``); parsing refuses a band the other API would have to produce;
 2. multiclass: the top tag is accepted if it reaches its threshold; if it is within its review band below, review;
 3. multilabel: every tag reaching its threshold is accepted; any tag in its review band sends the whole image to
    review (a person confirms the uncertain label; the passing tags are kept as suggestions);
@@ -32,7 +35,9 @@ from cvops.errors import ConfigurationError
 from cvops.numbers import is_finite_number, refuse_non_finite
 
 __all__ = [
+    "MODERATION_APIS",
     "MODERATION_SCORES",
+    "SEVERITY_CATEGORIES",
     "Decision",
     "Policy",
     "Reason",
@@ -44,6 +49,13 @@ __all__ = [
 
 Outcome = Literal["accepted", "review", "rejected", "quarantine"]
 MODERATION_SCORES = ("adult", "racy", "gore")
+"""Computer Vision 3.2's 0-1 scores (``visualFeatures=Adult``)."""
+SEVERITY_CATEGORIES = ("Sexual", "Violence", "Hate", "SelfHarm")
+"""Content Safety's image categories, each with a severity of 0, 2, 4 or 6."""
+COMPUTER_VISION = "computer-vision"
+CONTENT_SAFETY = "content-safety"
+MODERATION_APIS = {COMPUTER_VISION: MODERATION_SCORES, CONTENT_SAFETY: SEVERITY_CATEGORIES}
+"""The moderation APIs (the values of ``CVOPS_MODERATION_API``) and the bands each can produce."""
 SCHEMA_PATH = Path(__file__).with_name("policy.schema.json")
 POLICY_SETTING = "CVOPS_POLICY"
 
@@ -55,8 +67,18 @@ def _schema() -> dict:
 
 @dataclass(frozen=True)
 class Band:
+    """A band on a 0-1 score (Computer Vision): reject above ``reject_above``, review from ``review_from``."""
+
     reject_above: float | None = None
     review_from: float | None = None
+
+
+@dataclass(frozen=True)
+class SeverityBand:
+    """A band on a Content Safety severity (0, 2, 4, 6): reject from ``reject_from``, review from ``review_from``."""
+
+    reject_from: int | None = None
+    review_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +92,7 @@ class Policy:
     no_tag_passes: Literal["review", "rejected"] = "review"
     thresholds: Mapping[str, float] = field(default_factory=dict)
     review_bands: Mapping[str, float] = field(default_factory=dict)
-    moderation: Mapping[str, Band] = field(default_factory=dict)
+    moderation: Mapping[str, Band | SeverityBand] = field(default_factory=dict)
     sha256: str = ""
 
     def threshold(self, tag: str) -> float:
@@ -82,6 +104,13 @@ class Policy:
     @property
     def uses_moderation(self) -> bool:
         return bool(self.moderation)
+
+    @property
+    def moderation_api(self) -> str | None:
+        """The API whose scale the bands are on (None: no bands)."""
+        if not self.moderation:
+            return None
+        return CONTENT_SAFETY if any(name in SEVERITY_CATEGORIES for name in self.moderation) else COMPUTER_VISION
 
 
 @dataclass(frozen=True)
@@ -123,7 +152,8 @@ def quarantine(code: str, message: str) -> Decision:
 
 # --- loading -------------------------------------------------------------------------------------------------------
 
-def load_policy(source: str, base_dir: Path, *, setting: str = POLICY_SETTING) -> Policy:
+def load_policy(source: str, base_dir: Path, *, setting: str = POLICY_SETTING,
+                moderation_api: str | None = None) -> Policy:
     """The policy from the ``CVOPS_POLICY`` setting: inline JSON (starts with ``{``) or a YAML/JSON file path
     (relative paths are relative to ``base_dir``, the app root). Errors name the setting (``setting``: the
     command-line option when a command reads a policy) and every problem."""
@@ -137,7 +167,7 @@ def load_policy(source: str, base_dir: Path, *, setting: str = POLICY_SETTING) -
         except ValueError as exc:  # JSONDecodeError, or a key given twice
             raise ConfigurationError(f"{setting} holds inline JSON that does not parse: {exc}",
                                      setting=setting, hint="fix the JSON, or point the setting at a file") from exc
-        return parse_policy(data, origin=f"{setting} (inline JSON)")
+        return parse_policy(data, origin=f"{setting} (inline JSON)", moderation_api=moderation_api)
     path = Path(text)
     if not path.is_absolute():
         path = base_dir / path
@@ -155,11 +185,16 @@ def load_policy(source: str, base_dir: Path, *, setting: str = POLICY_SETTING) -
     except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSONDecodeError, or a key given twice
         raise ConfigurationError(f"policy file {path} does not parse: {' '.join(str(exc).split())}",
                                  setting=setting, hint="fix its syntax") from exc
-    return parse_policy(data, origin=f"policy file {path}")
+    return parse_policy(data, origin=f"policy file {path}", moderation_api=moderation_api)
 
 
-def parse_policy(data: Any, *, origin: str = "policy") -> Policy:
+def parse_policy(data: Any, *, origin: str = "policy", moderation_api: str | None = None) -> Policy:
     """Validate plain data against ``policy.schema.json`` plus the rules a schema cannot say; build a Policy.
+
+    ``moderation_api`` (``computer-vision`` or ``content-safety``, from ``CVOPS_MODERATION_API``): a band the API
+    cannot produce (``moderation.Sexual`` for Computer Vision, ``moderation.adult`` for Content Safety) is refused,
+    naming the field, since it would never fire. None (a command that only copies bands): the bands may be on either
+    scale, but not on both.
 
     Non-finite numbers are refused first (JSON Schema's ``minimum``/``maximum`` let NaN through, and a NaN limit
     would make every comparison false: ``reject_above: NaN`` would reject nothing).
@@ -170,10 +205,7 @@ def parse_policy(data: Any, *, origin: str = "policy") -> Policy:
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     problems = [f"{_where(e)}: {e.message}" for e in errors]
     if not problems:
-        for name, band in (data.get("moderation") or {}).items():
-            if "reject_above" in band and "review_from" in band and band["review_from"] > band["reject_above"]:
-                problems.append(f"moderation.{name}: review_from {band['review_from']} is above reject_above "
-                                f"{band['reject_above']}, so the review band is empty")
+        problems += _moderation_problems(data.get("moderation") or {}, moderation_api)
     if problems:
         raise ConfigurationError(f"{origin} is not a valid routing policy: " + "; ".join(problems),
                                  setting=POLICY_SETTING,
@@ -188,10 +220,39 @@ def parse_policy(data: Any, *, origin: str = "policy") -> Policy:
         no_tag_passes=data.get("no_tag_passes", "review"),
         thresholds={t: float(v["threshold"]) for t, v in tags.items() if "threshold" in v},
         review_bands={t: float(v["review_band"]) for t, v in tags.items() if "review_band" in v},
-        moderation={name: Band(band.get("reject_above"), band.get("review_from"))
+        moderation={name: (SeverityBand(band.get("reject_from"), band.get("review_from"))
+                           if name in SEVERITY_CATEGORIES else Band(band.get("reject_above"), band.get("review_from")))
                     for name, band in (data.get("moderation") or {}).items()},
         sha256=hashlib.sha256(canonical.encode()).hexdigest(),
     )
+
+
+def _moderation_problems(bands: Mapping[str, Any], moderation_api: str | None) -> list[str]:
+    """What the schema cannot say about moderation bands: empty review bands, and bands on a scale the configured
+    API does not produce."""
+    problems = []
+    for name, band in bands.items():
+        if "reject_above" in band and "review_from" in band and band["review_from"] > band["reject_above"]:
+            problems.append(f"moderation.{name}: review_from {band['review_from']} is above reject_above "
+                            f"{band['reject_above']}, so the review band is empty")
+        if "reject_from" in band and "review_from" in band and band["review_from"] >= band["reject_from"]:
+            problems.append(f"moderation.{name}: review_from {band['review_from']} is not below reject_from "
+                            f"{band['reject_from']}, so the review band is empty")
+    if moderation_api is not None:
+        if moderation_api not in MODERATION_APIS:
+            raise ConfigurationError(f"moderation API {moderation_api!r} is not one of {', '.join(MODERATION_APIS)}",
+                                     setting="CVOPS_MODERATION_API",
+                                     hint=f"set CVOPS_MODERATION_API to {' or '.join(MODERATION_APIS)}")
+        other = next(api for api in MODERATION_APIS if api != moderation_api)
+        for name in bands:
+            if name not in MODERATION_APIS[moderation_api]:
+                problems.append(f"moderation.{name}: a {other} band, which the configured moderation API "
+                                f"({moderation_api}, CVOPS_MODERATION_API) cannot produce: use "
+                                f"{', '.join(MODERATION_APIS[moderation_api])}")
+    elif any(n in SEVERITY_CATEGORIES for n in bands) and any(n in MODERATION_SCORES for n in bands):
+        problems.append("moderation: bands on both scales (Computer Vision's adult/racy/gore and Content Safety's "
+                        "Sexual/Violence/Hate/SelfHarm); one API answers, so only one scale can apply")
+    return problems
 
 
 def _where(error: jsonschema.ValidationError) -> str:
@@ -225,10 +286,14 @@ def decide(policy: Policy, predictions: Mapping[str, float] | Iterable[tuple[str
 
 def _moderate(policy: Policy, scores: Mapping[str, float], reasons: list[Reason]) -> Outcome | None:
     outcome: Outcome | None = None
-    for name in MODERATION_SCORES:
+    for name in (*MODERATION_SCORES, *SEVERITY_CATEGORIES):
         band = policy.moderation.get(name)
         score = scores.get(name)
         if band is None or score is None:
+            continue
+        if isinstance(band, SeverityBand):
+            found = _severity(name, band, score, reasons)
+            outcome = "rejected" if found == "rejected" or outcome == "rejected" else (found or outcome)
             continue
         if not is_finite_number(score):
             # NaN is above nothing and at or above nothing: without this it would pass every band unseen.
@@ -243,6 +308,22 @@ def _moderate(policy: Policy, scores: Mapping[str, float], reasons: list[Reason]
                                   tag=name, score=score, limit=band.review_from))
             outcome = outcome or "review"
     return outcome
+
+
+def _severity(name: str, band: SeverityBand, severity: Any, reasons: list[Reason]) -> Outcome | None:
+    """A Content Safety severity against its band. A value that is not a whole number reviews (as NaN does above)."""
+    if isinstance(severity, bool) or not isinstance(severity, int):
+        reasons.append(Reason("invalid_score", f"{name} severity {severity!r} is not a whole number", tag=name))
+        return "review"
+    if band.reject_from is not None and severity >= band.reject_from:
+        reasons.append(Reason("moderation_reject", f"{name} severity {severity} is at or above {band.reject_from}",
+                              tag=name, score=severity, limit=band.reject_from))
+        return "rejected"
+    if band.review_from is not None and severity >= band.review_from:
+        reasons.append(Reason("moderation_review", f"{name} severity {severity} is at or above {band.review_from}",
+                              tag=name, score=severity, limit=band.review_from))
+        return "review"
+    return None
 
 
 def _multiclass(policy: Policy, top: list[tuple[str, float]], reasons: list[Reason]) -> tuple[Outcome, tuple[str, ...]]:

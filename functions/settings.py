@@ -43,9 +43,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VISION_PUBLISH_NAME", "Publish name of the iteration to use (cvops publish --name).", required=True),
     Setting("CVOPS_MODEL", "An exported ONNX model (cvops export) that classifies in-process instead of the Prediction "
             "API: a zip path relative to the app root, or az://container/blob in the app's storage. Empty: the API."),
-    Setting("VISION_MODERATION_ENDPOINT", "Computer Vision 3.2 endpoint for adult/racy/gore scores; empty: no moderation.",
-            ),
-    Setting("VISION_MODERATION_KEY", "Computer Vision key; empty means keyless access (managed identity).", secret=True),
+    Setting("VISION_MODERATION_ENDPOINT", "Endpoint of the moderation resource (Computer Vision 3.2 or Content Safety, "
+            "as CVOPS_MODERATION_API says); empty: no moderation."),
+    Setting("VISION_MODERATION_KEY", "Key of the moderation resource; empty means keyless access (managed identity).",
+            secret=True),
+    Setting("CVOPS_MODERATION_API", "Which moderation API scores images: computer-vision (Image Analysis 3.2 adult/racy/"
+            "gore scores, retired with Image Analysis on 2028-09-25) or content-safety (Azure AI Content Safety "
+            "severities, its successor). The policy's moderation bands must be on that API's scale.",
+            default="computer-vision"),
     # The containers: names, defaults and docs come from the routes table (functions/routes.py).
     *(Setting(route.setting, route.doc, default=route.default, formerly=route.legacy_settings) for route in routes.ROUTES),
     Setting("CVOPS_BACKLOG_QUEUE", "Storage queue that fans a backlog of existing blobs out to the same handler.",
@@ -57,8 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CVOPS_MOVE_SOURCE", "true: delete the incoming blob after its copy is verified.", default="false"),
     Setting("CVOPS_PREDICTION_TPS", "Client-side pacing of prediction calls per second and instance (S0 allows 10/20).",
             default="10"),
-    Setting("CVOPS_MODERATION_TPS", "Client-side pacing of Computer Vision calls per second and instance (S1 allows 10).",
-            default="10"),
+    Setting("CVOPS_MODERATION_TPS", "Client-side pacing of moderation calls per second and instance; empty: the API's "
+            "documented rate (Computer Vision S1: 10; Content Safety: 1,000 per 10 s, paced as 100)."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -55,13 +55,27 @@ class Classification:
 
 @dataclass(frozen=True)
 class Moderation:
+    """What a moderation API said: ``scores`` are Computer Vision's 0-1 scores (adult, racy, gore) or Content
+    Safety's severities (Sexual, Violence, Hate, SelfHarm: 0, 2, 4, 6), keyed as the policy's bands are. The record
+    keeps them with the API's name and version and its raw answer (``raw``), so a decision can be re-read later."""
+
     scores: dict[str, float]
     flags: dict[str, bool]
     counters: ServiceCounters = field(default_factory=ServiceCounters)
     ms: float = 0.0
+    api: str = "computer-vision"
+    api_version: str = "3.2"
+    raw: dict[str, Any] | None = None
+    changes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{k: round(v, 6) for k, v in self.scores.items()}, "flags": self.flags}
+        out: dict[str, Any] = {**{k: round(v, 6) for k, v in self.scores.items()}}
+        if self.flags:
+            out["flags"] = self.flags
+        out.update(api=self.api, api_version=self.api_version, raw=self.raw)
+        if self.changes:
+            out["changes"] = list(self.changes)
+        return out
 
 
 @dataclass(frozen=True)
@@ -150,4 +164,6 @@ def moderate(client: Any, *, data: bytes, pacer: pacing.Pacer | None, what: str,
     scores = {"adult": float(adult.adult_score), "racy": float(adult.racy_score), "gore": float(adult.gore_score)}
     flags = {"adult": bool(adult.is_adult_content), "racy": bool(adult.is_racy_content),
              "gore": bool(adult.is_gory_content)}
-    return Moderation(scores, flags, counters, (time.perf_counter() - started) * 1000)
+    raw = {"adult": {"isAdultContent": flags["adult"], "isRacyContent": flags["racy"], "isGoryContent": flags["gore"],
+                     "adultScore": scores["adult"], "racyScore": scores["racy"], "goreScore": scores["gore"]}}
+    return Moderation(scores, flags, counters, (time.perf_counter() - started) * 1000, raw=raw)

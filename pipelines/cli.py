@@ -753,7 +753,8 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
 @click.option("--name", "publish_name", default=None, help="Publish name (default: the spec's publish.name).")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Route with this policy file, as the Function App would (default: the spec's thresholds, no "
-                   "review band). Moderation bands are not applied: predict asks for no moderation scores.")
+                   "review band). Its moderation bands apply when VISION_MODERATION_ENDPOINT is set (key: "
+                   "VISION_MODERATION_KEY, or the signed-in identity; API: CVOPS_MODERATION_API).")
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Classify in this process with an exported ONNX model (cvops export), as the Function App does "
                    "with CVOPS_MODEL: no prediction endpoint, no quota. Without --spec or --policy: Multiclass.")
@@ -785,13 +786,30 @@ def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, 
         raise ConfigurationError("give --policy or --threshold, not both", setting="--threshold",
                                  hint="a policy file holds each tag's threshold")
     project_id = run.project_id()
+    moderate = None
     if policy_file:
-        policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
+        moderation = _moderation_settings(run)
+        policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy",
+                             moderation_api=moderation[0] if moderation else None)
+        if moderation and policy.uses_moderation:
+            from pipelines.predicting import moderator
+
+            moderate = moderator(*moderation)
     else:
         policy = spec_policy(spec, threshold=threshold, classification_type=None if spec else
                              run.service.project(project_id).classification_type)
-    result = predict(run.service, project_id, name, target, store=not no_store, policy=policy)
+    result = predict(run.service, project_id, name, target, store=not no_store, policy=policy, moderate=moderate)
     _emit_prediction(run, f"{target} ({name})", result, policy)
+
+
+def _moderation_settings(run: Run) -> tuple[str, str, str] | None:
+    """(API, endpoint, key) for `cvops predict --policy` when VISION_MODERATION_ENDPOINT is set, as the app reads them."""
+    endpoint = run.settings.get(config.MODERATION_ENDPOINT)
+    if not endpoint:
+        return None
+    api = (run.settings.get(config.MODERATION_API) or "computer-vision").lower()
+    key = run.settings.require(config.MODERATION_KEY) if run.settings.get(config.MODERATION_KEY) else ""
+    return api, endpoint, key
 
 
 def _emit_prediction(run: Run, title: str, result: dict[str, Any], policy: Any) -> None:

@@ -23,14 +23,18 @@ PREDICTION_RESOURCE_ID = "VISION_PREDICTION_RESOURCE_ID"
 STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 STORAGE_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
 TIER = "CVOPS_TIER"
+# Moderation for `cvops predict --policy` (the Function App's settings of the same names: functions/settings.py).
+MODERATION_ENDPOINT = "VISION_MODERATION_ENDPOINT"
+MODERATION_KEY = "VISION_MODERATION_KEY"
+MODERATION_API = "CVOPS_MODERATION_API"
 
 # Settings whose values are credentials: registered for redaction as soon as they are read, checked when used,
 # never printed (``Settings.redacted``). An account URL is not secret itself, but may carry a SAS query.
-KEYS = frozenset({TRAINING_KEY, PREDICTION_KEY})
+KEYS = frozenset({TRAINING_KEY, PREDICTION_KEY, MODERATION_KEY})
 SECRETS = KEYS | {STORAGE_CONNECTION_STRING}
 
 NAMES = (TRAINING_ENDPOINT, TRAINING_KEY, PREDICTION_ENDPOINT, PREDICTION_KEY, PREDICTION_RESOURCE_ID,
-         STORAGE_CONNECTION_STRING, STORAGE_ACCOUNT_URL, TIER)
+         STORAGE_CONNECTION_STRING, STORAGE_ACCOUNT_URL, TIER, MODERATION_ENDPOINT, MODERATION_KEY, MODERATION_API)
 
 _WHAT = {
     TRAINING_ENDPOINT: "the Custom Vision training endpoint, e.g. https://<name>.cognitiveservices.azure.com/",

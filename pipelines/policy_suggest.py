@@ -37,7 +37,7 @@ import yaml
 from cvops import strict_yaml
 from cvops.errors import ConfigurationError
 from cvops.numbers import is_finite_number
-from functions.policy import MODERATION_SCORES, Policy, parse_policy
+from functions.policy import Policy, parse_policy
 from pipelines.metrics import choose_threshold
 from pipelines.spec import ProjectSpec
 
@@ -422,9 +422,9 @@ def suggest(spec: ProjectSpec, evidence: Evidence, target: Target, review: Revie
         "tags": {c.tag: {"threshold": c.threshold, "review_band": c.review_band} for c in choices},
     }
     if moderation is not None and moderation.moderation:
-        data["moderation"] = {name: {k: v for k, v in (("reject_above", band.reject_above),
-                                                       ("review_from", band.review_from)) if v is not None}
-                              for name in MODERATION_SCORES if (band := moderation.moderation.get(name))}
+        # Either scale: Computer Vision's 0-1 bands or Content Safety's severity bands (functions.policy).
+        data["moderation"] = {name: {k: v for k, v in vars(band).items() if v is not None}
+                              for name, band in moderation.moderation.items()}
     parse_policy(data, origin="the suggested policy")
     suggestion = Suggestion(data, tuple(choices), target, review, evidence.source)
     text = render(suggestion, spec, evidence)
@@ -511,7 +511,8 @@ def render(suggestion: Suggestion, spec: ProjectSpec, evidence: Evidence) -> str
     if "moderation" in data:
         out += ["# Moderation bands, copied (no evaluation measures them):", "moderation:"]
         for name, band in data["moderation"].items():
-            out.append(f"  {name}: {{" + ", ".join(f"{k}: {_scalar(float(v))}" for k, v in band.items()) + "}")
+            out.append(f"  {name}: {{" + ", ".join(f"{k}: {_scalar(v if isinstance(v, int) else float(v))}"
+                                                    for k, v in band.items()) + "}")
     return "\n".join(out) + "\n"
 
 

@@ -12,18 +12,30 @@ from pathlib import Path
 from typing import Any
 
 from cvops.errors import ConfigurationError
-from functions.policy import Policy, decide
+from functions.policy import Policy, decide, quarantine
 from pipelines.service import Service
 from pipelines.sources import ImageSource, SourceImage
 from pipelines.spec import SOURCE_SCHEME, SourceSpec
 
 
+def moderator(api: str, endpoint: str, key: str | None) -> Callable[[bytes], Any]:
+    """One image's moderation with ``api`` (``computer-vision`` or ``content-safety``), as the Function App moderates
+    (functions/moderation.py: the same client, limits, retries); no key: the signed-in identity."""
+    from cvops.retry import RetryPolicy
+    from functions import moderation as moderation_api
+
+    client = moderation_api.build_client(api, endpoint, key or None)
+    return lambda data: moderation_api.moderate(api, client, data=data, pacer=None, what=f"moderate with {api}",
+                                                policy=RetryPolicy())
+
+
 def predict(service: Service, project_id: str, publish_name: str, target: str, *, store: bool = True,
-            policy: Policy) -> dict[str, Any]:
+            policy: Policy, moderate: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
     """Classify ``target`` and route it with ``policy`` through ``functions.policy.decide``, the Function App's own
-    decision (without moderation scores: predict asks for none). Each prediction keeps its threshold and whether it
-    passes; ``passing`` is the tags decide() accepted at their threshold, ``outcome``/``tags``/``reasons`` its
-    decision."""
+    decision (with ``moderate``, a :func:`moderator`, also its moderation scores or severities). Each prediction keeps
+    its threshold and whether it passes; ``passing`` is the tags decide() accepted at their threshold,
+    ``outcome``/``tags``/``reasons`` its decision."""
+    image_bytes: Callable[[], bytes] | None = None
     if target.startswith(("http://", "https://")):
         url = target
     elif target.startswith(SOURCE_SCHEME):
@@ -34,6 +46,7 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
         service.blob_service.get_blob_client(container, name).get_blob_properties()
         source = ImageSource(SourceSpec("blob", container=container), lambda: service.blob_service)
         url = source.sas_url(SourceImage(name, (), target), minutes=15)
+        image_bytes = lambda: service.blob_service.get_blob_client(container, name).download_blob().readall()  # noqa: E731
     else:
         url = None
     if url is not None:
@@ -50,16 +63,29 @@ def predict(service: Service, project_id: str, publish_name: str, target: str, *
             raise ConfigurationError(f"image {target} does not exist",
                                      hint="give a file path, an http(s) URL or az://container/blob")
         data = path.read_bytes()
+        image_bytes = lambda: data  # noqa: E731
         call = ((lambda c: c.classify_image(project_id, publish_name, data)) if store
                 else (lambda c: c.classify_image_with_no_store(project_id, publish_name, data)))
     result = service.prediction_call(f"classify {target} with {publish_name!r}", call)
     scores = sorted(((p.tag_name, p.probability) for p in result.predictions), key=lambda p: (-p[1], p[0]))
-    decision = decide(policy, scores)
+    moderation = None
+    if moderate is not None:
+        if image_bytes is None:
+            raise ConfigurationError(f"{target}: moderation needs the image's bytes, and an http(s) URL is fetched by "
+                                     "the prediction service, not here", setting="target",
+                                     hint="download the image and predict the file, or use az://container/blob")
+        moderation = moderate(image_bytes())
+    if moderation is not None and not hasattr(moderation, "scores"):  # functions.vision.ImageRefused
+        decision = quarantine(f"refused_by_{moderation.service}", f"{moderation.code or 'error'}: {moderation.message}")
+    else:
+        decision = decide(policy, scores, moderation.scores if moderation is not None else None)
     passing = [r.tag for r in decision.reasons if r.code == "tag_passes"]
     rows = [{"tag": tag, "probability": probability, "threshold": policy.threshold(tag), "passes": tag in passing}
             for tag, probability in scores]
     return {"image": target, "publish_name": publish_name, "iteration": result.iteration, "predictions": rows,
-            "passing": passing, **decision.to_dict(), "policy": {"version": policy.version, "sha256": policy.sha256}}
+            "passing": passing, **decision.to_dict(), "policy": {"version": policy.version, "sha256": policy.sha256},
+            **({"moderation": moderation.to_dict()} if moderation is not None and hasattr(moderation, "scores")
+               else {})}
 
 
 def predict_with_model(model: Any, target: str, *, policy: Policy,

@@ -77,6 +77,9 @@ param moveSource bool = false
 @description('Client-side pacing of prediction calls per second and instance.')
 param predictionTps string = '2.50'
 
+@description('Which moderation API scores images: computer-vision (Image Analysis 3.2) or content-safety.')
+param moderationApi string = 'computer-vision'
+
 @description('Client-side pacing of Computer Vision (moderation) calls per second and instance.')
 param moderationTps string = '2.50'
 
@@ -168,6 +171,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CVOPS_MODEL', value: model }
         { name: 'CVOPS_MOVE_SOURCE', value: moveSource ? 'true' : 'false' }
         { name: 'CVOPS_PREDICTION_TPS', value: predictionTps }
+        { name: 'CVOPS_MODERATION_API', value: moderationApi }
         { name: 'CVOPS_MODERATION_TPS', value: moderationTps }
       ]
     }

@@ -27,7 +27,13 @@ SPEC_FILES = {
     ("training", "v3.3"): "customvision-training/v3.3/Training.json",
     ("prediction", "v3.1"): "customvision-prediction/v3.1/Prediction.json",
     ("prediction", "v3.0"): "customvision-prediction/v3.0/Prediction.json",
+    # The moderation APIs the local service serves on the same endpoint.
+    ("vision", "v3.2"): "computervision/v3.2/ComputerVision.json",
+    ("contentsafety", "2024-09-01"): "contentsafety/2024-09-01/contentsafety.json",
 }
+# Where each spec's paths start on the endpoint: Custom Vision's specs say it in `basePath`; Content Safety's only in
+# its `x-ms-parameterized-host` (`{endpoint}/contentsafety`).
+BASE_PATHS = {("contentsafety", "2024-09-01"): "/contentsafety"}
 
 FORMATS = FormatChecker(formats=())
 
@@ -78,12 +84,14 @@ def _registry(api: str, version: str) -> tuple[str, Registry]:
 def find_operation(api: str, version: str, method: str, path: str) -> tuple[str, str, dict[str, Any]]:
     """(operationId, path template, operation) of the spec operation that a request path + method hits."""
     document = spec(api, version)
-    base = document["basePath"]
+    base = BASE_PATHS.get((api, version)) or document["basePath"]
     if not path.startswith(base):
         raise LookupError(f"{path} is not under {base}")
     rest = path[len(base):]
     matches = []
-    for template, operations in document["paths"].items():
+    # `x-ms-paths` holds overloads of a path by query (Computer Vision's "/analyze?overload=stream"): same path.
+    for template, operations in [*document["paths"].items(), *document.get("x-ms-paths", {}).items()]:
+        template = template.split("?", 1)[0]
         pattern = "^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, rest) and method.lower() in operations:
             matches.append((template.count("{"), template, operations[method.lower()]))

@@ -182,7 +182,8 @@ def _classic_name(api: str, version: str, method: str, path: str, operation_id: 
 
 
 def test_every_error_code_the_service_uses_is_in_the_spec_enum():
-    sources = "\n".join(p.read_text() for p in _emulator_dir().rglob("*.py"))
+    # The moderation stand-ins' codes are their own APIs' (test_contract_moderation.py checks them).
+    sources = "\n".join(p.read_text() for p in _emulator_dir().rglob("*.py") if not p.name.startswith("moderation_"))
     used = set(re.findall(r'code="([A-Za-z]+)"', sources)) | set(re.findall(r'code = "([A-Za-z]+)"', sources))
     used |= {"ErrorUnknown", "ErrorPredictionServiceUnavailable"}
     assert len(used) > 40

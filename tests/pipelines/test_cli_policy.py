@@ -186,3 +186,35 @@ def test_predict_without_a_policy_decides_with_the_specs_thresholds(published, t
     result, _ = published.run("predict", "--spec", str(published.spec_path), beach, "--policy", "x.yaml",
                               "--threshold", "0.5")
     assert result.exit_code == 2
+
+
+@pytest.mark.emulator
+@pytest.mark.azurite
+@pytest.mark.slow
+@pytest.mark.parametrize(("api", "bands"), [
+    ("computer-vision", "moderation: {adult: {reject_above: 0.7, review_from: 0.4}}\n"),
+    ("content-safety", "moderation: {Sexual: {reject_from: 4, review_from: 2}}\n"),
+])
+def test_predict_with_a_policy_applies_its_moderation_bands_with_the_configured_api(published, local_cv, tmp_path,
+                                                                                    monkeypatch, api, bands):
+    import dataclasses
+
+    from devkit import moderation_scenes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mod.yaml").write_text(f"version: mod\ndefault_threshold: 0.0\n{bands}")
+    world = dataclasses.replace(published, env={**published.env, "VISION_MODERATION_ENDPOINT": local_cv.endpoint,
+                                                "VISION_MODERATION_KEY": local_cv.prediction_key,
+                                                "CVOPS_MODERATION_API": api})
+    outcomes = {}
+    for band in moderation_scenes.BANDS:
+        (tmp_path / f"{band}.jpg").write_bytes(moderation_scenes.generate("adult", band))
+        result, predicted = world.run("predict", "--spec", str(published.spec_path), f"{band}.jpg", "--no-store",
+                                      "--policy", "mod.yaml")
+        assert result.exit_code == 0, result.stderr
+        assert predicted["moderation"]["api"] == api
+        outcomes[band] = predicted["outcome"]
+    assert outcomes == {"pass": "accepted", "review": "review", "reject": "rejected"}
+    (tmp_path / "other.yaml").write_text("version: other\nmoderation: {gore: {review_from: 0.4}}\n")
+    result, _ = world.run("predict", "--spec", str(published.spec_path), "pass.jpg", "--policy", "other.yaml")
+    assert (result.exit_code == 0) == (api == "computer-vision")
