@@ -8,13 +8,16 @@ generous bound. bench/bench_decode_cost.py measures the same files at full size,
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import azure.functions as func
 import decode_cost_cases as dc
 import memory_cases as mc
 import pytest
 import simplejpeg
+from fn_helpers import registered
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import GifImagePlugin, Image, TiffImagePlugin
@@ -195,3 +198,15 @@ def test_a_failing_scan_check_hands_its_error_to_the_caller():
 
     with pytest.raises(OSError, match="decoder failed"):
         handler.start_scan_check(broken).result(timeout=5)
+
+
+def test_post_classify_answers_a_cpu_bomb_with_422_without_decoding_it(function_env):
+    # The POST /api/classify took 8.6 s over a 300 KB many-scan JPEG, then answered.
+    request = func.HttpRequest(method="POST", url="/api/classify", body=dc.many_scan_jpeg((2048, 2048), 400),
+                               params={}, headers={"Content-Type": "application/octet-stream"})
+    started = time.process_time()
+    response = registered("classify_http")(request)
+    assert time.process_time() - started < 1.0
+    assert response.status_code == 422
+    answer = json.loads(response.get_body())
+    assert answer["outcome"] == "quarantine" and answer["reasons"][0]["code"] == decode_cost.REASON
