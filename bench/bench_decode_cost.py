@@ -40,12 +40,12 @@ CPU_TARGET_SECONDS = 2.0
 """Issue 17's target for one accepted image: at most 2 s of CPU (and the memory budget, 200 MiB)."""
 
 
-def _noise_jpeg(size: tuple[int, int], quality: int) -> bytes:
+def _noise_jpeg(size: tuple[int, int], quality: int, **options) -> bytes:
     """High-entropy JPEG: the most Huffman data a file of this size can hold, decoded block by block."""
     import numpy as np
 
     pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return mc._save(Image.fromarray(pixels, "RGB"), "JPEG", quality=quality)
+    return mc._save(Image.fromarray(pixels, "RGB"), "JPEG", quality=quality, **options)
 
 
 def _png_many_chunks(chunks: int) -> bytes:
@@ -72,9 +72,12 @@ _GREY_8000_BLOCKS = 1000 * 1000
 CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     # accepted: the worst per format
     ("JPEG baseline 12000x10000 (pixel cap)", lambda: mc.jpeg((12000, 10000))),
-    ("JPEG baseline noise 3300x3000 q95 (entropy data)", lambda: _noise_jpeg((3300, 3000), 95)),
+    ("JPEG baseline noise 7000x5000 q90 (entropy data)", lambda: _noise_jpeg((7000, 5000), 90)),
+    ("JPEG progressive noise 6000x4400 q90 (entropy data)", lambda: _noise_jpeg((6000, 4400), 90,
+                                                                                 progressive=True)),
     ("JPEG progressive 4:4:4 7000x7000 (libjpeg script)", lambda: mc.jpeg((7000, 7000), progressive=True,
                                                                           subsampling=0)),
+    ("JPEG progressive 4:2:0 6000x4000 (24 MP camera)", lambda: dc.progressive_photo((6000, 4000))),
     ("JPEG progressive grey 8000x8000, 1+22 scans (visit cap)",
      lambda: dc.many_scan_jpeg((8000, 8000), _LIMIT.max_jpeg_block_visits // _GREY_8000_BLOCKS - 2)),
     (f"JPEG progressive grey 1720x1720, {_LIMIT.max_jpeg_scans} scans (scan cap)",
@@ -92,7 +95,9 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("BMP RLE8 one-pixel runs, 5 MiB (RLE cap)", lambda: _bmp_rle_single_runs((1800, 1450))),
     ("TIFF float 3000x3000", lambda: mc.tiff_float((3000, 3000))),
     (f"TIFF of {_LIMIT.max_frames:,} pages (page cap)", lambda: dc.tiff_pages(_LIMIT.max_frames)),
-    ("WEBP lossy 6000x6000", lambda: _webp((6000, 6000), quality=80)),
+    ("TIFF raw 5000x5000 in 16x16 tiles (97,969 tiles)", lambda: dc.tiff_tiles((5000, 5000))),
+    ("TIFF JPEG-compressed grey 5000x5000, 1+98 scans", lambda: dc.tiff_jpeg((5000, 5000), 98)),
+    ("WEBP lossy 4000x3000", lambda: _webp((4000, 3000), quality=80)),
     ("WEBP animated 1500x1500, 40 frames", lambda: mc.webp_animated((1500, 1500), 40)),
     ("photo JPEG ~1 MB", mc.photo_jpeg),
     # refused: the bombs of issue 17

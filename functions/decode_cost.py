@@ -57,7 +57,7 @@ class CostLimits:
     each progressive scan) and a few stray bytes at most.
 
     ``max_jpeg_block_visits``: the largest multi-scan JPEG the memory plan accepts holds about 1.5 M blocks (every
-    coefficient is kept); libjpeg's 10-scan script visits each component's blocks about 5 times, 8 M visits; a
+    coefficient is kept); libjpeg's 10-scan script visits each component's blocks about 5 times, 7 M visits; a
     120 MP 4:4:4 baseline file is one pass, 5.6 M. 24 M leaves three times that and costs about 0.15 s per decode
     here (4-9 ns a visit for a data-less scan); the app decodes a file at most about six times (scan check, picture
     test, conversion, model).

@@ -960,7 +960,8 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
     if plan.decode_scale > 1:
         image.draft(image.mode, (max(1, image.width // plan.decode_scale), max(1, image.height // plan.decode_scale)))
     if "first_frame" in needed:
-        frames = decode_cost.frame_count(data, fmt, limits.cost) or getattr(image, "n_frames", 1)  # Pillow's TIFF count: O(n^2)
+        # Counted from the structure: Pillow's own TIFF count is O(n^2) (decode_cost refused what is over its cap).
+        frames = decode_cost.frame_count(data, fmt, limits.cost) or getattr(image, "n_frames", 1)
         image.seek(0)
         changes.append(f"animated {fmt} with {frames} frames: first frame used")
     image.load()

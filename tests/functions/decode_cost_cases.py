@@ -123,3 +123,43 @@ def gif_frames(frames: int) -> bytes:
     frame = b"\x21\xf9\x04\x00\x01\x00\x00\x00" + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + \
         b"\x02\x02\x44\x01\x00"
     return head + frame * frames + b"\x3b"
+
+
+def _tiff_one_page(width: int, height: int, compression: int, tags: list[tuple[int, int, int, int]],
+                   tail: bytes) -> bytes:
+    """A little-endian grey 8-bit TIFF of one page: the basic tags, ``tags`` (tag, type, count, value), then
+    ``tail`` (arrays and pixel data, whose offsets the caller computed from :func:`_tiff_data_at`)."""
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, compression),
+               (262, 3, 1, 1), (277, 3, 1, 1), *tags]
+    out = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(entries)))
+    for tag, kind, count, value in entries:
+        packed = struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, count) + packed
+    return bytes(out + struct.pack("<I", 0) + tail)
+
+
+def _tiff_data_at(extra_tags: int) -> int:
+    return 8 + 2 + 12 * (6 + extra_tags) + 4
+
+
+def tiff_tiles(size: tuple[int, int], tile: int = 16) -> bytes:
+    """An uncompressed grey TIFF in ``tile`` x ``tile`` tiles (all sharing one tile of data): Pillow reads each tile
+    as a separate piece of work, in Python."""
+    width, height = size
+    count = math.ceil(width / tile) * math.ceil(height / tile)
+    offsets_at = _tiff_data_at(4)
+    counts_at = offsets_at + 4 * count
+    data_at = counts_at + 4 * count
+    tags = [(322, 3, 1, tile), (323, 3, 1, tile), (324, 4, count, offsets_at), (325, 4, count, counts_at)]
+    tail = struct.pack(f"<{count}I", *[data_at] * count) + struct.pack(f"<{count}I", *[tile * tile] * count)
+    return _tiff_one_page(width, height, 1, tags, tail + bytes(tile * tile))
+
+
+def tiff_jpeg(size: tuple[int, int], scans: int) -> bytes:
+    """A grey TIFF of one strip, JPEG-compressed (compression 7) with :func:`many_scan_jpeg`'s stream: libtiff
+    decodes it with libjpeg, and refuses more than 100 scans itself."""
+    width, height = size
+    stream = many_scan_jpeg(size, scans)
+    data_at = _tiff_data_at(3)
+    tags = [(273, 4, 1, data_at), (278, 4, 1, height), (279, 4, 1, len(stream))]
+    return _tiff_one_page(width, height, 7, tags, stream)
