@@ -156,11 +156,8 @@ def test_a_real_progressive_jpeg_uses_a_few_scans_and_passes():
 SMALL = CostLimits(max_jpeg_scans=120, max_jpeg_block_visits=600_000)
 
 
-@settings(max_examples=25, deadline=None)
-@given(scans=st.integers(1, 160), arithmetic=st.booleans(), side=st.sampled_from([8, 64, 200, 512]),
-       model=st.booleans())
-def test_scan_counts_by_coding_by_size_are_refused_exactly_when_over_budget_and_cheap_when_accepted(
-        scans, arithmetic, side, model):
+def _verdict_and_cpu(scans: int, arithmetic: bool, side: int, model: bool) -> tuple[bool, bool, float]:
+    """(over the SMALL budget by the rule's arithmetic, refused as too costly, CPU seconds of normalise)."""
     data = dc.many_scan_jpeg((side, side), scans, arithmetic=arithmetic)
     blocks = ((side + 7) // 8) ** 2
     visits = (scans + 1) * blocks * (SMALL.arithmetic_weight if arithmetic else 1)  # the DC scan and the AC ones
@@ -168,10 +165,27 @@ def test_scan_counts_by_coding_by_size_are_refused_exactly_when_over_budget_and_
     started = time.process_time()
     result = normalise(data, Limits(cost=SMALL), model_side=224 if model else None)
     spent = time.process_time() - started
-    if over:
-        assert isinstance(result, Rejection) and result.reason == decode_cost.REASON, result
-    else:
-        assert not (isinstance(result, Rejection) and result.reason == decode_cost.REASON), result
+    return over, isinstance(result, Rejection) and result.reason == decode_cost.REASON, spent
+
+
+@pytest.mark.parametrize("side, scans, arithmetic, over", [
+    (600, 105, False, False), (600, 106, False, True),  # 5,625 blocks: 106 scans 596,250 visits; 107: 601,875
+    (600, 52, True, False), (600, 53, True, True),  # counted twice: 53 scans 596,250; 54: 607,500
+    (64, 119, False, False), (64, 120, False, True),  # 121 scans with the DC one: over 120 whatever the size
+], ids=["huffman_under", "huffman_over", "arithmetic_under", "arithmetic_over", "scans_under", "scans_over"])
+def test_the_rule_refuses_from_exactly_one_scan_over_each_limit(side, scans, arithmetic, over):
+    expected, refused, _ = _verdict_and_cpu(scans, arithmetic, side, model=False)
+    assert expected == over and refused == over
+
+
+@settings(max_examples=25, deadline=None)
+@given(scans=st.integers(1, 160), arithmetic=st.booleans(), side=st.sampled_from([8, 64, 200, 512]),
+       model=st.booleans())
+def test_scan_counts_by_coding_by_size_are_refused_exactly_when_over_budget_and_cheap_when_accepted(
+        scans, arithmetic, side, model):
+    over, refused, spent = _verdict_and_cpu(scans, arithmetic, side, model)
+    assert refused == over
+    if not over:
         assert spent < 1.0, f"an accepted file cost {spent:.2f} s of CPU"
 
 
