@@ -15,8 +15,8 @@ What is counted, per format (the numbers are :class:`CostLimits`, this rule's on
   each component it carries, so a file costs sum(blocks of the scan's components) over its scans, counted twice for
   arithmetic coding (SOF9-SOF15: each block is a few adaptive binary decisions even when the scan holds no data).
   The walk stops as soon as either limit is passed (a 32 MiB file of 10-byte scans is not walked to its end).
-* TIFF: pages, by following the IFD chain (with loop detection) without reading the entries; GIF: frames, by
-  skipping each frame's data sub-blocks. Only the first page or frame is classified; the count is for the record
+* TIFF: pages, by following the IFD chain (with loop detection) without reading the entries; GIF: frames, blocks
+  and comment bytes, by following each block's sub-blocks. Only the first page or frame is classified; the count is for the record
   (:func:`frame_count`), so Pillow's own counting never runs.
 * PNG: chunks (Pillow checks and reads each in Python).
 * BMP: RLE-compressed pixel data bytes (Pillow's RLE decoder is Python, about 0.13 us a byte).
@@ -35,7 +35,18 @@ import re
 import struct
 from dataclasses import dataclass
 
-__all__ = ["COST_LIMITS", "REASON", "CostLimits", "JpegCost", "frame_count", "jpeg_block_visits", "sniff", "too_costly"]
+__all__ = [
+    "COST_LIMITS",
+    "REASON",
+    "CostLimits",
+    "GifCost",
+    "JpegCost",
+    "frame_count",
+    "gif_blocks",
+    "jpeg_block_visits",
+    "sniff",
+    "too_costly",
+]
 
 REASON = "too_costly_to_decode"
 """The quarantine reason of every refusal here."""
@@ -69,6 +80,13 @@ class CostLimits:
     the end to count them (and Pillow's TIFF count is quadratic). 10,000 frames is over three minutes of animation at
     50 frames a second; a scanner's multi-page document has hundreds at most. The walk of 10,000 takes about 10 ms.
 
+    ``max_gif_blocks``, ``max_gif_extension_blocks`` and ``max_gif_comment_bytes``: Pillow reads a GIF's blocks one
+    at a time in Python: the image data's sub-blocks in linear time (encoders write 255 bytes each: 131,000 in
+    32 MiB), the extensions before the second frame (which it reads to tell an animation) in more than linear time
+    (30,000 empty comments took 0.05 s, 100,000 took 0.31 s, a million 29 s), and it joins comment sub-blocks with
+    ``bytes +=``, whose cost grows with the square of their number (2 MB of one-byte comment sub-blocks took 31 s).
+    A real file has a few extensions per frame and comments of a line or two.
+
     ``max_png_chunks``: libpng writes 8 KiB image data chunks (4,096 in a 32 MiB file); Pillow spends about 2.5 us
     a chunk to check and again to read them, so 50,000 chunks cost about a quarter of a second.
 
@@ -82,6 +100,9 @@ class CostLimits:
     max_jpeg_block_visits: int = 24_000_000
     arithmetic_weight: int = 2
     max_frames: int = 10_000
+    max_gif_blocks: int = 300_000
+    max_gif_extension_blocks: int = 20_000
+    max_gif_comment_bytes: int = 10_000
     max_png_chunks: int = 50_000
     max_bmp_rle_bytes: int = 5 * MiB
 
@@ -106,12 +127,13 @@ def too_costly(data: bytes, limits: CostLimits = COST_LIMITS) -> str | None:
     fmt = sniff(data)
     if fmt == "JPEG":
         return _jpeg_too_costly(data, limits)
-    if fmt in ("TIFF", "GIF"):
-        frames = frame_count(data, fmt, limits)
-        if frames is not None and frames > limits.max_frames:
-            kind = "pages" if fmt == "TIFF" else "frames"
-            return (f"{fmt} file has more than {limits.max_frames:,} {kind} (only the first is classified, and "
-                    f"counting them costs time in proportion); save the first {kind[:-1]} on its own")
+    if fmt == "GIF":
+        return _gif_too_costly(data, limits)
+    if fmt == "TIFF":
+        pages = _tiff_pages(data, limits.max_frames + 1)
+        if pages is not None and pages > limits.max_frames:
+            return (f"TIFF file has more than {limits.max_frames:,} pages (only the first is classified, and "
+                    "counting them costs time in proportion); save the first page on its own")
         return None
     if fmt == "PNG":
         chunks = _png_chunks(data, limits.max_png_chunks + 1)
@@ -240,7 +262,8 @@ def frame_count(data: bytes, fmt: str, limits: CostLimits = COST_LIMITS) -> int 
     if fmt == "TIFF":
         return _tiff_pages(data, cap)
     if fmt == "GIF":
-        return _gif_frames(data, cap)
+        cost = gif_blocks(data, limits)
+        return None if cost is None else cost.frames
     return None
 
 
@@ -272,20 +295,36 @@ def _tiff_pages(data: bytes, cap: int) -> int | None:
     return len(seen)
 
 
-def _gif_frames(data: bytes, cap: int) -> int | None:
-    """Count image descriptors: skip the colour tables, each extension's and each frame's data sub-blocks."""
+@dataclass(frozen=True)
+class GifCost:
+    """What walking a GIF's blocks found (stopped early once ``frames`` or ``blocks`` passes its cap)."""
+
+    frames: int
+    blocks: int
+    extension_blocks: int
+    comment_bytes: int
+
+
+def gif_blocks(data: bytes, limits: CostLimits = COST_LIMITS) -> GifCost | None:
+    """Frames, blocks (extensions, image descriptors and every data sub-block) and comment bytes of a GIF: skip
+    the colour tables, follow each block's sub-blocks by their lengths. None when it is not a GIF."""
     if len(data) < 13 or data[:3] != b"GIF":
         return None
     pos = 13
     if data[10] & 0x80:
         pos += 3 << ((data[10] & 7) + 1)
-    frames = 0
+    frames = blocks = extensions = comments = 0
     n = len(data)
-    while pos < n and frames < cap:
+    while pos < n and frames <= limits.max_frames and blocks <= limits.max_gif_blocks:
         kind = data[pos]
+        blocks += 1
         if kind == 0x3B:
             break
+        comment = extension = False
         if kind == 0x21:
+            comment = pos + 1 < n and data[pos + 1] == 0xFE
+            extension = frames < 2  # Pillow reads these to find the second frame
+            extensions += extension
             pos += 2
         elif kind == 0x2C:
             if pos + 10 > n:
@@ -298,10 +337,32 @@ def _gif_frames(data: bytes, cap: int) -> int | None:
             pos += 1  # LZW minimum code size
         else:
             break
-        while pos < n and data[pos]:  # data sub-blocks, each led by its length, ended by a zero
+        while pos < n and data[pos] and blocks <= limits.max_gif_blocks:  # sub-blocks: length, bytes; 0 ends
+            blocks += 1
+            extensions += extension
+            if comment:
+                comments += data[pos]
             pos += data[pos] + 1
+        if extensions > limits.max_gif_extension_blocks:
+            break
         pos += 1
-    return frames
+    return GifCost(frames, blocks, extensions, comments)
+
+
+def _gif_too_costly(data: bytes, limits: CostLimits) -> str | None:
+    cost = gif_blocks(data, limits)
+    if cost is None:
+        return None
+    if cost.frames > limits.max_frames:
+        return (f"GIF file has more than {limits.max_frames:,} frames (only the first is classified, and counting "
+                "them costs time in proportion); save the first frame on its own")
+    if (cost.blocks > limits.max_gif_blocks or cost.extension_blocks > limits.max_gif_extension_blocks
+            or cost.comment_bytes > limits.max_gif_comment_bytes):
+        return (f"GIF file has more than {limits.max_gif_blocks:,} blocks, {limits.max_gif_extension_blocks:,} "
+                f"extension blocks before its second frame or {limits.max_gif_comment_bytes:,} bytes of comments "
+                "(each is read on its own, comments joined at a cost that grows with their square; an encoder "
+                "writes 255-byte blocks and short comments): re-save it")
+    return None
 
 
 def _png_chunks(data: bytes, cap: int) -> int:

@@ -163,3 +163,13 @@ def tiff_jpeg(size: tuple[int, int], scans: int) -> bytes:
     data_at = _tiff_data_at(3)
     tags = [(273, 4, 1, data_at), (278, 4, 1, height), (279, 4, 1, len(stream))]
     return _tiff_one_page(width, height, 7, tags, stream)
+
+
+def gif_comments(extensions: int, sub_blocks: int = 0) -> bytes:
+    """A 2-frame 1x1 GIF whose first frame follows ``extensions`` empty comment extensions, or (``sub_blocks``) one
+    comment of that many one-byte sub-blocks: Pillow reads each in Python and joins comment sub-blocks with
+    ``bytes +=`` (quadratic)."""
+    two = gif_frames(2)
+    head, frames = two[:19], two[19:]
+    comments = b"\x21\xfe\x00" * extensions + (b"\x21\xfe" + b"\x01x" * sub_blocks + b"\x00" if sub_blocks else b"")
+    return head + comments + frames
