@@ -13,7 +13,8 @@ What is counted, per format (the numbers are :class:`CostLimits`, this rule's on
 
 * JPEG (and MPO's first picture): scans, and *block visits*: each scan's entropy decoder visits every 8x8 block of
   each component it carries, so a file costs sum(blocks of the scan's components) over its scans, counted twice for
-  arithmetic coding (SOF9-SOF15: each block is a few adaptive binary decisions even when the scan holds no data).
+  arithmetic coding (SOF9-SOF15: each block is a few adaptive binary decisions even when the scan holds no data),
+  and 64 times for lossless coding (SOF3, SOF7, SOF11, SOF15: every sample is coded on its own).
   The walk stops as soon as either limit is passed (a 32 MiB file of 10-byte scans is not walked to its end).
 * TIFF: pages, by following the IFD chain (with loop detection) without reading the entries; GIF: frames, blocks
   and comment bytes, by following each block's sub-blocks. Only the first page or frame is classified; the count is for the record
@@ -151,6 +152,10 @@ def too_costly(data: bytes, limits: CostLimits = COST_LIMITS) -> str | None:
 
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _ARITHMETIC_SOF = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_LOSSLESS_SOF = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
+_SAMPLES_PER_BLOCK = 64
+"""A lossless JPEG (SOF3, libjpeg-turbo 3 decodes it) codes every sample on its own and cannot be decoded at a
+reduced scale: each of its samples costs what a block costs, so a block counts 64 times."""
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 """0xFF then neither stuffing, a restart marker nor fill: the marker that ends a scan's entropy-coded data."""
 
@@ -176,7 +181,7 @@ def jpeg_block_visits(data: bytes, limits: CostLimits = COST_LIMITS) -> JpegCost
     scan's data and each run of stray bytes skipped by one regular-expression search, in C) up to its end marker or
     until a limit is passed."""
     n = len(data)
-    pos, scans, segments, stray, visits, arithmetic = 2, 0, 0, 0, 0, False
+    pos, scans, segments, stray, visits, arithmetic, weight = 2, 0, 0, 0, 0, False, 1
     blocks: dict[int, int] = {}
 
     def cost(over: bool) -> JpegCost:
@@ -204,12 +209,14 @@ def jpeg_block_visits(data: bytes, limits: CostLimits = COST_LIMITS) -> JpegCost
         body = data[pos + 4:end]
         if marker in _SOF and len(body) >= 6 and not blocks:
             arithmetic = marker in _ARITHMETIC_SOF
+            weight = (limits.arithmetic_weight if arithmetic else 1) * \
+                (_SAMPLES_PER_BLOCK if marker in _LOSSLESS_SOF else 1)
             blocks = _component_blocks(body)
         elif marker == 0xDA:
             scans += 1
             count = body[0] if body else 0
             scan_blocks = sum(blocks.get(body[1 + 2 * i], 0) for i in range(count) if 1 + 2 * i < len(body))
-            visits += scan_blocks * (limits.arithmetic_weight if arithmetic else 1)
+            visits += scan_blocks * weight
             if scans > limits.max_jpeg_scans or visits > limits.max_jpeg_block_visits:
                 return cost(True)
             found = _SCAN_END.search(data, end)

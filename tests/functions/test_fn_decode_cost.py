@@ -244,3 +244,10 @@ def test_post_classify_answers_a_cpu_bomb_with_422_without_decoding_it(function_
     assert response.status_code == 422
     answer = json.loads(response.get_body())
     assert answer["outcome"] == "quarantine" and answer["reasons"][0]["code"] == decode_cost.REASON
+
+
+def test_a_lossless_jpeg_counts_every_sample():
+    # SOF3 grey 1000 x 1000, one scan: 1 M samples, each coded on its own (libjpeg-turbo 3 decodes lossless JPEG).
+    lossless = dc.many_scan_jpeg((1000, 1000), 0, arithmetic=True).replace(b"\xff\xca", b"\xff\xc3", 1)
+    cost = jpeg_block_visits(lossless)
+    assert cost.visits == 125 * 125 * 64 and not cost.arithmetic
