@@ -15,10 +15,11 @@ What is counted, per format (the numbers are :class:`CostLimits`, this rule's on
   each component it carries, so a file costs sum(blocks of the scan's components) over its scans, counted twice for
   arithmetic coding (SOF9-SOF15: each block is a few adaptive binary decisions even when the scan holds no data),
   and 64 times for lossless coding (SOF3, SOF7, SOF11, SOF15: every sample is coded on its own).
-  The walk stops as soon as either limit is passed (a 32 MiB file of 10-byte scans is not walked to its end).
+  Also segments and stray bytes between them. The walk stops as soon as a limit is passed (a 32 MiB file of
+  10-byte scans is not walked to its end).
 * TIFF: pages, by following the IFD chain (with loop detection) without reading the entries; GIF: frames, blocks
-  and comment bytes, by following each block's sub-blocks. Only the first page or frame is classified; the count is for the record
-  (:func:`frame_count`), so Pillow's own counting never runs.
+  and comment bytes, by following each block's sub-blocks. Only the first page or frame is classified; the count
+  is for the record (:func:`frame_count`), so Pillow's own counting never runs.
 * PNG: chunks (Pillow checks and reads each in Python).
 * BMP: RLE-compressed pixel data bytes (Pillow's RLE decoder is Python, about 0.13 us a byte).
 
@@ -65,8 +66,9 @@ class CostLimits:
 
     ``max_jpeg_segments`` and ``max_jpeg_stray_bytes``: Pillow reads a JPEG's segments before its first scan, and
     bytes between segments (0xFF fill, junk), one at a time in Python (8 MB of empty comment segments took 1.35 s,
-    8 MB of fill bytes 1.7 s). A camera file has a few dozen segments (an ICC profile in 64 KB pieces, a table before
-    each progressive scan) and a few stray bytes at most.
+    8 MB of fill bytes 1.7 s); the app's own structural check walks every segment of the file in Python. A camera
+    file has a few dozen segments (an ICC profile in 64 KB pieces, a table before each progressive scan) and a few
+    stray bytes at most.
 
     ``max_jpeg_block_visits``: the largest multi-scan JPEG the memory plan accepts holds about 1.5 M blocks (every
     coefficient is kept); libjpeg's 10-scan script visits each component's blocks about 5 times, 7 M visits; a
