@@ -48,6 +48,13 @@ def _noise_jpeg(size: tuple[int, int], quality: int, **options) -> bytes:
     return mc._save(Image.fromarray(pixels, "RGB"), "JPEG", quality=quality, **options)
 
 
+def _with_warning(jpeg: bytes) -> bytes:
+    """Junk before the last scan: libjpeg warns ("extraneous bytes before marker"), so the strict decode cannot decide
+    and the picture test decodes the file four more times (the costliest path of the scan check)."""
+    last = jpeg.rindex(b"\xff\xda")
+    return jpeg[:last] + b"\x12" * 100 + jpeg[last:]
+
+
 def _png_many_chunks(chunks: int) -> bytes:
     png = mc.png((64, 64), 2)
     return png[:33] + mc._chunk(b"abCd", b"") * chunks + png[33:]
@@ -80,6 +87,8 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("JPEG progressive 4:2:0 6000x4000 (24 MP camera)", lambda: dc.progressive_photo((6000, 4000))),
     ("JPEG progressive grey 8000x8000, 1+22 scans (visit cap)",
      lambda: dc.many_scan_jpeg((8000, 8000), _LIMIT.max_jpeg_block_visits // _GREY_8000_BLOCKS - 2)),
+    ("JPEG grey 8000x8000, 1+22 scans, libjpeg warning (5 decodes)",
+     lambda: _with_warning(dc.many_scan_jpeg((8000, 8000), _LIMIT.max_jpeg_block_visits // _GREY_8000_BLOCKS - 2))),
     (f"JPEG progressive grey 1720x1720, {_LIMIT.max_jpeg_scans} scans (scan cap)",
      lambda: dc.many_scan_jpeg((1720, 1720), _LIMIT.max_jpeg_scans - 1)),
     ("JPEG arithmetic grey 8000x8000, 1+10 scans (visit cap)",
