@@ -76,6 +76,12 @@ class CostLimits:
     here (4-9 ns a visit for a data-less scan); the app decodes a file at most about six times (scan check, picture
     test, conversion, model).
 
+    ``max_multi_scan_data_bytes``: entropy-coded bytes of a JPEG of more than one scan (progressive, or sequential in
+    several scans). Each decode costs about 40 ns a byte of such data (every coefficient goes through libjpeg's
+    buffer), and the scan check decodes a file up to five times when libjpeg warns and the last block is grey (its
+    picture test): 9.8 MB of a progressive photo's data cost 2.3 s that way, 21.6 MB 5.4 s. Cameras write baseline
+    (one scan: 31 MB of it cost 1.9 s at worst); a progressive file is a web or editor re-save, a few MB.
+
     ``arithmetic_weight``: a block in an arithmetic-coded scan costs about 1.5-2 times a Huffman one (measured with
     data-less scans, where Huffman's EOB runs are cheapest); counted as 2.
 
@@ -101,6 +107,7 @@ class CostLimits:
     max_jpeg_segments: int = 5_000
     max_jpeg_stray_bytes: int = 100_000
     max_jpeg_block_visits: int = 24_000_000
+    max_multi_scan_data_bytes: int = 7 * MiB
     arithmetic_weight: int = 2
     max_frames: int = 10_000
     max_gif_blocks: int = 300_000
@@ -176,6 +183,7 @@ class JpegCost:
     visits: int
     arithmetic: bool
     over: bool
+    scan_data_bytes: int = 0
 
 
 def jpeg_block_visits(data: bytes, limits: CostLimits = COST_LIMITS) -> JpegCost:
@@ -183,11 +191,11 @@ def jpeg_block_visits(data: bytes, limits: CostLimits = COST_LIMITS) -> JpegCost
     scan's data and each run of stray bytes skipped by one regular-expression search, in C) up to its end marker or
     until a limit is passed."""
     n = len(data)
-    pos, scans, segments, stray, visits, arithmetic, weight = 2, 0, 0, 0, 0, False, 1
+    pos, scans, segments, stray, visits, arithmetic, weight, scan_data = 2, 0, 0, 0, 0, False, 1, 0
     blocks: dict[int, int] = {}
 
     def cost(over: bool) -> JpegCost:
-        return JpegCost(scans, segments, stray, visits, arithmetic, over)
+        return JpegCost(scans, segments, stray, visits, arithmetic, over, scan_data)
 
     while pos + 4 <= n:
         found = _NEXT_MARKER.search(data, pos)
@@ -222,6 +230,9 @@ def jpeg_block_visits(data: bytes, limits: CostLimits = COST_LIMITS) -> JpegCost
             if scans > limits.max_jpeg_scans or visits > limits.max_jpeg_block_visits:
                 return cost(True)
             found = _SCAN_END.search(data, end)
+            scan_data += (found.start() if found else n) - end
+            if scans > 1 and scan_data > limits.max_multi_scan_data_bytes:
+                return cost(True)
             if found is None:
                 break
             pos = found.start()
@@ -254,6 +265,10 @@ def _jpeg_too_costly(data: bytes, limits: CostLimits) -> str | None:
     if cost.stray_bytes > limits.max_jpeg_stray_bytes or cost.segments > limits.max_jpeg_segments:
         return (f"JPEG has more than {limits.max_jpeg_segments:,} segments or {limits.max_jpeg_stray_bytes:,} "
                 "bytes between them (each is read on its own; a camera writes a few dozen): re-save it")
+    if cost.scans > 1 and cost.scan_data_bytes > limits.max_multi_scan_data_bytes:
+        return (f"{coding}JPEG in {cost.scans:,} or more scans has more than {limits.max_multi_scan_data_bytes:,} "
+                "bytes of image data (each byte of a multi-scan JPEG is costly to decode, and the checks decode it "
+                "several times); re-save it as baseline JPEG, or at a lower quality")
     if cost.scans > limits.max_jpeg_scans:
         return (f"{coding}JPEG has more than {limits.max_jpeg_scans:,} scans (cameras write at most about 10; each "
                 "scan is another pass of the decoder over the image): a CPU bomb, or re-save it as baseline JPEG")

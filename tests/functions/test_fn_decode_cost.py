@@ -251,3 +251,21 @@ def test_a_lossless_jpeg_counts_every_sample():
     lossless = dc.many_scan_jpeg((1000, 1000), 0, arithmetic=True).replace(b"\xff\xca", b"\xff\xc3", 1)
     cost = jpeg_block_visits(lossless)
     assert cost.visits == 125 * 125 * 64 and not cost.arithmetic
+
+
+def test_a_multi_scan_jpeg_with_more_image_data_than_the_limit_is_refused_and_a_baseline_one_is_not():
+    # Each byte of a progressive file's data is decoded through libjpeg's coefficient buffer, up to five times by the
+    # scan check: 21.6 MB of it cost 5.4 s. The limit scaled down here; the rule is the same.
+    import numpy as np
+
+    noise = Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 400, 3), dtype=np.uint8), "RGB")
+    small = CostLimits(max_multi_scan_data_bytes=100_000)
+    for progressive in (True, False):
+        data = mc._save(noise, "JPEG", quality=95, progressive=progressive)
+        assert len(data) > 110_000
+        result = normalise(data, Limits(cost=small))
+        if progressive:
+            assert isinstance(result, Rejection) and result.reason == decode_cost.REASON, result
+            assert "100,000 bytes of image data" in result.message
+        else:
+            assert isinstance(result, NormalisedImage), result
