@@ -91,8 +91,8 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("JPEG baseline noise 7000x5000 q90 (entropy data)", lambda: _noise_jpeg((7000, 5000), 90)),
     ("JPEG baseline noise 7000x5000 q90, warning", lambda: _worst_path(_noise_jpeg((7000, 5000), 90,
                                                                                    corner=128))),
-    ("JPEG progressive noise 3400x2600, 7 MiB data, warning", lambda: _worst_path(_noise_jpeg(
-        (3400, 2600), 90, progressive=True, corner=128))),
+    ("JPEG progressive noise 3000x2350, 5.8 MB data, warning", lambda: _worst_path(_noise_jpeg(
+        (3000, 2350), 90, progressive=True, corner=128))),
     ("JPEG progressive 4:4:4 7000x7000 (libjpeg script)", lambda: mc.jpeg((7000, 7000), progressive=True,
                                                                           subsampling=0)),
     ("JPEG progressive grey 8000x8000, 1+22 scans (visit cap)",

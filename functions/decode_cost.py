@@ -107,7 +107,7 @@ class CostLimits:
     max_jpeg_segments: int = 5_000
     max_jpeg_stray_bytes: int = 100_000
     max_jpeg_block_visits: int = 24_000_000
-    max_multi_scan_data_bytes: int = 7 * MiB
+    max_multi_scan_data_bytes: int = 6_000_000
     arithmetic_weight: int = 2
     max_frames: int = 10_000
     max_gif_blocks: int = 300_000
