@@ -39,9 +39,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import mimetypes
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +64,27 @@ log = logging.getLogger("cvops.functions")
 install_log_redaction()
 
 _observers: list[Callable[[RoutedBlob], None]] = []
-# Deferred JPEG scan checks (images.normalise): Pillow decodes without the GIL, so a check overlaps the prediction call.
-_SCAN_CHECKS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvops-scan-check")
+
+
+def start_scan_check(check: Callable[[], images.Rejection | None]) -> Future[images.Rejection | None]:
+    """Run a deferred JPEG scan check (images.normalise) on a thread of its own, while the prediction call waits on
+    the network (libjpeg decodes without the GIL).
+
+    Why not a shared pool: four slow files held a 4-thread pool and every ordinary photo behind them waited 16 s
+    (issue 17). One thread per invocation is bounded by the host's own concurrency, the memory gate bounds what the
+    checks hold together, and :mod:`functions.decode_cost` bounds what each one costs.
+    """
+    future: Future[images.Rejection | None] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(check())
+            except BaseException as exc:  # handed to the waiting caller, as a pool would
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="cvops-scan-check", daemon=True).start()
+    return future
 
 
 @contextlib.contextmanager
@@ -132,7 +152,7 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     else:
         model = {"project_id": config.project_id, "publish_name": config.publish_name, "iteration_id": None,
                  "stored": config.store_predictions}
-    scan = _SCAN_CHECKS.submit(checked.pending_check) if checked.pending_check is not None else None
+    scan = start_scan_check(checked.pending_check) if checked.pending_check is not None else None
     started = time.perf_counter()
     try:
         if exported is not None:

@@ -34,6 +34,7 @@ import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from cvops import limits
+from functions import decode_cost
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -138,6 +139,8 @@ class Limits:
     min_side_when_shrinking: int = 512
     max_input_bytes: int = 32 * MiB
     memory_budget_bytes: int = MEMORY_BUDGET_BYTES
+    cost: decode_cost.CostLimits = decode_cost.COST_LIMITS
+    """What decoding may cost in CPU (scans, frames, chunks...): :class:`functions.decode_cost.CostLimits`."""
 
 
 @dataclass(frozen=True)
@@ -361,8 +364,9 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
     """Check ``data`` is one complete, supported image within ``limits``; fix what can be fixed.
 
     Rejection codes: ``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``,
-    ``decompression_bomb`` (more pixels, or more memory to decode, than this function allows), ``bad_aspect_ratio``,
-    ``too_large`` (over the input or the prediction byte limit).
+    ``decompression_bomb`` (more pixels, or more memory to decode, than this function allows),
+    ``too_costly_to_decode`` (more CPU to decode than this function allows: :mod:`functions.decode_cost`),
+    ``bad_aspect_ratio``, ``too_large`` (over the input or the prediction byte limit).
 
     ``defer_scan_check``: a JPEG sent as it is gets its scan check (a 1/8-scale decode of the whole stream, about 10 ms
     a megabyte, the bulk of this function's time) returned as ``pending_check`` instead of run here, so the caller can
@@ -522,6 +526,9 @@ def _inspect(data: bytes, limits: Limits) -> _Inspection | Rejection:
     oversize = input_too_large(len(data), limits)
     if oversize:
         return oversize
+    costly = decode_cost.too_costly(data, limits.cost)  # before Pillow: its header parsing is part of the cost
+    if costly:
+        return Rejection(decode_cost.REASON, costly)
     opened = _open(data, limits)
     if isinstance(opened, Rejection):
         return opened
@@ -953,7 +960,8 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
     if plan.decode_scale > 1:
         image.draft(image.mode, (max(1, image.width // plan.decode_scale), max(1, image.height // plan.decode_scale)))
     if "first_frame" in needed:
-        frames = getattr(image, "n_frames", 1)
+        # Counted from the structure: Pillow's own TIFF count is O(n^2) (decode_cost refused what is over its cap).
+        frames = decode_cost.frame_count(data, fmt, limits.cost) or getattr(image, "n_frames", 1)
         image.seek(0)
         changes.append(f"animated {fmt} with {frames} frames: first frame used")
     image.load()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import decode_cost_cases as dc
 import function_samples as samples
 import pytest
 from fn_helpers import scene
@@ -56,7 +57,8 @@ def test_no_tag_passing_is_rejected_when_the_policy_says_so(function_env):
     (samples.ico, "unsupported_format"),
     (lambda: samples.png_bomb(40_000), "decompression_bomb"),
     (lambda: samples.wide_png((2600, 100)), "bad_aspect_ratio"),
-], ids=["empty", "truncated", "text", "ico", "bomb", "aspect"])
+    (lambda: dc.many_scan_jpeg((2048, 2048), 200, arithmetic=True), "too_costly_to_decode"),
+], ids=["empty", "truncated", "text", "ico", "bomb", "aspect", "cpu_bomb"])
 def test_an_unusable_image_is_quarantined_with_its_reason_and_the_invocation_succeeds(function_env, make, reason):
     data = make()
     function_env.upload("bad.jpg", data)
