@@ -34,7 +34,7 @@ import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from cvops import limits
-from functions import completeness
+from functions import completeness, png_strips
 from functions.completeness import Rejection
 
 __all__ = [
@@ -228,7 +228,7 @@ def _decoder_extra(fmt: str, mode: str, pixels: int) -> int:
 
 def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, limits: Limits = Limits(),  # noqa: B008
                     *, convert: bool, jpeg_coefficient_bytes: int = 0, checked_by_decode: bool = True,
-                    model_side: int | None = None) -> MemoryEstimate:
+                    model_side: int | None = None, model_by_strips: bool = False) -> MemoryEstimate:
     """Peak memory of validating one image, and the decode scale and working size that keep it under
     ``limits.memory_budget_bytes``.
 
@@ -248,7 +248,8 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
 
     ``model_side``: an in-process model of that input side gets its picture from the same validation
     (:func:`normalise` with ``model_side``). Its cost is added (:func:`_model_picture_bytes`), and an image that is
-    otherwise only checked by its checksums (a PNG) is counted as decoded whole: the model needs its pixels.
+    otherwise only checked by its checksums (a PNG) is counted as decoded whole: the model needs its pixels; unless
+    ``model_by_strips`` (a PNG :mod:`functions.png_strips` decodes a strip at a time): then one strip is.
     """
     width, height = size
     storage = _storage_bytes(mode)
@@ -256,12 +257,15 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
     label = f"{mode} {fmt} {width}x{height}"
     model = 0
     if model_side is not None:
-        model = _model_picture_bytes(fmt, mode, size, model_side, from_decode=convert or fmt != "JPEG")
+        model = _model_picture_bytes(fmt, mode, size, model_side, from_decode=convert or fmt != "JPEG",
+                                     by_strips=model_by_strips and not convert)
         label += f" (with the picture for a model of input side {model_side})"
     if not convert:
         if fmt == "JPEG":
             peak = max(_jpeg_check_bytes(size, storage, data_len, fixed, jpeg_coefficient_bytes),
                        fixed + jpeg_coefficient_bytes + model)
+        elif model_side is not None and model_by_strips:
+            peak = fixed + model
         elif checked_by_decode or model_side is not None:
             peak = fixed + width * height * storage + _decoder_extra(fmt, mode, width * height) + model
         else:
@@ -305,14 +309,17 @@ _STRIP_PIXELS = 1 << 20
 """Pixels per strip when the model's picture is made from a decoded image (:func:`_model_picture`)."""
 
 
-def _model_picture_bytes(fmt: str, mode: str, size: tuple[int, int], side: int, *, from_decode: bool) -> int:
+def _model_picture_bytes(fmt: str, mode: str, size: tuple[int, int], side: int, *, from_decode: bool,
+                         by_strips: bool = False) -> int:
     """What making an in-process model's picture adds, beside the decoded image the plan already counts.
 
     ``from_decode`` (every format but an unchanged JPEG): :func:`_model_picture` converts and shrinks the decoded
     image one strip at a time: a strip (cropped, then RGB: 4 + 4 bytes a pixel), the image narrowed to ``side``
     columns (4 bytes a pixel), the ``side`` x ``side`` result. An unchanged JPEG is decoded again, reduced by libjpeg
     (:func:`decode_for_model`): at most Pillow's 1/2, 1/4 or 1/8 scale that keeps both sides twice ``side``, 4 bytes
-    a pixel and its RGB copy. Both: the model's input tensor (float32, three copies while it is laid out)."""
+    a pixel and its RGB copy. ``by_strips``: a PNG decoded strip by strip from its file (:mod:`functions.png_strips`):
+    only a strip is ever decoded (``STRIP_BYTES_PER_PIXEL``). All: the model's input tensor (float32, three copies
+    while it is laid out)."""
     width, height = size
     tensor = 3 * 4 * side * side * 3 + 4 * side * side
     if not from_decode:
@@ -320,7 +327,8 @@ def _model_picture_bytes(fmt: str, mode: str, size: tuple[int, int], side: int, 
         scale = max((s for s in (1, 2, 4, 8) if min(width, height) // s >= at_least), default=1)
         return 8 * math.ceil(width / scale) * math.ceil(height / scale) + tensor
     rows = min(height, max(1, _STRIP_PIXELS // max(1, width)))
-    return (_storage_bytes(mode) + 8) * rows * width + 4 * side * rows + 4 * side * height + tensor
+    per_pixel = png_strips.STRIP_BYTES_PER_PIXEL if by_strips else _storage_bytes(mode) + 8
+    return per_pixel * rows * width + 4 * side * rows + 4 * side * height + tensor
 
 
 def _jpeg_check_bytes(size: tuple[int, int], storage: int, data_len: int, fixed: int, coefficients: int) -> int:
@@ -415,6 +423,10 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                          "bomb, or an image far larger than prediction needs); downscale it before uploading")
     with _GATE.reserve(plan.peak_bytes):
         try:
+            # After the plan: a bomb is refused by its header before its data is inflated (that costs CPU).
+            problem = completeness.png_complete(data) if fmt == "PNG" else None
+            if problem:
+                return problem
             deferred = defer_scan_check and layout is not None and not needed
             decoded, warned = None, False
             if layout is not None and not needed and model_side is not None and _decodes_strictly(image):
@@ -482,6 +494,9 @@ def decode_for_model(data: bytes, side: int) -> Image.Image:
     covers a reduced one (:func:`memory_plan` with ``model_side``).
     """
     image = Image.open(io.BytesIO(data))
+    if image.format == "PNG" and png_strips.applicable(data):
+        image.close()
+        return _png_model_picture(data, side)
     if image.format != "JPEG":
         with image:
             image.load()
@@ -506,6 +521,8 @@ def _decode_model_picture(data: bytes, fmt: str, side: int) -> Image.Image:
     (reduced by libjpeg), anything else decoded whole and made small strip by strip (:func:`_model_picture`)."""
     if fmt in _JPEG_FAMILY:
         return decode_for_model(data, side)
+    if fmt == "PNG" and png_strips.applicable(data):
+        return _png_model_picture(data, side)
     with Image.open(io.BytesIO(data), formats=[fmt]) as image:
         image.load()
         return _model_picture(image, side)
@@ -518,16 +535,31 @@ def _model_picture(image: Image.Image, side: int) -> Image.Image:
     Pillow's bicubic resize is two passes, each rounded to 8 bits: rows first (each row on its own), then columns.
     So converting and narrowing each strip of rows to ``side`` columns, then resizing the narrow image to ``side``
     rows, gives exactly the pixels of ``image.convert("RGB").resize((side, side), BICUBIC)``
-    (tests/functions/test_fn_images.py compares them), without its two full-size buffers (the RGB copy, and the
+    (tests/functions/test_fn_containers.py compares them), without its two full-size buffers (the RGB copy, and the
     premultiplied copy Pillow makes of an image with alpha): 811 MiB for a 10240 x 10240 RGBA PNG.
     """
     width, height = image.size
     rows = max(1, _STRIP_PIXELS // width)
+    return _narrowed((image.crop((0, top, width, min(height, top + rows))) for top in range(0, height, rows)),
+                     height, side)
+
+
+def _png_model_picture(data: bytes, side: int) -> Image.Image:
+    """:func:`_model_picture` of a PNG never decoded whole: its strips straight from the file
+    (:mod:`functions.png_strips`), so memory is one strip's, whatever the image's size."""
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return _narrowed(png_strips.strips(data, max(1, _STRIP_PIXELS // width)), height, side)
+
+
+def _narrowed(strips: Iterator[Image.Image], height: int, side: int) -> Image.Image:
+    """Strips of rows, top to bottom, each made RGB and narrowed to ``side`` columns, then the whole to ``side`` rows."""
     narrow = Image.new("RGB", (side, height))
-    for top in range(0, height, rows):
-        with image.crop((0, top, width, min(height, top + rows))) as strip:
+    top = 0
+    for strip in strips:
+        with strip:
             rgb = strip if strip.mode == "RGB" else strip.convert("RGB")
             narrow.paste(rgb.resize((side, rgb.height), Image.Resampling.BICUBIC), (0, top))
+            top += rgb.height
             rgb.close()
     return _replace(narrow, narrow.resize((side, side), Image.Resampling.BICUBIC))
 
@@ -605,7 +637,7 @@ def _inspect(data: bytes, limits: Limits, model_side: int | None = None) -> _Ins
         if isinstance(layout, Rejection):
             return layout
     elif fmt == "PNG":
-        problem = _png_checksums(data) or completeness.png_complete(data)
+        problem = _png_checksums(data)
         if problem:
             return problem
     try:
@@ -614,7 +646,8 @@ def _inspect(data: bytes, limits: Limits, model_side: int | None = None) -> _Ins
         return _decode_failure(fmt, exc)
     plan = estimate_memory("JPEG" if fmt in _JPEG_FAMILY else fmt, image.mode, image.size, len(data), limits,
                            convert=bool(needed), jpeg_coefficient_bytes=layout.coefficient_bytes if layout else 0,
-                           checked_by_decode=not _ends_cleanly(data, fmt), model_side=model_side)
+                           checked_by_decode=not _ends_cleanly(data, fmt), model_side=model_side,
+                           model_by_strips=fmt == "PNG" and png_strips.applicable(data))
     return _Inspection(image, layout, needed, plan)
 
 

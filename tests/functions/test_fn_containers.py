@@ -218,8 +218,7 @@ def _closed(fmt: str, data: bytes, cut: int) -> bytes:
     if fmt == "JPEG":
         return head + b"\xff\xd9"
     if fmt == "MPO":
-        second = _mpo_offsets(data)[1]
-        return head + b"\xff\xd9" + data[second:] if cut < second else head + b"\xff\xd9"
+        return head + b"\xff\xd9"
     if fmt == "PNG":
         idat_start = data.index(b"IDAT") + 4
         kept = _idat(data)[:max(0, cut - idat_start)]
@@ -250,6 +249,21 @@ def test_a_file_cut_at_any_point_is_refused_or_decodes_to_the_same_picture(fmt, 
     _same_or_refused(fmt, damaged, MODEL_SIDE if model else None)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(where=st.floats(0.0, 1.0), model=st.booleans())
+def test_an_mpo_whose_first_pictures_data_is_cut_and_closed_before_the_second_is_refused(where, model):
+    """The phone's damaged MPO: the first picture's image data stops, an end marker follows, then the other pictures
+    (a cut inside the first picture's header segments is not covered: its segment lengths then swallow the next
+    picture's header, and what decodes is a JPEG of its own)."""
+    data = ORIGINALS["MPO"]
+    second = _mpo_offsets(data)[1]
+    first_scan = data.index(b"\xff\xda")
+    first_scan += 2 + int.from_bytes(data[first_scan + 2:first_scan + 4], "big")
+    end = data.rindex(b"\xff\xd9", 0, second)
+    cut = first_scan + round(where * (end - first_scan - 1))
+    _same_or_refused("MPO", data[:cut] + b"\xff\xd9" + data[second:], MODEL_SIDE if model else None)
+
+
 @pytest.mark.parametrize("fmt", sorted(ORIGINALS))
 def test_a_file_cut_in_its_last_bytes_is_refused_or_decodes_to_the_same_picture(fmt):
     """The cuts a random draw rarely hits: inside the last few bytes, where only an end marker or a checksum is."""
@@ -270,3 +284,56 @@ def test_the_strip_by_strip_model_picture_equals_a_whole_image_resize(mode, monk
     assert _model_picture(image, MODEL_SIDE * 7).tobytes() == expected.tobytes()
     png = _save(image, "PNG")
     assert decode_for_model(png, MODEL_SIDE * 7).tobytes() == expected.tobytes()
+
+
+def _paeth(left: int, up: int, corner: int) -> int:
+    estimate = left + up - corner
+    near = min((abs(estimate - left), 0), (abs(estimate - up), 1), (abs(estimate - corner), 2))[1]
+    return (left, up, corner)[near]
+
+
+def _filtered_png(size: tuple[int, int], depth: int, color_type: int, seed: int) -> bytes:
+    """A PNG whose rows cycle through all five filter types (None, Sub, Up, Average, Paeth), from random samples."""
+    width, height = size
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    stride = -(-width * channels * depth // 8)
+    bpp = max(1, channels * depth // 8)
+    rng = random.Random(seed)
+    rows = [bytes(rng.getrandbits(8) for _ in range(stride)) for _ in range(height)]
+    previous = bytes(stride)
+    out = b""
+    for index, row in enumerate(rows):
+        kind = index % 5
+        encoded = bytearray()
+        for x, value in enumerate(row):
+            left = row[x - bpp] if x >= bpp else 0
+            up, corner = previous[x], previous[x - bpp] if x >= bpp else 0
+            predictor = (0, left, up, (left + up) // 2, _paeth(left, up, corner))[kind]
+            encoded.append((value - predictor) % 256)
+        out += bytes([kind]) + bytes(encoded)
+        previous = row
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    palette = _chunk(b"PLTE", bytes(rng.getrandbits(8) for _ in range(3 * 256))) if color_type == 3 else b""
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + palette + _chunk(b"IDAT", zlib.compress(out)) + \
+        _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("depth", "color_type"), [(8, 2), (8, 6), (8, 0), (8, 4), (8, 3), (4, 3), (2, 0), (1, 0),
+                                                    (4, 0), (1, 3)])
+def test_a_png_decoded_strip_by_strip_gives_pillows_whole_decode_exactly(depth, color_type, monkeypatch):
+    """The model path decodes a large PNG a few rows at a time (functions/png_strips.py): every filter type, every
+    bit depth up to 8, strips that end mid-way through the image."""
+    from functions import png_strips
+
+    data = _filtered_png((37, 23), depth, color_type, seed=depth * 10 + color_type)
+    with Image.open(io.BytesIO(data)) as whole:
+        whole.load()
+        assembled = Image.new(whole.mode, whole.size)
+        top = 0
+        for strip in png_strips.strips(data, rows=4):
+            assembled.paste(strip, (0, top))
+            top += strip.height
+        assert top == 23 and assembled.tobytes() == whole.tobytes()
+        expected = whole.convert("RGB").resize((16, 16), Image.Resampling.BICUBIC).tobytes()
+    monkeypatch.setattr(images, "_STRIP_PIXELS", 37 * 4)
+    assert normalise(data, model_side=16).decoded.tobytes() == expected
