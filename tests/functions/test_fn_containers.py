@@ -224,10 +224,22 @@ def _closed(fmt: str, data: bytes, cut: int) -> bytes:
         kept = _idat(data)[:max(0, cut - idat_start)]
         return _png_rebuilt(data, idat=kept) if cut > idat_start else head + _chunk(b"IEND", b"")
     if fmt == "GIF":
-        return head + b"\x00\x3b"
+        return _gif_closed(data, cut)
     if fmt == "WEBP" and cut >= 8:
         return head[:4] + struct.pack("<I", cut - 8) + head[8:]
     return head  # BMP, TIFF: no end marker to append
+
+
+def _gif_closed(data: bytes, cut: int) -> bytes:
+    """A GIF cut inside its image data and closed properly: the sub-block the cut falls in shortened to what is left,
+    then the block terminator and the trailer (any LZW decoder reads it to the end without an error)."""
+    descriptor = data.index(b"\x2c", 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 13))
+    pos = descriptor + 10 + (3 << ((data[descriptor + 9] & 7) + 1) if data[descriptor + 9] & 0x80 else 0) + 1
+    while data[pos] and pos + 1 + data[pos] < cut:
+        pos += 1 + data[pos]
+    if cut <= pos or not data[pos]:
+        return data[:cut] + b"\x00\x3b"
+    return data[:pos] + bytes([cut - pos - 1]) + data[pos + 1:cut] + b"\x00\x3b"
 
 
 def _same_or_refused(fmt: str, damaged: bytes, model_side: int | None) -> None:
