@@ -167,7 +167,8 @@ def _oriented(fmt: str, orientation: int) -> bytes:
     stored = _upright() if _UNDO[orientation] is None else _upright().transpose(_UNDO[orientation])
     exif = Image.Exif()
     exif[0x0112] = orientation
-    options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}, "TIFF": {}, "PNG": {}}[fmt]
+    options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}, "TIFF": {}, "PNG": {},
+               "MPO": {"quality": 95, "subsampling": 0, "save_all": True, "append_images": [stored]}}[fmt]
     return _save(stored, fmt, exif=exif.tobytes(), **options)
 
 
@@ -182,9 +183,10 @@ def _close(found: list[tuple[int, ...]]) -> bool:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "PNG", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "PNG", "WEBP", "MPO"])
 def test_each_exif_orientation_is_applied_exactly_once_in_every_format(fmt, orientation):
-    """Pillow 12 turns a TIFF itself when it loads it; the app turned it again (orientations 2-8 came out wrong)."""
+    """Pillow 12 turns a TIFF itself when it loads it; the app turned it again (orientations 2-8 came out wrong).
+    A PNG's orientation is in its eXIf chunk; a phone's MPO carries its first picture's EXIF, as a JPEG does."""
     data = _oriented(fmt, orientation)
     result = normalise(data, model_side=MODEL_SIDE)
     assert isinstance(result, NormalisedImage), result
