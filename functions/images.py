@@ -161,8 +161,9 @@ class NormalisedImage:
     """With ``normalise(..., defer_scan_check=True)``: the JPEG scan check still to run (None: nothing left). It returns
     the rejection the inline check would have; the caller must run it and honour it before acting on the image."""
     decoded: Image.Image | None = field(default=None, compare=False, repr=False)
-    """With ``normalise(..., model_side=S)``: the picture :func:`decode_for_model` gives for a model of input side S,
-    from the one decode that also proved the JPEG whole (None: the caller decodes ``data`` itself)."""
+    """With ``normalise(..., model_side=S)``: the picture a model of input side S resizes from, made within the
+    image's memory plan whatever its format (a JPEG's from the one decode that also proved it whole, a converted
+    image's from its conversion; None without ``model_side``: the caller decodes ``data`` itself)."""
     decode_bytes: int | None = field(default=None, compare=False)
     """The planned peak memory of decoding ``data`` when it is the original (None after a conversion): what a second
     decode of it (an in-process model's) reserves, without parsing the file again."""
