@@ -8,8 +8,9 @@ pixels are finally decoded, which on the in-process model path happened outside 
 a poisoned message and no record). These functions read the container's own structure and the zlib streams it
 holds, so the verdict is the same on every path, with no pixel buffer: bytes in, a :class:`Rejection` or None out.
 
-The cost is one inflate of the image data, streamed (a bounded window, never the decoded image): about 30 ms for a
-4 MB photo PNG.
+The cost is one inflate of the image data, streamed (a bounded window, never the decoded image): 16 ms of CPU for a
+3.2 MB PNG of 1200 x 900 noise (``time.process_time()`` around :func:`png_complete`), 0.37 s for the 400 MiB of
+rows of a 10240 x 10240 RGBA PNG. It runs after the memory plan, so a PNG refused by its header is never inflated.
 """
 
 from __future__ import annotations
