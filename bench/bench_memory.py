@@ -10,8 +10,10 @@ its pool.
 
 Prints a table: case, file size, decision (accepted / shrunk / quarantined with its reason), the plan's estimate
 and the measured peak per image against the 200 MiB budget; then the eight-at-once peaks against the 2,048 MiB
-instance. Asserts nothing (tests/functions/test_fn_memory_budget.py does). Run: ``python bench/bench_memory.py``
-(``--keep DIR`` to reuse generated files between runs).
+instance. Both for the Prediction API's path and for the in-process model's (``CVOPS_MODEL``: validation also
+makes the model's picture, for a 224 px input). Asserts nothing (tests/functions/test_fn_memory_budget.py does).
+Run: ``python bench/bench_memory.py`` (``--keep DIR`` to reuse generated files between runs, ``--path api|model``
+for one path).
 """
 
 from __future__ import annotations
@@ -35,20 +37,19 @@ def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value / MiB:,.0f}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="folder for the generated files (kept and reused)")
-    args = parser.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="cvops-memory-"))
-    started = time.perf_counter()
-    paths = mc.write_cases(folder)
-    print(f"generated {len(paths)} cases in {time.perf_counter() - started:.1f} s ({folder})\n")
+MODEL_SIDE = 224
+"""The input side of a Custom Vision compact export (and the local service's): the model path's figures use it."""
+
+
+def _path_figures(paths: dict[str, Path], model_side: int | None) -> None:
+    """One table (each case alone) and the eight-at-once runs, for the API path or the in-process model's path."""
+    title = "API path (validation, bytes sent to the Prediction API)" if model_side is None else \
+        f"model path (CVOPS_MODEL: validation and the picture for a model of input side {model_side})"
     header = f"{'case':<46} {'file bytes':>11} {'est MiB':>8} {'peak MiB':>9}  decision"
-    print(header)
-    print("-" * len(header))
+    print(f"{title}\n{header}\n{'-' * len(header)}")
     peaks: dict[str, int] = {}
     for name, path in paths.items():
-        measured = mc.measure([path])
+        measured = mc.measure([path], model_side=model_side)
         result = measured["results"][0]
         peak = measured["peak"] - measured["base"]
         peaks[name] = peak
@@ -67,10 +68,27 @@ def main() -> int:
             (f"16 x {worst} (queue batch beside blobs; the gate holds them to the pool)", [worst] * 16))
     for label, names in runs:
         began = time.perf_counter()
-        measured = mc.measure([paths[name] for name in names], with_app=True)
+        measured = mc.measure([paths[name] for name in names], with_app=True, model_side=model_side)
         print(f"{len(names)} at once, {label}: process peak {_mib(measured['peak'])} MiB (app and interpreter "
               f"{_mib(measured['base'])} MiB) against {_mib(INSTANCE_MEMORY_BYTES)} MiB per instance "
               f"({_mib(limit)} MiB after the host's allowance), {time.perf_counter() - began:.1f} s")
+    print()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="folder for the generated files (kept and reused)")
+    parser.add_argument("--path", choices=("api", "model", "both"), default="both",
+                        help="which path to measure: the Prediction API's, the in-process model's, or both")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="cvops-memory-"))
+    started = time.perf_counter()
+    paths = mc.write_cases(folder)
+    print(f"generated {len(paths)} cases in {time.perf_counter() - started:.1f} s ({folder})\n")
+    if args.path in ("api", "both"):
+        _path_figures(paths, None)
+    if args.path in ("model", "both"):
+        _path_figures(paths, MODEL_SIDE)
     return 0
 
 

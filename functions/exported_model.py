@@ -205,8 +205,8 @@ class ExportedModel:
         return sorted(pairs, key=lambda pair: -pair[1])
 
     def predict_checked(self, checked: images.NormalisedImage) -> list[tuple[str, float]]:
-        """Probabilities for an image :func:`functions.images.normalise` accepted: from the picture it decoded when
-        called with ``model_side=self.size`` (one decode for the check and the model), else from its bytes."""
+        """Probabilities for an image :func:`functions.images.normalise` accepted: from the picture it made when
+        called with ``model_side=self.size`` (within its memory plan, whatever the format), else from its bytes."""
         if checked.decoded is not None:
             return self.predict_image(checked.decoded)
         return self.predict(checked.data, decode_bytes=checked.decode_bytes)
@@ -217,7 +217,7 @@ class ExportedModel:
         :func:`functions.images.normalise` first, as the app does: it refuses what would not fit, and its
         ``decode_bytes`` spares this a second parse of the file)."""
         if decode_bytes is None:
-            plan = images.memory_plan(image_bytes)
+            plan = images.memory_plan(image_bytes, model_side=self.size)
             decode_bytes = plan.peak_bytes if isinstance(plan, images.MemoryEstimate) else 0
         with images.reserved(decode_bytes), images.decode_for_model(image_bytes, self.size) as image:
             return self.predict_image(image)

@@ -34,7 +34,8 @@ import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from cvops import limits
-from functions import decode_cost
+from functions import completeness, decode_cost, png_strips
+from functions.completeness import Rejection
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -88,6 +89,8 @@ CONVERTIBLE_FORMATS = frozenset({"TIFF", "WEBP"})
 """Formats cameras and scanners produce that Pillow decodes safely: converted to PNG or JPEG before prediction."""
 
 _EXIF_ORIENTATION = 0x0112
+_JPEG_FAMILY = frozenset({"JPEG", "MPO"})
+"""Pillow opens a phone's MPO (a JPEG followed by more JPEGs) as "MPO": its first picture is checked as a JPEG."""
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _NEEDS_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, TypeError, Image.DecompressionBombError)
@@ -160,8 +163,9 @@ class NormalisedImage:
     """With ``normalise(..., defer_scan_check=True)``: the JPEG scan check still to run (None: nothing left). It returns
     the rejection the inline check would have; the caller must run it and honour it before acting on the image."""
     decoded: Image.Image | None = field(default=None, compare=False, repr=False)
-    """With ``normalise(..., model_side=S)``: the picture :func:`decode_for_model` gives for a model of input side S,
-    from the one decode that also proved the JPEG whole (None: the caller decodes ``data`` itself)."""
+    """With ``normalise(..., model_side=S)``: the picture a model of input side S resizes from, made within the
+    image's memory plan whatever its format (a JPEG's from the one decode that also proved it whole, a converted
+    image's from its conversion; None without ``model_side``: the caller decodes ``data`` itself)."""
     decode_bytes: int | None = field(default=None, compare=False)
     """The planned peak memory of decoding ``data`` when it is the original (None after a conversion): what a second
     decode of it (an in-process model's) reserves, without parsing the file again."""
@@ -178,17 +182,6 @@ class NormalisedImage:
             "original_height": self.original_height, "original_bytes": self.original_bytes,
             "changes": list(self.changes),
         }
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why an image cannot be classified. ``reason`` is a stable code (for queries), ``message`` says it to a person."""
-
-    reason: str
-    message: str
-
-    def summary(self) -> dict:
-        return {"reason": self.reason, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -237,8 +230,8 @@ def _decoder_extra(fmt: str, mode: str, pixels: int) -> int:
 
 
 def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, limits: Limits = Limits(),  # noqa: B008
-                    *, convert: bool, jpeg_coefficient_bytes: int = 0, checked_by_decode: bool = True
-                    ) -> MemoryEstimate:
+                    *, convert: bool, jpeg_coefficient_bytes: int = 0, checked_by_decode: bool = True,
+                    model_side: int | None = None, model_by_strips: bool = False) -> MemoryEstimate:
     """Peak memory of validating one image, and the decode scale and working size that keep it under
     ``limits.memory_budget_bytes``.
 
@@ -255,21 +248,34 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
     checksums (``checked_by_decode`` False: no decode), other formats by one full decode. JPEGs try scales 1, 1/2,
     1/4, 1/8 (the first that is still at least ``max_side`` when downscaling, then smaller ones); if none fits, or
     for other formats, the working image is shrunk further to fit, down to 256 px on its short side.
+
+    ``model_side``: an in-process model of that input side gets its picture from the same validation
+    (:func:`normalise` with ``model_side``). Its cost is added (:func:`_model_picture_bytes`), and an image that is
+    otherwise only checked by its checksums (a PNG) is counted as decoded whole: the model needs its pixels; unless
+    ``model_by_strips`` (a PNG :mod:`functions.png_strips` decodes a strip at a time): then one strip is.
     """
     width, height = size
     storage = _storage_bytes(mode)
     fixed = _INPUT_COPIES * data_len + _FIXED_OVERHEAD_BYTES
     label = f"{mode} {fmt} {width}x{height}"
+    model = 0
+    if model_side is not None:
+        model = _model_picture_bytes(fmt, mode, size, model_side, from_decode=convert or fmt != "JPEG",
+                                     by_strips=model_by_strips and not convert)
+        label += f" (with the picture for a model of input side {model_side})"
     if not convert:
         if fmt == "JPEG":
-            peak = _jpeg_check_bytes(size, storage, data_len, fixed, jpeg_coefficient_bytes)
-        elif checked_by_decode:
-            peak = fixed + width * height * storage + _decoder_extra(fmt, mode, width * height)
+            peak = max(_jpeg_check_bytes(size, storage, data_len, fixed, jpeg_coefficient_bytes),
+                       fixed + jpeg_coefficient_bytes + model)
+        elif model_side is not None and model_by_strips:
+            peak = fixed + model
+        elif checked_by_decode or model_side is not None:
+            peak = fixed + width * height * storage + _decoder_extra(fmt, mode, width * height) + model
         else:
             peak = fixed
         return MemoryEstimate(peak, 8 if fmt == "JPEG" else 1, width * height, False,
                               peak <= limits.memory_budget_bytes, label)
-    fixed += 3 * limits.max_bytes
+    fixed += 3 * limits.max_bytes + model
     side_limit = limits.max_side
     scales = (1, 2, 4, 8) if fmt == "JPEG" else (1,)
     if fmt == "JPEG" and max(size) > side_limit:  # the smallest decode still at least max_side, then smaller ones
@@ -300,6 +306,32 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
         peak = max(peak, _jpeg_check_bytes(size, storage, data_len, fixed, jpeg_coefficient_bytes))
     return MemoryEstimate(peak, scale, shrunk, True,
                           short_side >= _MIN_WORK_SIDE and peak <= limits.memory_budget_bytes, label)
+
+
+_STRIP_PIXELS = 1 << 20
+"""Pixels per strip when the model's picture is made from a decoded image (:func:`_model_picture`)."""
+
+
+def _model_picture_bytes(fmt: str, mode: str, size: tuple[int, int], side: int, *, from_decode: bool,
+                         by_strips: bool = False) -> int:
+    """What making an in-process model's picture adds, beside the decoded image the plan already counts.
+
+    ``from_decode`` (every format but an unchanged JPEG): :func:`_model_picture` converts and shrinks the decoded
+    image one strip at a time: a strip (cropped, then RGB: 4 + 4 bytes a pixel), the image narrowed to ``side``
+    columns (4 bytes a pixel), the ``side`` x ``side`` result. An unchanged JPEG is decoded again, reduced by libjpeg
+    (:func:`decode_for_model`): at most Pillow's 1/2, 1/4 or 1/8 scale that keeps both sides twice ``side``, 4 bytes
+    a pixel and its RGB copy. ``by_strips``: a PNG decoded strip by strip from its file (:mod:`functions.png_strips`):
+    only a strip is ever decoded (``STRIP_BYTES_PER_PIXEL``). All: the model's input tensor (float32, three copies
+    while it is laid out)."""
+    width, height = size
+    tensor = 3 * 4 * side * side * 3 + 4 * side * side
+    if not from_decode:
+        at_least = math.ceil(side * MODEL_DECODE_GAP)
+        scale = max((s for s in (1, 2, 4, 8) if min(width, height) // s >= at_least), default=1)
+        return 8 * math.ceil(width / scale) * math.ceil(height / scale) + tensor
+    rows = min(height, max(1, _STRIP_PIXELS // max(1, width)))
+    per_pixel = png_strips.STRIP_BYTES_PER_PIXEL if by_strips else _storage_bytes(mode) + 8
+    return per_pixel * rows * width + 4 * side * rows + 4 * side * height + tensor
 
 
 def _jpeg_check_bytes(size: tuple[int, int], storage: int, data_len: int, fixed: int, coefficients: int) -> int:
@@ -376,9 +408,12 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
     is is then decoded once, strictly (as :func:`decode_for_model` decodes, with libjpeg's warnings as errors), and
     that picture is returned as ``decoded``: one decode proves the file whole and feeds the model, instead of the scan
     check's decode and then the model's. Data that stops early is ``corrupt`` wherever the cut is (stricter than the
-    scan check); any other warning leaves the verdict to the scan check, as for everyone else.
+    scan check); any other warning leaves the verdict to the scan check, as for everyone else. Every other image gets
+    its model picture here too (``decoded``, planned in its memory estimate; a decode failure is a rejection here,
+    never an error in the model runner): an image sent unchanged is decoded whole (that decode also proves it
+    complete) and brought to S x S strip by strip; a converted one from its converted picture before encoding.
     """
-    inspected = _inspect(data, limits)
+    inspected = _inspect(data, limits, model_side)
     if isinstance(inspected, Rejection):
         return inspected
     image, layout, needed, plan = inspected.image, inspected.layout, inspected.needed, inspected.plan
@@ -392,6 +427,10 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                          "bomb, or an image far larger than prediction needs); downscale it before uploading")
     with _GATE.reserve(plan.peak_bytes):
         try:
+            # After the plan: a bomb is refused by its header before its data is inflated (that costs CPU).
+            problem = completeness.png_complete(data) if fmt == "PNG" else None
+            if problem:
+                return problem
             deferred = defer_scan_check and layout is not None and not needed
             decoded, warned = None, False
             if layout is not None and not needed and model_side is not None and _decodes_strictly(image):
@@ -404,14 +443,17 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                 if problem:
                     return problem
             if not needed:
-                problem = _check_complete(data, fmt)
-                if problem:
-                    return problem
+                if model_side is not None and decoded is None:  # the model's picture, within this plan
+                    decoded = _decode_model_picture(data, fmt, model_side)  # a whole decode proves the file whole
+                else:
+                    problem = _check_complete(data, fmt)
+                    if problem:
+                        return problem
                 pending = _deferred_scan_check(data, layout, plan.peak_bytes) if deferred and layout else None
                 return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
                                        original_width=width, original_height=height, original_bytes=len(data),
                                        pending_check=pending, decoded=decoded, decode_bytes=plan.peak_bytes)
-            return _convert(data, image, needed, plan, limits)
+            return _convert(data, image, needed, plan, limits, model_side)
         except _DECODE_ERRORS as exc:
             return _decode_failure(fmt, exc)
         finally:
@@ -447,14 +489,22 @@ def model_decode_size(width: int, height: int, side: int) -> tuple[int, int]:
 def decode_for_model(data: bytes, side: int) -> Image.Image:
     """The picture an in-process model of input ``side`` resizes from: a YCbCr or grey JPEG decoded by libjpeg-turbo
     (through simplejpeg) at :func:`model_decode_size`, any other JPEG at Pillow's nearest 1/2, 1/4 or 1/8 scale that is
-    as large, anything else decoded whole.
+    as large, anything else decoded whole and brought to ``side`` x ``side`` strip by strip (:func:`_model_picture`:
+    the same pixels as a whole-image resize, without its full-size copies).
 
     Why a rule of its own: the app's validation and the model runner decode once for both (:func:`normalise` with
     ``model_side``), and the local service's compact domains decode by the same rule, so an exported model agrees with
     the service exactly. The caller holds the memory reservation (:func:`reserved`); the estimate of a full decode
-    covers a reduced one.
+    covers a reduced one (:func:`memory_plan` with ``model_side``).
     """
     image = Image.open(io.BytesIO(data))
+    if image.format == "PNG" and png_strips.applicable(data):
+        image.close()
+        return _png_model_picture(data, side)
+    if image.format != "JPEG":
+        with image:
+            image.load()
+            return _model_picture(image, side)
     if image.format == "JPEG":
         if _decodes_strictly(image):
             try:
@@ -468,6 +518,54 @@ def decode_for_model(data: bytes, side: int) -> Image.Image:
         image.draft(image.mode, (at_least, at_least))
     image.load()
     return image
+
+
+def _decode_model_picture(data: bytes, fmt: str, side: int) -> Image.Image:
+    """The model's picture of a file :func:`normalise` sends unchanged: a JPEG as :func:`decode_for_model` decodes it
+    (reduced by libjpeg), anything else decoded whole and made small strip by strip (:func:`_model_picture`)."""
+    if fmt in _JPEG_FAMILY:
+        return decode_for_model(data, side)
+    if fmt == "PNG" and png_strips.applicable(data):
+        return _png_model_picture(data, side)
+    with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+        image.load()
+        return _model_picture(image, side)
+
+
+def _model_picture(image: Image.Image, side: int) -> Image.Image:
+    """``image`` as RGB at ``side`` x ``side`` (what the model runner feeds: the whole picture, bicubic), made one
+    strip at a time so that no full-size copy of a large image is ever held beside it.
+
+    Pillow's bicubic resize is two passes, each rounded to 8 bits: rows first (each row on its own), then columns.
+    So converting and narrowing each strip of rows to ``side`` columns, then resizing the narrow image to ``side``
+    rows, gives exactly the pixels of ``image.convert("RGB").resize((side, side), BICUBIC)``
+    (tests/functions/test_fn_containers.py compares them), without its two full-size buffers (the RGB copy, and the
+    premultiplied copy Pillow makes of an image with alpha): 811 MiB for a 10240 x 10240 RGBA PNG.
+    """
+    width, height = image.size
+    rows = max(1, _STRIP_PIXELS // width)
+    return _narrowed((image.crop((0, top, width, min(height, top + rows))) for top in range(0, height, rows)),
+                     height, side)
+
+
+def _png_model_picture(data: bytes, side: int) -> Image.Image:
+    """:func:`_model_picture` of a PNG never decoded whole: its strips straight from the file
+    (:mod:`functions.png_strips`), so memory is one strip's, whatever the image's size."""
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return _narrowed(png_strips.strips(data, max(1, _STRIP_PIXELS // width)), height, side)
+
+
+def _narrowed(strips: Iterator[Image.Image], height: int, side: int) -> Image.Image:
+    """Strips of rows, top to bottom, each made RGB and narrowed to ``side`` columns, then the whole to ``side`` rows."""
+    narrow = Image.new("RGB", (side, height))
+    top = 0
+    for strip in strips:
+        with strip:
+            rgb = strip if strip.mode == "RGB" else strip.convert("RGB")
+            narrow.paste(rgb.resize((side, rgb.height), Image.Resampling.BICUBIC), (0, top))
+            top += rgb.height
+            rgb.close()
+    return _replace(narrow, narrow.resize((side, side), Image.Resampling.BICUBIC))
 
 
 def _decodes_strictly(image: Image.Image) -> bool:
@@ -510,16 +608,17 @@ def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int) -> Call
     return check
 
 
-def memory_plan(data: bytes, limits: Limits = Limits()) -> MemoryEstimate | Rejection:  # noqa: B008
+def memory_plan(data: bytes, limits: Limits = Limits(), *,  # noqa: B008
+                model_side: int | None = None) -> MemoryEstimate | Rejection:
     """The memory plan :func:`normalise` would follow for ``data`` (or its refusal before planning); nothing decoded."""
-    inspected = _inspect(data, limits)
+    inspected = _inspect(data, limits, model_side)
     if isinstance(inspected, Rejection):
         return inspected
     inspected.image.close()
     return inspected.plan
 
 
-def _inspect(data: bytes, limits: Limits) -> _Inspection | Rejection:
+def _inspect(data: bytes, limits: Limits, model_side: int | None = None) -> _Inspection | Rejection:
     """Header, structure and plan: everything decided before the first pixel is decoded."""
     if not data:
         return Rejection("empty", "the blob is empty (0 bytes): an upload that never completed, or a placeholder")
@@ -540,7 +639,7 @@ def _inspect(data: bytes, limits: Limits) -> _Inspection | Rejection:
                          f"{fmt} image {width}x{height} has an aspect ratio above {limits.max_aspect_ratio:g}:1, "
                          "which Custom Vision refuses; crop it before uploading")
     layout = None
-    if fmt == "JPEG":
+    if fmt in _JPEG_FAMILY:  # an MPO's first picture is a JPEG like any other: the same completeness checks
         layout = _jpeg_layout(data)
         if isinstance(layout, Rejection):
             return layout
@@ -552,14 +651,18 @@ def _inspect(data: bytes, limits: Limits) -> _Inspection | Rejection:
         needed = _changes_needed(data, image, limits)
     except _DECODE_ERRORS as exc:  # reading EXIF or counting frames can hit the end of a damaged file
         return _decode_failure(fmt, exc)
-    plan = estimate_memory(fmt, image.mode, image.size, len(data), limits, convert=bool(needed),
-                           jpeg_coefficient_bytes=layout.coefficient_bytes if layout else 0,
-                           checked_by_decode=not _ends_cleanly(data, fmt))
+    plan = estimate_memory("JPEG" if fmt in _JPEG_FAMILY else fmt, image.mode, image.size, len(data), limits,
+                           convert=bool(needed), jpeg_coefficient_bytes=layout.coefficient_bytes if layout else 0,
+                           checked_by_decode=not _ends_cleanly(data, fmt), model_side=model_side,
+                           model_by_strips=fmt == "PNG" and png_strips.applicable(data))
     return _Inspection(image, layout, needed, plan)
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image | Rejection:
     """Parse the header only; name the format when it is one Pillow knows but we do not accept."""
+    unsupported = completeness.unsupported_jpeg(data)  # Pillow calls a 12-bit JPEG unreadable, not unsupported
+    if unsupported:
+        return unsupported
     try:
         image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS | CONVERTIBLE_FORMATS))
     except Image.DecompressionBombError as exc:
@@ -680,9 +783,10 @@ def _orientation(image: Image.Image) -> int | None:
         exif = Image.Exif()
         exif.load(raw if raw.startswith(b"Exif") else b"Exif\x00\x00" + raw)
         return exif.get(_EXIF_ORIENTATION)
-    if image.format in ("JPEG", "TIFF", "WEBP"):
+    if image.format in ("JPEG", "MPO", "WEBP"):
         return image.getexif().get(_EXIF_ORIENTATION)
-    return None
+    return None  # TIFF: Pillow (12) applies the Orientation tag itself when it loads the image (and reports the
+    # turned size); turning it again here rotated every oriented TIFF twice
 
 
 def _changes_needed(data: bytes, image: Image.Image, limits: Limits) -> list[str]:
@@ -949,10 +1053,11 @@ _TRANSPOSE_FOR_ORIENTATION = {
 
 
 def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEstimate,
-             limits: Limits) -> NormalisedImage | Rejection:
+             limits: Limits, model_side: int | None = None) -> NormalisedImage | Rejection:
     """Decode as the plan says and apply ``needed`` in the order that keeps memory lowest: decode (JPEGs at the
     planned scale), reduce to 8-bit grey what has no cheaper downscale, downscale, rotate, and only then convert
-    modes on the smaller image. Each step releases the image before it."""
+    modes on the smaller image. Each step releases the image before it. With ``model_side``, the model's picture is
+    made from the converted image before it is encoded (:func:`_model_picture`)."""
     fmt = image.format or "unknown"
     original_size = image.size
     changes: list[str] = []
@@ -998,6 +1103,7 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
         changes.append(f"{fmt} converted")
     if "shrink_bytes" in needed and not changes:
         changes.append(f"{len(data):,} bytes is above the {limits.max_bytes:,}-byte prediction limit")
+    picture = _model_picture(work, model_side) if model_side is not None else None
     encoded = _encode_within(work, fmt, limits, changes)
     if encoded is None:
         return Rejection("too_large",
@@ -1009,7 +1115,7 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
         width, height = check.size
     return NormalisedImage(data=out, format=out_fmt, width=width, height=height, original_format=fmt,
                            original_width=original_size[0], original_height=original_size[1],
-                           original_bytes=len(data), changes=tuple(changes))
+                           original_bytes=len(data), changes=tuple(changes), decoded=picture)
 
 
 def _replace(old: Image.Image, new: Image.Image) -> Image.Image:

@@ -104,6 +104,7 @@ class Case:
 
 CASES: tuple[Case, ...] = (
     Case("RGBA PNG 10950x10950 (issue's case)", lambda: png((10950, 10950), 6)),
+    Case("RGBA PNG 10240x10240 (issue 17, model path)", lambda: png((10240, 10240), 6)),
     Case("RGBA PNG 6500x6500", lambda: png((6500, 6500), 6)),
     Case("RGBA PNG 10300x3000 (over the side limit)", lambda: png((10300, 3000), 6)),
     Case("RGBA PNG 10400x1500 (over the side limit)", lambda: png((10400, 1500), 6)),
@@ -148,9 +149,11 @@ def write_cases(folder: Path, cases: tuple[Case, ...] = CASES) -> dict[str, Path
 _CHILD = r"""
 import json, sys, threading, time
 sys.path.insert(0, sys.argv[1])
-if sys.argv[2] == "app":
+flags = sys.argv[2].split(",")
+if "app" in flags:
     import function_app  # noqa: F401  the app's own footprint, as in the worker
-from functions.images import MemoryEstimate, NormalisedImage, memory_plan, normalise
+from functions.images import MemoryEstimate, NormalisedImage, decode_for_model, memory_plan, normalise, reserved
+model_side = next((int(flag[6:]) for flag in flags if flag.startswith("model=")), None)
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -164,10 +167,20 @@ with open("/proc/self/clear_refs", "w") as reset:
 base = status("VmRSS")
 datas = [open(p, "rb").read() for p in paths]
 results = [None] * len(datas)
-plans = [memory_plan(d) for d in datas]
+plans = [memory_plan(d, model_side=model_side) for d in datas]
 
 def run(i):
-    results[i] = normalise(datas[i])
+    results[i] = result = normalise(datas[i], model_side=model_side)
+    if model_side is None or not isinstance(result, NormalisedImage):
+        return
+    # What the model runner (functions.exported_model.predict_checked) does next: the picture validation made, or
+    # else a decode of the bytes under a reservation; then the resize to the model's input.
+    picture = result.decoded
+    if picture is None:
+        plan = memory_plan(result.data, model_side=model_side)
+        with reserved(result.decode_bytes or getattr(plan, "peak_bytes", 0)):
+            picture = decode_for_model(result.data, model_side)
+    picture.convert("RGB").resize((model_side, model_side))
 
 started = time.perf_counter()
 threads = [threading.Thread(target=run, args=(i,)) for i in range(len(datas))]
@@ -191,12 +204,15 @@ print(json.dumps({"base": base, "peak": peak, "seconds": seconds, "results": out
 """
 
 
-def measure(paths: list[Path], *, with_app: bool = False, timeout: float = 120) -> dict:
+def measure(paths: list[Path], *, with_app: bool = False, model_side: int | None = None, timeout: float = 120) -> dict:
     """Validate ``paths`` at once (one thread each) in a fresh Python; its RSS before reading them and at its peak.
 
     ``peak - base`` is what the images cost (their bytes included); ``peak`` alone is the whole process.
+    ``model_side``: the in-process model's path (``CVOPS_MODEL``): validation with ``model_side`` and the model's
+    picture brought to its input size, as the runner does; the estimates are then the model path's plans.
     """
-    command = [sys.executable, "-c", _CHILD, str(ROOT), "app" if with_app else "bare", *map(str, paths)]
+    flags = ("app" if with_app else "bare") + (f",model={model_side}" if model_side is not None else "")
+    command = [sys.executable, "-c", _CHILD, str(ROOT), flags, *map(str, paths)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"measuring child failed ({done.returncode}): {done.stderr[-2000:]}")

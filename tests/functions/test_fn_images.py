@@ -297,7 +297,7 @@ def test_a_photo_is_decoded_for_a_model_at_the_smallest_libjpeg_scale_keeping_tw
     assert decode_for_model(photo, 224).size == model_decode_size(2048, 1536, 224) == (768, 576)  # 3/8: 576 >= 448
     assert decode_for_model(photo, 100).size == (512, 384)  # 2/8: 384 >= 200, while 1/8 (192) would not be
     assert decode_for_model(samples.photo((640, 480)), 224).size == (640, 480)  # 7/8 is 420 high: whole
-    assert decode_for_model(samples.encode(Image.new("RGB", (900, 900)), "PNG"), 224).size == (900, 900)
+    assert decode_for_model(samples.encode(Image.new("RGB", (900, 900)), "PNG"), 224).size == (224, 224)  # strips
     assert decode_for_model(samples.cmyk_jpeg(), 8).mode == "CMYK"  # not simplejpeg's: Pillow's 1/2, 1/4, 1/8
     checked = normalise(photo, model_side=224)  # the app with an in-process model: one decode, kept for it
     assert checked.unchanged and checked.decoded.size == (768, 576)
@@ -320,13 +320,16 @@ def test_every_cut_inside_a_progressive_files_last_scan_is_corrupt(model_side):
 @pytest.mark.parametrize("model_side", [None, 224])
 def test_stray_bytes_before_the_end_marker_are_a_warning_the_picture_test_accepts(model_side):
     """libjpeg warns about extraneous bytes too (some encoders pad): that warning is not a cut, so the picture test
-    decides, as it did before, and an in-process model decodes the bytes itself."""
+    decides, as it did before, and the model's picture is then decoded within validation as decode_for_model does."""
     photo = samples.photo((640, 480))
     end = photo.rindex(b"\xff\xd9")
     padded = photo[:end] + b"\x55" * 64 + photo[end:]
     result = normalise(padded, model_side=model_side)
     assert isinstance(result, NormalisedImage) and result.unchanged, getattr(result, "message", None)
-    assert result.decoded is None
+    if model_side is None:
+        assert result.decoded is None
+    else:
+        assert result.decoded.tobytes() == decode_for_model(padded, model_side).tobytes()
 
 
 def test_an_image_sent_as_it_is_carries_its_decode_memory_so_a_model_need_not_parse_it_again():

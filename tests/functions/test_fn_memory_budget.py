@@ -54,6 +54,13 @@ CASES = {case.name: case for case in mc.CASES if case.name in {
     "PNG declaring 10950x10950, 10 rows of data",
     "photo JPEG ~1 MB",
 }}
+MODEL_SIDE = 224  # a Custom Vision compact export's input side
+MODEL_CASES = ("RGBA PNG 10240x10240 (issue 17, model path)", "RGBA PNG 6500x6500", "1-bit PNG 8000x8000",
+               "GIF 8000x8000", "palette PNG 10950x10950", "BMP RLE8 5000x5000", "16-bit grey PNG 6000x6000",
+               "CMYK JPEG 8000x8000", "JPEG 12000x10000", "photo JPEG ~1 MB")
+"""The model path's worst cases: images sent unchanged whose pixels only the model needs (PNG, GIF, BMP), converted
+ones (their picture comes from the conversion) and JPEGs (decoded reduced by libjpeg)."""
+CASES.update({case.name: case for case in mc.CASES if case.name in MODEL_CASES})
 WORST_EIGHT = ("palette PNG 10950x10950", "16-bit grey PNG 6000x6000", "RGBA PNG 10400x1500 (over the side limit)",
                "48-bit RGB PNG 4000x4000", "float (F) TIFF 3000x3000", "BMP RLE8 5000x5000", "GIF 8000x8000",
                "CMYK JPEG 8000x8000")
@@ -151,3 +158,29 @@ def test_every_plan_is_refused_or_within_the_budget(fmt, mode, width, height, da
         assert plan.work_pixels >= 1 and plan.decode_scale in (1, 2, 4, 8)
         if plan.memory_shrink:
             assert plan.work_pixels < width * height
+
+
+@pytest.mark.parametrize("name", MODEL_CASES)
+def test_on_the_model_path_each_worst_case_image_peaks_within_its_plan_and_the_budget(files, name):
+    """Issue 17: the in-process model decoded PNG and GIF outside the plan (a 408 KB RGBA PNG of 10240 x 10240 was
+    planned at 17 MiB and measured at 811 MiB). The plan now counts the model's picture, made inside validation."""
+    measured = mc.measure([files[name]], model_side=MODEL_SIDE)
+    peak = measured["peak"] - measured["base"]
+    result = measured["results"][0]
+    assert peak <= MEMORY_BUDGET_BYTES, f"{name}: {peak / MiB:.0f} MiB > {MEMORY_BUDGET_BYTES / MiB:.0f} ({result})"
+    if result["estimate"] is not None:
+        assert peak <= result["estimate"], f"{name}: measured {peak / MiB:.0f} MiB above the model path's plan " \
+                                           f"{result['estimate'] / MiB:.0f} MiB: the model misses a buffer"
+
+
+def test_eight_of_the_issues_pngs_at_once_on_the_model_path_stay_within_the_instance(files):
+    """Eight at once through run-local peaked at 6.5 GB against the 2,048 MB instance."""
+    measured = mc.measure([files[MODEL_CASES[0]]] * 8, with_app=True, model_side=MODEL_SIDE)
+    limit = INSTANCE_MEMORY_BYTES - HOST_ALLOWANCE_BYTES
+    assert measured["peak"] < limit, f"8 at once peaked at {measured['peak'] / MiB:.0f} MiB (limit {limit / MiB:.0f})"
+
+
+def test_eight_worst_kinds_at_once_on_the_model_path_stay_within_the_instance(files):
+    measured = mc.measure([files[name] for name in MODEL_CASES[:8]], with_app=True, model_side=MODEL_SIDE)
+    limit = INSTANCE_MEMORY_BYTES - HOST_ALLOWANCE_BYTES
+    assert measured["peak"] < limit, f"8 at once peaked at {measured['peak'] / MiB:.0f} MiB (limit {limit / MiB:.0f})"
