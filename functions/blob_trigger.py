@@ -20,7 +20,7 @@ import azure.functions as func
 from azure.core.exceptions import ResourceNotFoundError
 
 from functions import context, naming, settings
-from functions.handler import parse_time, process_blob
+from functions.handler import parse_time, process_blob, refuse_unaddressable
 from functions.records import SourceRef
 
 bp = func.Blueprint()
@@ -73,6 +73,9 @@ def source_from_stream(stream: func.InputStream, container: str, data: bytes,
 def route_new_blob(blob: func.InputStream) -> None:
     """Validate, classify and route one new blob (observers of the handler see its outcome)."""
     ctx = context.current()
+    container, full = ctx.config.incoming.container, blob.name or ""
+    if refuse_unaddressable(ctx, container, full[len(container) + 1:] if full.startswith(f"{container}/") else full):
+        return  # a name that would reach another blob: recorded, never read (functions.naming.unaddressable)
     data = blob.read() or b""
     found = source_from_stream(blob, ctx.config.incoming.container, data, ctx)
     if found is not None:

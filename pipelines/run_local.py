@@ -173,8 +173,14 @@ def user_function(app: func.FunctionApp, name: str) -> Callable[..., Any]:
 
 
 def input_stream(blob_service, container: str, name: str) -> func.blob.InputStream:
-    """The binding object the host passes a blob trigger: bytes, ``container/name``, URI, properties with the ETag."""
+    """The binding object the host passes a blob trigger: bytes, ``container/name``, URI, properties with the ETag.
+
+    A name that a request cannot address exactly (``a/../b.jpg``: see :func:`functions.naming.unaddressable`) is
+    passed with no bytes and no properties: reading it would read another blob, and the app refuses it unread."""
     blob = blob_service.get_blob_client(container, name)
+    if naming.unaddressable(name) is not None:
+        return func.blob.InputStream(data=b"", name=f"{container}/{name}", uri=blob.url, length=0, blob_properties={},
+                                     metadata={})
     download = blob.download_blob()
     data = download.readall()
     props = download.properties
