@@ -16,7 +16,6 @@ stderr, never a stack trace, with an exit code a pipeline can branch on:
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 import click
 
-from cvops import limits
+from cvops import finite_json, limits
 from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError, from_exception
 from cvops.redaction import install_log_redaction, redact
 from pipelines import config
@@ -132,7 +131,7 @@ class Run:
 
     def emit(self, data: dict[str, Any], human: Callable[[Any], None]) -> None:
         if self.json:
-            click.echo(redact(json.dumps(data, indent=2, default=str)))
+            click.echo(redact(finite_json.dumps(data, indent=2, default=str)))
         else:
             human(self.console)
 
@@ -165,7 +164,7 @@ def _fail(run: Run | None, message: str, status: int, **extra: Any) -> None:
         message = message[: MAX_ERROR_CHARS - 1] + "…"
     click.echo(f"cvops: error: {message}", err=True)
     if run is not None and run.json:
-        click.echo(json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))
+        click.echo(finite_json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))
     raise click.exceptions.Exit(status)
 
 
@@ -1111,7 +1110,7 @@ def review_export(run: Run, since: str, out: str | None) -> None:
     summary, text = commands.export(*commands.open_review(run.settings), since=commands.parse_since(since), out=out)
     if out is None:
         click.echo(text, nl=False)
-        click.echo(json.dumps(summary, default=str) if run.json else
+        click.echo(finite_json.dumps(summary, default=str) if run.json else
                    f"{summary['images']} reviewed images, {summary['rejected_left_out']} rejected left out", err=True)
         return
     run.emit({"ok": True, **summary}, lambda c: c.print(
