@@ -37,6 +37,7 @@ ALLOWED = {
     ("functions/images.py", "_MIN_SNIFFED_BYTES"): "bytes needed to tell a damaged header by its magic number",
     ("functions/images.py", "max_pixels"): "this app's decode cap, not the service's",
     ("pipelines/review/stats.py", "DEFAULT_MIN_SUPPORT"): "reviews needed before a score may become a threshold",
+    ("functions/exported_model.py", "MAX_COMPRESSION_RATIO"): "a model zip's inflate ratio: the runner's zip-bomb bound",
     ("pipelines/cli.py", "--min-support"): "review stats' reviews needed before a score may become a threshold",
 }
 
