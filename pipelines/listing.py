@@ -28,7 +28,8 @@ PAGE = 5000
 # The markers' alphabet: XML 1.0's characters in the Basic Multilingual Plane, inclusive ranges. Azurite compares
 # names as JavaScript strings (UTF-16 code units), so a character above U+FFFF sorts between U+D7FF and U+E000; the
 # search keeps to the BMP, where code point and UTF-16 order agree. (A listable name whose character at the place the
-# search decides is above U+FFFF is stepped over with the unlistable ones: a limit of this fallback, said in the log.)
+# search decides is above U+FFFF is stepped over with the unlistable ones: a limit of this fallback; the warning
+# names the range stepped over.)
 _VALID = ((0x9, 0xA), (0xD, 0xD), (0x20, 0xD7FF), (0xE000, 0xFFFD))
 _COUNT = sum(last - first + 1 for first, last in _VALID)
 _TOP = 0xFFFD
