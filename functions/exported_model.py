@@ -184,7 +184,7 @@ class ExportedModel:
              classification: str | None = None) -> ExportedModel:
         """Read an export zip, or a bare .onnx with ``labels`` (a file, a list, or labels.txt beside the model).
 
-        ``classification`` (the policy's ``Multiclass`` or ``Multilabel``) adds the Multiclass check that the
+        ``classification`` (the policy's ``multiclass`` or ``multilabel``, any case) adds the Multiclass check that the
         probe's probabilities sum to 1 (see :meth:`_probe`)."""
         name = "<bytes>"
         if isinstance(source, (str, Path)):
@@ -231,7 +231,7 @@ class ExportedModel:
             raise ModelRefused(f"{what}: values from {values.min():.4g} to {values.max():.4g}, outside [0, 1]; "
                                "an export's output is probabilities (raw scores need a softmax or sigmoid)")
         total = float(values.sum())
-        if classification == "Multiclass" and abs(total - 1) > SOFTMAX_SUM_TOLERANCE:
+        if (classification or "").lower() == "multiclass" and abs(total - 1) > SOFTMAX_SUM_TOLERANCE:
             raise ModelRefused(f"{what}: they sum to {total:.4g}, not 1 (within {SOFTMAX_SUM_TOLERANCE}); a "
                                "Multiclass model's output is a softmax over its tags (is it a Multilabel model?)")
 

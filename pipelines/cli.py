@@ -815,11 +815,11 @@ def _predict_with_model(run: Run, target: str, *, threshold: float | None, polic
     if policy_file and threshold is not None:
         raise ConfigurationError("give --policy or --threshold, not both", setting="--threshold",
                                  hint="a policy file holds each tag's threshold")
-    model = _load_model(model_file)
     if policy_file:
         policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
     else:
         policy = spec_policy(run.spec, threshold=threshold)
+    model = _load_model(model_file, classification=policy.classification_type)
     result = predict_with_model(
         model, target, policy=policy,
         read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
@@ -991,12 +991,13 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     run.emit({"ok": True, **data}, human)
 
 
-def _load_model(path: str, option: str = "--model") -> Any:
-    """An exported model, or a ConfigurationError naming ``option`` and what the runner found."""
+def _load_model(path: str, option: str = "--model", *, classification: str | None = None) -> Any:
+    """An exported model, or a ConfigurationError naming ``option`` and what the runner found (``classification``:
+    the policy's project type, so a Multiclass model must answer probabilities summing to 1)."""
     from functions.exported_model import ExportedModel, ModelRefused
 
     try:
-        return ExportedModel.load(path)
+        return ExportedModel.load(path, classification=classification)
     except ModelRefused as e:
         raise ConfigurationError(f"{option} {path}: {e}", setting=option,
                                  hint="give a Custom Vision ONNX export (cvops export --platform ONNX)") from None

@@ -106,3 +106,34 @@ def test_a_labels_file_above_its_cap_is_refused_naming_it():
     data = _zip({"model.onnx": build_onnx(), "labels.txt": b"a\n" * (600 * 1024)})
     with pytest.raises(ModelRefused, match=r"'labels.txt' is 1,228,800 bytes inflated, above the runner's limit"):
         ExportedModel.load(data)
+
+
+def test_cvops_predict_refuses_a_multiclass_model_whose_probabilities_do_not_sum_to_one(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.zip").write_bytes(build_zip(activation="sigmoid", pixel_range="Normalized_0_1"))
+    (tmp_path / "green.png").write_bytes(GREEN)
+    env = {"CVOPS_SPEC": "", "CVOPS_PROJECT": "", "VISION_TRAINING_ENDPOINT": "", "VISION_TRAINING_KEY": "",
+           "VISION_PREDICTION_ENDPOINT": "", "VISION_PREDICTION_KEY": ""}
+    result = CliRunner().invoke(cli, ["predict", "--model", "model.zip", "green.png"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "--model model.zip" in result.stderr and "sum to 1.869, not 1" in result.stderr
+
+
+def test_the_function_app_refuses_a_multiclass_policy_with_a_model_whose_probabilities_do_not_sum_to_one(
+        function_env, tmp_path):
+    """The app's policy.yaml is Multiclass: a sigmoid model would route by numbers that are not one softmax."""
+    from fn_helpers import registered
+
+    from cvops.errors import ConfigurationError
+
+    (tmp_path / "model.zip").write_bytes(build_zip(activation="sigmoid", pixel_range="Normalized_0_1"))
+    function_env.set(CVOPS_MODEL=str(tmp_path / "model.zip"), VISION_PREDICTION_ENDPOINT="http://127.0.0.1:9/",
+                     VISION_PROJECT_ID="", VISION_PUBLISH_NAME="")
+    function_env.upload("a.png", GREEN)
+    with pytest.raises(ConfigurationError, match=r"CVOPS_MODEL=.*sum to 1\.869, not 1"):
+        registered("route_new_blob")(function_env.stream("a.png"))
+    assert function_env.names("results") == []
