@@ -21,6 +21,7 @@ from fn_helpers import registered, scene
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cvops import finite_json
 from devkit.local_services import AZURITE_ACCOUNT, AZURITE_KEY
 from functions import context
 from functions.backlog_message import BacklogItem, refusal
@@ -148,6 +149,21 @@ def test_run_local_routes_the_neighbour_by_its_own_bytes_and_records_the_dot_nam
     assert function_env.blob_service.get_blob_client(container, copy.split("/", 1)[1]).download_blob().readall() \
         == neighbour
     assert function_env.names("incoming") == ["a/../b.jpg"]  # b.jpg moved by its own routing, the other left
+
+
+@pytest.mark.parametrize("name", ["a/../b.jpg", "a/%2e%2e/b.jpg", "a/.%2E/b.jpg", "a/%252e%252e/b.jpg", "a\\..\\b.jpg"])
+def test_a_dot_segment_name_from_the_backlog_queue_is_refused_on_record_and_nothing_is_requested(function_env, azurite,
+                                                                                              name):
+    function_env.set(CVOPS_STORAGE=_sas_connection(azurite), CVOPS_MOVE_SOURCE="true")
+    function_env.upload("b.jpg", scene("beach"))
+    recorder = _recording_context(function_env)
+    body = BacklogItem(function_env.incoming, name).encode().encode()
+    with observe(pytest.fail):  # no image is routed
+        registered("route_backlog_blob")(func.QueueMessage(id="m1", body=body))
+    assert _paths_in(recorder, function_env.incoming) == []
+    [refused] = [n for n in function_env.names("results") if n.startswith("refused/backlog/")]
+    assert finite_json.loads(function_env.read("results", refused))["code"] == "invalid_blob_name"
+    assert function_env.names("incoming") == ["b.jpg"]
 
 
 # --- the rule itself, on generated names ------------------------------------------------------------------------
