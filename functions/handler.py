@@ -243,7 +243,9 @@ def refuse_unaddressable(ctx: AppContext, container: str, name: str) -> bool:
                     naming.printable(name))
         return True
     settings = listed.content_settings
-    source = SourceRef(container=container, name=name, etag=str(listed.etag), size=int(listed.size or 0),
+    etag = str(listed.etag)  # a listing gives it bare; a download, quoted: records show the download's form
+    source = SourceRef(container=container, name=name, etag=etag if etag.startswith('"') else f'"{etag}"',
+                       size=int(listed.size or 0),
                        last_modified=listed.last_modified, content_type=settings.content_type if settings else None,
                        uri=client.get_blob_client(name).url)
     process_blob(source, b"", ctx)
