@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +31,9 @@ def _word(value: float) -> str:
 
 
 def _bad(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
+    """A non-finite float, Python's or numpy's (numpy registers its floats as ``numbers.Real``)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+            and not math.isfinite(value))
 
 
 def finite(value: Any) -> Any:

@@ -93,3 +93,20 @@ def test_any_value_dumps_to_strict_json_and_finite_numbers_survive_exactly(value
             if isinstance(item, float) and not math.isfinite(item):
                 assert parsed[key] is None and parsed[key + "_not_finite"] in SPECIALS
 
+
+
+def test_an_evaluation_report_with_a_non_finite_number_is_written_as_strict_json(tmp_path):
+    """Before: ``allow_nan=False`` alone made the report writer raise on one NaN (here a numpy one from a model)."""
+    import numpy as np
+
+    from pipelines.metrics import evaluate_scores
+    from pipelines.report import write_reports
+
+    tags = ["beach", "forest"]
+    truth = np.array([[1, 0], [0, 1], [1, 0]])
+    evaluation = evaluate_scores(truth, np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), tags, 0.5, True).to_dict()
+    evaluation["extra"] = {"mean_score_of_a_nan_model": np.float32("nan"), "worst": -math.inf}
+    paths = write_reports(evaluation, tmp_path, title="t")
+    extra = _strict(paths["json"].read_text())["extra"]
+    assert extra == {"mean_score_of_a_nan_model": None, "mean_score_of_a_nan_model_not_finite": "NaN",
+                     "worst": None, "worst_not_finite": "-Infinity"}
