@@ -24,6 +24,10 @@ The escaped text never contains ``%`` other than in ``%XX``, so ``%`` followed b
 ``%h<32 hex>`` (a name shortened to fit 1,024 characters: a readable prefix, then the SHA-256 of the full name). The
 full name is always in the record. :func:`decode` undoes all of it; the tests check that every destination decodes
 back to its record's name and that no two names, tags or versions share a destination.
+
+Escaping makes the names the app *writes* safe; a name the app is *given* with a ``.`` or ``..`` segment cannot be
+read safely at all (a request by it reaches another blob): :func:`unaddressable` says so, and every trigger asks it
+before reading (:func:`functions.handler.refuse_unaddressable`).
 """
 
 from __future__ import annotations
