@@ -119,7 +119,7 @@ class CustomVisionApp:
             response = Response(status=status_line, headers=headers)
             del response.headers["Content-Type"]
             return response
-        return Response(json.dumps(body), status=status_line, headers=headers,
+        return Response(json.dumps(body, allow_nan=False), status=status_line, headers=headers,
                         content_type="application/json; charset=utf-8")
 
     @staticmethod

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.naming import unaddressable
+
 __all__ = ["MAX_BLOB_NAME", "BacklogItem", "Refusal", "refusal"]
 
 VERSION = 1
@@ -37,7 +39,7 @@ class BacklogItem:
         body = {"v": VERSION, "container": self.container, "name": self.name}
         if self.etag:
             body["etag"] = self.etag
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def decode(cls, text: str) -> BacklogItem:
@@ -81,8 +83,7 @@ def refusal(item: BacklogItem, *, incoming: str, outputs: Mapping[str, str] | No
                                                  f"{incoming!r}; the backlog routes only blobs of the incoming container")
     if len(name) > MAX_BLOB_NAME:
         return Refusal("invalid_blob_name", f"blob name is {len(name)} characters, above Azure's {MAX_BLOB_NAME}")
-    segments = name.replace("\\", "/").split("/")
-    if any(segment in (".", "..") for segment in segments):
-        return Refusal("invalid_blob_name", f"blob name {name[:200]!r} has a '.' or '..' segment, which URL "
-                                            "normalisation would resolve to another blob")
+    why = unaddressable(name)
+    if why is not None:
+        return Refusal("invalid_blob_name", why)
     return None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -29,6 +28,7 @@ import azure.functions as func
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import ContentSettings
 
+from cvops import finite_json
 from functions import context, routes, settings
 from functions.backlog_message import BacklogItem, Refusal, refusal
 from functions.blob_reader import read_new_blob
@@ -61,7 +61,7 @@ def _refuse(ctx: AppContext, message: func.QueueMessage, body: bytes, why: Refus
               "refused_at": datetime.now(UTC).isoformat()}
     with contextlib.suppress(ResourceExistsError):  # a redelivery of the same message: the first refusal stands
         ctx.blob_service.get_blob_client(ctx.config.results.container, name).upload_blob(
-            json.dumps(record, ensure_ascii=False).encode("utf-8"), overwrite=False,
+            finite_json.dumps(record, ensure_ascii=False).encode("utf-8"), overwrite=False,
             content_settings=ContentSettings(content_type="application/json; charset=utf-8"))
 
 

@@ -26,7 +26,7 @@ import azurefunctions.extensions.bindings.blob as sdk_blob
 
 from functions import context, settings
 from functions.blob_reader import read_new_blob
-from functions.handler import process_blob
+from functions.handler import process_blob, refuse_unaddressable
 
 __all__ = ["route_new_blob"]
 
@@ -38,6 +38,8 @@ bp = func.Blueprint()
 def route_new_blob(client: sdk_blob.BlobClient) -> None:
     """Validate, classify and route one new blob (observers of the handler see its outcome)."""
     ctx = context.current()
+    if refuse_unaddressable(ctx, ctx.config.incoming.container, client.blob_name):
+        return  # a name that would reach another blob: recorded, never read (functions.naming.unaddressable)
     found = read_new_blob(client)
     if found is not None:
         process_blob(found.source, found.data, ctx, refused=found.refused)

@@ -23,7 +23,7 @@ from cvops.pacing import Pacer
 from cvops.retry import RetryPolicy
 from functions import moderation as moderation_api
 from functions.config import APP_ROOT, AppConfig, StorageConnection, load_config, relevant_environment
-from functions.exported_model import ExportedModel, ModelRefused
+from functions.exported_model import MAX_FILE_BYTES, ExportedModel, ModelRefused
 
 __all__ = ["AppContext", "build_context", "current", "install", "load_model", "reset"]
 
@@ -66,10 +66,12 @@ def _pacer(calls_per_second: float) -> Pacer:
     return Pacer(calls_per_second, burst=PACER_BURST, headroom=PACER_HEADROOM)
 
 
-def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT) -> ExportedModel:
+def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT, *,
+               classification: str | None = None) -> ExportedModel:
     """CVOPS_MODEL's model: ``az://container/blob`` read with the app's storage identity, or a path in the app package.
 
-    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it."""
+    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it.
+    ``classification`` is the policy's project type (a Multiclass model's probabilities must sum to 1)."""
     try:
         if value.startswith("az://"):
             container, _, blob = value[len("az://"):].partition("/")
@@ -77,15 +79,20 @@ def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP
                 raise ConfigurationError(f"app setting CVOPS_MODEL={value!r} is not az://container/blob",
                                          setting="CVOPS_MODEL", hint="e.g. az://models/model.zip")
             try:
-                data = blob_service.get_blob_client(container, blob).download_blob().readall()
+                download = blob_service.get_blob_client(container, blob).download_blob()
+                too_big = download.size > MAX_FILE_BYTES
+                data = b"" if too_big else download.readall()
             except Exception as exc:  # azure-core's ResourceNotFoundError, HttpResponseError...
                 raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: cannot read the blob: "
                                          f"{type(exc).__name__}", setting="CVOPS_MODEL",
                                          hint="upload the export there, and give the app's identity Storage Blob "
                                               "Data Reader on it") from exc
-            return ExportedModel.load(data)
+            if too_big:
+                raise ModelRefused(f"the blob is {download.size:,} bytes, above the runner's limit of "
+                                   f"{MAX_FILE_BYTES:,} for a model file")
+            return ExportedModel.load(data, classification=classification)
         path = Path(value)
-        return ExportedModel.load(path if path.is_absolute() else app_root / path)
+        return ExportedModel.load(path if path.is_absolute() else app_root / path, classification=classification)
     except ModelRefused as exc:
         raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: {exc}", setting="CVOPS_MODEL",
                                  hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX)") from exc
@@ -117,7 +124,8 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
         prediction_pacer=None if in_process else _pacer(config.prediction_tps),
         moderation_pacer=_pacer(config.moderation_tps) if moderation is not None else None,
         retry_policy=retry_policy or RetryPolicy(),
-        exported=load_model(config.model, blob_service) if in_process else None,
+        exported=load_model(config.model, blob_service, classification=config.policy.classification_type)
+        if in_process else None,
     )
 
 

@@ -25,6 +25,7 @@ import hashlib
 import io
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,36 @@ from PIL import Image
 
 from functions import images
 
-__all__ = ["PIXEL_FORMATS", "PIXEL_RANGES", "ExportedModel", "ModelRefused", "load", "sessions_created"]
+__all__ = ["MAX_COMPRESSION_RATIO", "MAX_FILE_BYTES", "MAX_LABELS_BYTES", "MAX_MODEL_BYTES", "PIXEL_FORMATS",
+           "PIXEL_RANGES", "ExportedModel", "ModelRefused", "load", "sessions_created"]
 
 PIXEL_FORMATS = {"Bgr8": True, "Rgb8": False}  # value: channels reversed (BGR)
 PIXEL_RANGES = {"NominalRange_0_255": 255.0, "Normalized_0_1": 1.0}  # value: the top of the range fed
 _INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_OUTPUT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
 INTRA_OP_THREADS = 1
+
+# What an export zip may cost before it is inflated: one home for the three numbers (docs/limits.md quotes them).
+# Custom Vision's compact exports are 2-20 MB of float weights, which deflate compresses by a few per cent; AutoML's
+# largest image classifiers export about 350 MB. The cap bounds the memory a zip can take (it is inflated in memory,
+# and onnxruntime holds a second copy while it builds the session) within the 2,048 MB instance.
+MAX_MODEL_BYTES = 512 * 1024 * 1024
+"""Largest model.onnx (inflated) the runner loads; labels.txt may be at most MAX_LABELS_BYTES."""
+MAX_LABELS_BYTES = 1024 * 1024
+MAX_COMPRESSION_RATIO = 20
+"""Largest inflated/compressed ratio of a member above 1 MiB: float weights deflate by a few per cent, so a member
+that claims 20:1 is not a model (a 1 MB zip inflating to 1 GiB is 1,000:1)."""
+_RATIO_FLOOR = 1024 * 1024
+_READ_STEP = 1024 * 1024
+MAX_FILE_BYTES = MAX_MODEL_BYTES + MAX_LABELS_BYTES + _RATIO_FLOOR
+"""Largest model file (zip or bare .onnx) or blob read at all."""
+
+# The probe at load: a mid-grey picture must get probabilities. A model answering raw scores, integers or booleans
+# would otherwise load and route every image by numbers the policy reads as probabilities ("accepted at 7.300").
+PROBABILITY_TOLERANCE = 1e-3
+"""How far outside [0, 1] a probability may be (float16 rounding) before the model is refused."""
+SOFTMAX_SUM_TOLERANCE = 0.01
+"""How far from 1 a Multiclass model's probabilities may sum (float16 softmax of a few hundred tags stays within)."""
 
 
 class ModelRefused(ValueError):
@@ -80,15 +105,54 @@ def _read_labels(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _bounded_read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """A member's bytes, refused past ``cap`` whatever its header declared (a lying header cannot make it bigger).
+
+    Read in 1 MiB steps: ``ZipExtFile.read(n)`` inflates up to ``n`` bytes in one go before it trims to the declared
+    size, so one large read would inflate a forged member whole."""
+    out = io.BytesIO()
+    with archive.open(info) as member:
+        while chunk := member.read(_READ_STEP):
+            if out.tell() + len(chunk) > cap:
+                raise ModelRefused(f"the export zip's {info.filename!r} inflates past {cap:,} bytes although its "
+                                   f"header declares {info.file_size:,}: the zip is damaged or forged")
+            out.write(chunk)
+    return out.getvalue()
+
+
+def _check_member(info: zipfile.ZipInfo, cap: int) -> None:
+    """Refuse a member by its declared sizes before inflating it."""
+    if info.file_size > cap:
+        raise ModelRefused(f"the export zip's {info.filename!r} is {info.file_size:,} bytes inflated, above the "
+                           f"runner's limit of {cap:,}")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > _RATIO_FLOOR and ratio > MAX_COMPRESSION_RATIO:
+        raise ModelRefused(f"the export zip's {info.filename!r} inflates {ratio:,.0f}:1 ({info.compress_size:,} to "
+                           f"{info.file_size:,} bytes), above {MAX_COMPRESSION_RATIO}:1: a model's weights do not "
+                           "compress like that (a zip bomb?)")
+
+
 def _from_zip(data: bytes) -> tuple[bytes, list[str]]:
+    """model.onnx and labels.txt from an export zip, each checked by its declared size and compression ratio before
+    it is inflated, and read through a bounded reader (see MAX_MODEL_BYTES)."""
+    try:
+        return _members(data)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise ModelRefused(f"the export zip cannot be read: {exc}") from exc
+
+
+def _members(data: bytes) -> tuple[bytes, list[str]]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = [n for n in archive.namelist() if not n.endswith("/")]
-        onnx = [n for n in names if n.lower().endswith(".onnx")]
-        labels = [n for n in names if Path(n).name == "labels.txt"]
+        members = [i for i in archive.infolist() if not i.filename.endswith("/")]
+        onnx = [i for i in members if i.filename.lower().endswith(".onnx")]
+        labels = [i for i in members if Path(i.filename).name == "labels.txt"]
         if len(onnx) != 1 or len(labels) != 1:
             raise ModelRefused(f"an export zip holds one .onnx model and one labels.txt; found {len(onnx)} .onnx "
-                               f"and {len(labels)} labels.txt among {sorted(names)[:10]}")
-        return archive.read(onnx[0]), _read_labels(archive.read(labels[0]).decode("utf-8-sig"))
+                               f"and {len(labels)} labels.txt among {sorted(i.filename for i in members)[:10]}")
+        _check_member(onnx[0], MAX_MODEL_BYTES)
+        _check_member(labels[0], MAX_LABELS_BYTES)
+        text = _bounded_read(archive, labels[0], MAX_LABELS_BYTES)
+        return _bounded_read(archive, onnx[0], MAX_MODEL_BYTES), _read_labels(text.decode("utf-8-sig"))
 
 
 def _batch_of_one(dim: Any) -> bool:
@@ -116,17 +180,26 @@ class ExportedModel:
     _session: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def load(cls, source: str | Path | bytes, labels: str | Path | list[str] | None = None) -> ExportedModel:
-        """Read an export zip, or a bare .onnx with ``labels`` (a file, a list, or labels.txt beside the model)."""
+    def load(cls, source: str | Path | bytes, labels: str | Path | list[str] | None = None, *,
+             classification: str | None = None) -> ExportedModel:
+        """Read an export zip, or a bare .onnx with ``labels`` (a file, a list, or labels.txt beside the model).
+
+        ``classification`` (the policy's ``multiclass`` or ``multilabel``, any case) adds the Multiclass check that the
+        probe's probabilities sum to 1 (see :meth:`_probe`)."""
         name = "<bytes>"
         if isinstance(source, (str, Path)):
             name = str(source)
             try:
+                if Path(source).stat().st_size > MAX_FILE_BYTES:
+                    raise ModelRefused(f"{name} is {Path(source).stat().st_size:,} bytes, above the runner's limit "
+                                       f"of {MAX_FILE_BYTES:,} for a model file")
                 data = Path(source).read_bytes()
             except OSError as exc:
                 raise ModelRefused(f"cannot read the model file {name}: {exc.strerror or exc}") from exc
         else:
             data = bytes(source)
+            if len(data) > MAX_FILE_BYTES:
+                raise ModelRefused(f"the model is {len(data):,} bytes, above the runner's limit of {MAX_FILE_BYTES:,}")
         if zipfile.is_zipfile(io.BytesIO(data)):
             model_bytes, tags = _from_zip(data)
         else:
@@ -138,7 +211,29 @@ class ExportedModel:
                                    "export zip that holds both")
             tags = list(labels) if isinstance(labels, list) else _read_labels(Path(labels).read_text("utf-8-sig"))
         sha256 = hashlib.sha256(data).hexdigest()
-        return cls._checked(sha256, model_bytes, tags, name)
+        model = cls._checked(sha256, model_bytes, tags, name)
+        model._probe(classification)
+        return model
+
+    def _probe(self, classification: str | None) -> None:
+        """Run a mid-grey picture and refuse a model whose answer is not probabilities: every value finite and in
+        [0, 1] (within PROBABILITY_TOLERANCE), and for Multiclass a sum of 1 (within SOFTMAX_SUM_TOLERANCE). A
+        model that answers NaN for some image at run time still gets that image to review (the policy's
+        ``invalid_score``); this catches a model whose every answer would be misread."""
+        grey = Image.new("RGB", (self.size, self.size), (128, 128, 128))
+        (scores,) = self._session.run([self.output_name], {self.input_name: self.tensor(grey)})
+        values = np.asarray(scores, dtype=np.float64).reshape(-1)
+        shown = ", ".join(f"{v:.4g}" for v in values[:5]) + (", ..." if values.size > 5 else "")
+        what = f"{self.source}: on a grey test picture the first output {self.output_name!r} answered [{shown}]"
+        if not np.isfinite(values).all():
+            raise ModelRefused(f"{what}: not finite numbers; an export's output is probabilities")
+        if values.min() < -PROBABILITY_TOLERANCE or values.max() > 1 + PROBABILITY_TOLERANCE:
+            raise ModelRefused(f"{what}: values from {values.min():.4g} to {values.max():.4g}, outside [0, 1]; "
+                               "an export's output is probabilities (raw scores need a softmax or sigmoid)")
+        total = float(values.sum())
+        if (classification or "").lower() == "multiclass" and abs(total - 1) > SOFTMAX_SUM_TOLERANCE:
+            raise ModelRefused(f"{what}: they sum to {total:.4g}, not 1 (within {SOFTMAX_SUM_TOLERANCE}); a "
+                               "Multiclass model's output is a softmax over its tags (is it a Multilabel model?)")
 
     @classmethod
     def _checked(cls, sha256: str, model_bytes: bytes, tags: list[str], name: str) -> ExportedModel:
@@ -167,6 +262,9 @@ class ExportedModel:
         if not (len(out_shape) == 2 and _batch_of_one(out_shape[0]) and out_shape[1] == len(tags)):
             raise ModelRefused(f"{name}: the first output {output.name!r} is {_dims(out_shape)}; an export's is "
                                f"[1, N] probabilities with N = {len(tags)} labels in labels.txt")
+        if output.type not in _OUTPUT_TYPES:
+            raise ModelRefused(f"{name}: the first output {output.name!r} is {output.type}; an export's is "
+                               f"probabilities, {' or '.join(_OUTPUT_TYPES)}")
         meta = session.get_modelmeta().custom_metadata_map
         pixel_format = meta.get("Image.BitmapPixelFormat")
         pixel_range = meta.get("Image.NominalPixelRange")
@@ -223,6 +321,7 @@ class ExportedModel:
             return self.predict_image(image)
 
 
-def load(source: str | Path | bytes, labels: str | Path | list[str] | None = None) -> ExportedModel:
+def load(source: str | Path | bytes, labels: str | Path | list[str] | None = None, *,
+         classification: str | None = None) -> ExportedModel:
     """:meth:`ExportedModel.load`."""
-    return ExportedModel.load(source, labels)
+    return ExportedModel.load(source, labels, classification=classification)

@@ -58,7 +58,7 @@ from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
 from functions.store import BlobStore
 
-__all__ = ["RoutedBlob", "Verdict", "judge_image", "observe", "process_blob"]
+__all__ = ["UNADDRESSABLE", "RoutedBlob", "Verdict", "judge_image", "observe", "process_blob", "refuse_unaddressable"]
 
 log = logging.getLogger("cvops.functions")
 install_log_redaction()
@@ -250,6 +250,39 @@ def process_blob(source: SourceRef, data: bytes, ctx: AppContext, *,
         raise
 
 
+UNADDRESSABLE = "unaddressable_name"
+"""The quarantine reason of a blob whose name a request cannot address exactly (see :func:`refuse_unaddressable`)."""
+
+
+def refuse_unaddressable(ctx: AppContext, container: str, name: str) -> bool:
+    """Whether ``name`` is one the app must not address (:func:`functions.naming.unaddressable`); if so, its
+    quarantine record has been written (or the blob is gone) and the trigger must not read, copy or delete it.
+
+    Every trigger calls this before it reads a blob. A request by such a name reaches *another* blob (urllib3 and
+    proxies resolve ``a/../b.jpg`` to ``b.jpg``; a SAS or a managed identity's token does not cover the path), so
+    neither the bytes nor the ETag a host read by that name can be trusted. The version is taken from a listing
+    instead (``prefix=`` is a query parameter, never normalised): the exact name sorts first among the names it
+    prefixes. The record is keyed by that name and ETag, as any record, so redeliveries converge on it; it has no
+    destinations (nothing was read, so nothing is copied) and the source is never deleted.
+    """
+    if naming.unaddressable(name) is None:
+        return False
+    client = ctx.blob_service.get_container_client(container)
+    listed = next(iter(next(client.list_blobs(name_starts_with=name, results_per_page=1).by_page(), [])), None)
+    if listed is None or listed.name != name:
+        log.warning("%s/%s is gone (deleted before it was refused); nothing to record", container,
+                    naming.printable(name))
+        return True
+    settings = listed.content_settings
+    etag = str(listed.etag)  # a listing gives it bare; a download, quoted: records show the download's form
+    source = SourceRef(container=container, name=name, etag=etag if etag.startswith('"') else f'"{etag}"',
+                       size=int(listed.size or 0),
+                       last_modified=listed.last_modified, content_type=settings.content_type if settings else None,
+                       uri=client.get_blob_client(name).url)
+    process_blob(source, b"", ctx)
+    return True
+
+
 def _process_blob(source: SourceRef, data: bytes, ctx: AppContext, refused: images.Rejection | None) -> RoutedBlob:
     started = time.perf_counter()
     config = ctx.config
@@ -258,15 +291,21 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext, refused: imag
     shown = naming.printable(what)
     key = naming.record_key(what, source.etag)
     record_name = naming.result_blob_name(config.results, what, source.etag, source.last_modified)
+    unaddressable = naming.unaddressable(source.name)
 
     found = None if ctx.exported is not None else store.read_record(config.results.container, record_name)
     duplicate = found is not None
     record, record_etag = found if found is not None else (None, None)
     verdict = None
     if record is None:
-        verdict = judge_image(data, ctx, what=shown) if refused is None else \
-            Verdict(quarantine(refused.reason, refused.message))
-        planned = destinations(ctx, source, verdict.decision) if refused is None else []
+        if unaddressable is not None:  # never judged, copied or deleted: the bytes may be another blob's
+            verdict = Verdict(quarantine(UNADDRESSABLE, unaddressable))
+        elif refused is not None:  # refused by its size alone: never read past its first range, never copied
+            verdict = Verdict(quarantine(refused.reason, refused.message))
+        else:
+            verdict = judge_image(data, ctx, what=shown)
+        planned = [] if unaddressable is not None or refused is not None else destinations(ctx, source,
+                                                                                             verdict.decision)
         record = build_record(
             key=key, source=source, decision=verdict.decision, policy=config.policy, destinations=planned,
             placement=placement_notes(ctx, verdict.decision, planned) if refused is None else [_NOT_COPIED],
@@ -280,7 +319,10 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext, refused: imag
             found = store.read_record(config.results.container, record_name)
             if found is not None:
                 record, record_etag = found
-    record, written = _complete(store, ctx, source, data, record, record_name, record_etag, check_done=duplicate)
+    if unaddressable is not None:  # whatever an older record planned: no copy and no delete by this name
+        written: list[str] = []
+    else:
+        record, written = _complete(store, ctx, source, data, record, record_name, record_etag, check_done=duplicate)
     outcome = RoutedBlob(record=record, duplicate=duplicate, storage_calls=store.calls, written=tuple(written),
                          throttled=verdict.throttled if verdict else 0, retries=verdict.retries if verdict else 0,
                          prediction_ms=(verdict.timings_ms.get("predict", 0.0) + verdict.timings_ms.get("moderate", 0.0))

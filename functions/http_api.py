@@ -10,12 +10,12 @@ failed. Error answers are generic (the caller is outside the app: no endpoint, p
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
 import azure.functions as func
 
+from cvops import finite_json
 from cvops.errors import ConfigurationError, TransientServiceError
 from functions import context
 from functions.handler import judge_image
@@ -33,7 +33,7 @@ def _error_id() -> str:
 
 
 def _json(body: dict, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status,
+    return func.HttpResponse(finite_json.dumps(body, ensure_ascii=False), status_code=status,
                              mimetype="application/json", charset="utf-8", headers=headers)
 
 

@@ -24,6 +24,10 @@ The escaped text never contains ``%`` other than in ``%XX``, so ``%`` followed b
 ``%h<32 hex>`` (a name shortened to fit 1,024 characters: a readable prefix, then the SHA-256 of the full name). The
 full name is always in the record. :func:`decode` undoes all of it; the tests check that every destination decodes
 back to its record's name and that no two names, tags or versions share a destination.
+
+Escaping makes the names the app *writes* safe; a name the app is *given* with a ``.`` or ``..`` segment cannot be
+read safely at all (a request by it reaches another blob): :func:`unaddressable` says so, and every trigger asks it
+before reading (:func:`functions.handler.refuse_unaddressable`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from functions import routes
 
 __all__ = ["MAX_NAME_LENGTH", "MAX_SEGMENTS", "SIDECAR_SUFFIX", "Decoded", "Location", "azure_length", "check_disjoint",
            "copy_name", "decode", "escape_name", "matches", "printable", "record_key", "result_blob_name",
-           "sidecar_name", "tag_segment", "unescape", "versioned_copy_name"]
+           "sidecar_name", "tag_segment", "unaddressable", "unescape", "versioned_copy_name"]
 
 _CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SIDECAR_SUFFIX = ".cvops.json"
@@ -316,6 +320,47 @@ def printable(text: str) -> str:
     """``text`` for a log line or message: as it is when every character is printable, else quoted and escaped like a
     Python literal, so a newline, a control or a bidi-override character in a blob name cannot forge or hide a line."""
     return text if text.isprintable() else repr(text)
+
+
+_DECODE_ROUNDS = 4
+"""Percent-decodings tried per segment: a proxy or gateway that decodes once more than the SDK encodes (``%252e``)
+is covered up to three layers deep; a deeper nesting is still refused, as a segment that is not plain text."""
+
+
+def _dot_segment(segment: str) -> bool:
+    """Whether a path segment is, or could become after decoding along the way, ``.`` or ``..``.
+
+    Decoded as the HTTP stacks on the way might: percent-escapes (``%2e``, ``%2E``, ``.%2e``, also nested ``%252e``)
+    and IIS's ``%u002e``, then Unicode compatibility forms (a full-width ``\uff0e`` is NFKC ``.``)."""
+    text = segment
+    for _ in range(_DECODE_ROUNDS):
+        if text in (".", ".."):
+            return True
+        decoded = unquote(re.sub(r"%u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), text),
+                          errors="surrogatepass")
+        decoded = unicodedata.normalize("NFKC", decoded)
+        if decoded == text:
+            return False
+        text = decoded
+    return text in (".", "..") or "%" in text
+
+
+def unaddressable(name: str) -> str | None:
+    """Why the app must not address blob ``name`` by its URL (a message), or None when it may.
+
+    A ``.`` or ``..`` path segment is resolved by URL normalisation before the request reaches the service
+    (urllib3, which requests and azure-core use, removes dot segments; so do proxies and .NET's ``Uri``), so
+    ``incoming/a/../b.jpg`` is requested as ``incoming/b.jpg``: a read, copy or delete by that name acts on
+    *another* blob. Segments are split at ``/`` and at ``\\`` (Azure stores a ``\\`` as ``/``), and each is
+    checked in every encoding some layer might decode (:func:`_dot_segment`). Empty segments are not dot segments:
+    ``a//b`` is a blob of its own and is addressed exactly. Pure; the one rule every trigger applies.
+    """
+    for segment in re.split(r"[/\\]", name):
+        if segment and _dot_segment(segment):
+            return (f"blob name {printable(name[:300])} has a path segment {printable(segment[:40])} that URL "
+                    "normalisation would resolve as '.' or '..', so a request by this name would reach another "
+                    "blob; it was not read, copied or deleted (rename it without '.' or '..' folders)")
+    return None
 
 
 def record_key(name: str, etag: str) -> str:

@@ -7,12 +7,12 @@ read its fields), so its shape is built in one place from plain data, tested wit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cvops import finite_json
 from cvops.redaction import redact, strip_query
 from functions.policy import Decision, Policy
 
@@ -87,5 +87,5 @@ def build_record(
 
 
 def dumps_line(record: Mapping[str, Any]) -> bytes:
-    """The record as one JSON Lines line (UTF-8, newline-terminated)."""
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    """The record as one JSON Lines line (UTF-8, newline-terminated), strict JSON (:mod:`cvops.finite_json`)."""
+    return (finite_json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

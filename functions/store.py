@@ -27,6 +27,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings, StorageErrorCode
 
+from cvops import finite_json
 from cvops.errors import TransientServiceError
 from functions.naming import printable
 from functions.records import dumps_line
@@ -132,7 +133,7 @@ class BlobStore:
     def put_json(self, container: str, name: str, record: dict[str, Any]) -> None:
         self.calls += 1
         self._blob(container, name).upload_blob(
-            json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"), overwrite=True,
+            finite_json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"), overwrite=True,
             content_settings=ContentSettings(content_type="application/json; charset=utf-8"))
 
     def delete_version(self, container: str, name: str, etag: str) -> bool:

@@ -16,7 +16,6 @@ stderr, never a stack trace, with an exit code a pipeline can branch on:
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 import click
 
-from cvops import limits
+from cvops import finite_json, limits
 from cvops.errors import ConfigurationError, CvopsError, ServiceError, TransientServiceError, from_exception
 from cvops.redaction import install_log_redaction, redact
 from pipelines import config
@@ -132,7 +131,7 @@ class Run:
 
     def emit(self, data: dict[str, Any], human: Callable[[Any], None]) -> None:
         if self.json:
-            click.echo(redact(json.dumps(data, indent=2, default=str)))
+            click.echo(redact(finite_json.dumps(data, indent=2, default=str)))
         else:
             human(self.console)
 
@@ -165,7 +164,7 @@ def _fail(run: Run | None, message: str, status: int, **extra: Any) -> None:
         message = message[: MAX_ERROR_CHARS - 1] + "…"
     click.echo(f"cvops: error: {message}", err=True)
     if run is not None and run.json:
-        click.echo(json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))
+        click.echo(finite_json.dumps({"ok": False, "error": message, "exit_code": status, **extra}, default=str))
     raise click.exceptions.Exit(status)
 
 
@@ -835,11 +834,11 @@ def _predict_with_model(run: Run, target: str, *, threshold: float | None, polic
     if policy_file and threshold is not None:
         raise ConfigurationError("give --policy or --threshold, not both", setting="--threshold",
                                  hint="a policy file holds each tag's threshold")
-    model = _load_model(model_file)
     if policy_file:
         policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
     else:
         policy = spec_policy(run.spec, threshold=threshold)
+    model = _load_model(model_file, classification=policy.classification_type)
     result = predict_with_model(
         model, target, policy=policy,
         read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
@@ -1011,12 +1010,13 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     run.emit({"ok": True, **data}, human)
 
 
-def _load_model(path: str, option: str = "--model") -> Any:
-    """An exported model, or a ConfigurationError naming ``option`` and what the runner found."""
+def _load_model(path: str, option: str = "--model", *, classification: str | None = None) -> Any:
+    """An exported model, or a ConfigurationError naming ``option`` and what the runner found (``classification``:
+    the policy's project type, so a Multiclass model must answer probabilities summing to 1)."""
     from functions.exported_model import ExportedModel, ModelRefused
 
     try:
-        return ExportedModel.load(path)
+        return ExportedModel.load(path, classification=classification)
     except ModelRefused as e:
         raise ConfigurationError(f"{option} {path}: {e}", setting=option,
                                  hint="give a Custom Vision ONNX export (cvops export --platform ONNX)") from None
@@ -1203,7 +1203,7 @@ def retrain_cmd(run: Run, since: str | None, holdout: str | None, margin: float,
     data = {"ok": result.ok, "project": spec.name, **result.to_dict()}
     if report_dir:
         folder = _writable_folder(report_dir, "--report")
-        (folder / "retrain.json").write_text(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n",
+        (folder / "retrain.json").write_text(finite_json.dumps(data, indent=2, default=str) + "\n",
                                              encoding="utf-8")
         (folder / "retrain.md").write_text(retrain.markdown(result, spec.name), encoding="utf-8")
         data["reports"] = {"json": str(folder / "retrain.json"), "markdown": str(folder / "retrain.md")}
@@ -1315,7 +1315,7 @@ def review_export(run: Run, since: str, out: str | None) -> None:
     summary, text = commands.export(*commands.open_review(run.settings), since=commands.parse_since(since), out=out)
     if out is None:
         click.echo(text, nl=False)
-        click.echo(json.dumps(summary, default=str) if run.json else "\n".join([
+        click.echo(finite_json.dumps(summary, default=str) if run.json else "\n".join([
             f"{summary['images']} reviewed images, {summary['rejected_left_out']} rejected left out",
             *commands.malformed_lines(summary)]), err=True)
         return

@@ -10,13 +10,13 @@ and shown through :func:`functions.naming.printable`.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from cvops import finite_json
 from functions.naming import printable
 from pipelines.monitor import ALL, FEATURES
 from pipelines.report import figure_html, figure_png
@@ -166,7 +166,7 @@ def write_monitor_reports(result: Mapping[str, Any], out_dir: Path) -> dict[str,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"json": out_dir / "monitor.json"}
-    paths["json"].write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["json"].write_text(finite_json.dumps(result, indent=2) + "\n", encoding="utf-8")
     images: list[tuple[str, str, bytes]] = []
     if result["periods"]:
         for key, label in _SERIES:

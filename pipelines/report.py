@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +19,8 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from cvops import finite_json
 
 __all__ = ["MAX_CURVE_PLOTS", "figure_html", "figure_png", "write_reports"]
 
@@ -201,7 +202,7 @@ def write_reports(evaluation: dict, out_dir: Path, *, title: str) -> dict[str, P
     paths: dict[str, Path] = {}
 
     json_path = out_dir / "evaluation.json"
-    json_path.write_text(json.dumps(evaluation, indent=2, default=_json_default, allow_nan=False) + "\n",
+    json_path.write_text(finite_json.dumps(evaluation, indent=2, default=_json_default) + "\n",
                          encoding="utf-8")
     paths["json"] = json_path
 

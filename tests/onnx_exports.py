@@ -5,6 +5,11 @@ shows which channel order and range the runner fed.
 Graph: X [1, 3, S, S] -> ReduceMean over H, W -> [1, 3] -> Softmax -> [1, 3] probabilities, labels red/green/blue in
 input-channel order. With ``Rgb8`` a red image is "red"; with ``Bgr8`` (channel 0 is blue) the same image is "blue".
 With ``NominalRange_0_255`` a pure colour's softmax is ~1.0; with ``Normalized_0_1`` it is e / (e + 2) = 0.576.
+
+Out-of-contract variants for the load-time probe: ``activation="none"`` answers the raw channel means (128 for the
+probe's grey), ``"sigmoid"`` answers values in [0, 1] that do not sum to 1, ``output_type`` casts the answer to int64
+or bool, and ``special`` (NaN, +-inf) is answered for every tag of a picture with no red at all (the grey probe has
+red, so such a model loads and answers the special value at run time only).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ LABELS = ("red", "green", "blue")
 
 def build_onnx(*, size: int = 8, pixel_format: str | None = "Rgb8", pixel_range: str | None = "NominalRange_0_255",
                float16: bool = False, input_shape: list | None = None, outputs: int = 3,
-               extra_input: bool = False) -> bytes:
+               extra_input: bool = False, activation: str = "softmax", output_type: int | None = None,
+               special: float | None = None) -> bytes:
     """The model's bytes; the keyword arguments break one part of the contract at a time for the refusal tests."""
     elem = TensorProto.FLOAT16 if float16 else TensorProto.FLOAT
     shape = input_shape if input_shape is not None else [1, 3, size, size]
@@ -38,9 +44,26 @@ def build_onnx(*, size: int = 8, pixel_format: str | None = "Rgb8", pixel_range:
     else:
         nodes.append(helper.make_node("Identity", ["means"], ["scores"]))
         initializers = []
-    nodes.append(helper.make_node("Softmax", ["scores"], ["model_output"], axis=1))
+    if activation == "softmax":
+        nodes.append(helper.make_node("Softmax", ["scores"], ["probs"], axis=1))
+    else:
+        nodes.append(helper.make_node({"sigmoid": "Sigmoid", "none": "Identity"}[activation], ["scores"], ["probs"]))
+    last = "probs"
+    if special is not None:  # every tag answers `special` when the picture's red channel is all 0
+        initializers += [helper.make_tensor("red_index", TensorProto.INT64, [], [0]),
+                         helper.make_tensor("zero", elem, [1], [0.0]),
+                         helper.make_tensor("special", elem, [1], [special])]
+        nodes += [helper.make_node("Gather", ["means", "red_index"], ["red"], axis=1),
+                  helper.make_node("Equal", ["red", "zero"], ["no_red"]),
+                  helper.make_node("Where", ["no_red", "special", "probs"], ["answered"])]
+        last = "answered"
+    out_elem = elem if output_type is None else output_type
+    if output_type is not None:
+        nodes.append(helper.make_node("Cast", [last], ["cast"], to=output_type))
+        last = "cast"
+    nodes.append(helper.make_node("Identity", [last], ["model_output"]))
     graph = helper.make_graph(nodes, "cvops-test-export", inputs,
-                              [helper.make_tensor_value_info("model_output", elem, [1, outputs])],
+                              [helper.make_tensor_value_info("model_output", out_elem, [1, outputs])],
                               initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     props = {}

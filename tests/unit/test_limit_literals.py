@@ -39,6 +39,7 @@ ALLOWED = {
     ("pipelines/review/stats.py", "DEFAULT_MIN_SUPPORT"): "reviews needed before a score may become a threshold",
     ("pipelines/review/access.py", "MIN_DISTINCT"): "different characters a review page token needs: its own rule",
     ("pipelines/review/server.py", "max_connections"): "the review page's connection cap: its own server's bound",
+    ("functions/exported_model.py", "MAX_COMPRESSION_RATIO"): "a model zip's inflate ratio: the runner's zip-bomb bound",
     ("pipelines/cli.py", "--min-support"): "review stats' reviews needed before a score may become a threshold",
 }
 
