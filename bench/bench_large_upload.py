@@ -77,9 +77,13 @@ def child(mode: str) -> None:
                       "copies": record["destinations"]}))
 
 
+BLOCK_BYTES = 8 * MiB
+"""Staged block size of the bench's upload (any size works; the app's reads do not depend on it)."""
+
+
 def upload_zeros(blob, size: int) -> None:
-    """``size`` zero bytes in 4 MiB blocks: the bench never holds the blob whole."""
-    block = bytes(4 * MiB)
+    """``size`` zero bytes in 8 MiB blocks: the bench never holds the blob whole."""
+    block = bytes(BLOCK_BYTES)
     ids = []
     for i, start in enumerate(range(0, size, len(block))):
         ids.append(f"{i:08d}")

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "CONTENT_SAFETY_FORMATS",
+    "CONTENT_SAFETY_MAX_BYTES",
+    "CONTENT_SAFETY_MIN_SIDE",
     "MAX_ASPECT_RATIO",
     "MAX_IMAGES_PER_BATCH",
     "MAX_ITERATIONS",
@@ -81,3 +84,13 @@ MAX_METADATA_PAIRS = 10
 
 MAX_METADATA_VALUE_CHARS = 256
 """Characters in one metadata value (Training v3.4-preview spec: "The length of value is limited to 256")."""
+
+CONTENT_SAFETY_MAX_BYTES = 4 * _MB
+"""Largest image Azure AI Content Safety's ``image:analyze`` takes (its spec and overview: 4 MB). Not a Custom Vision
+limit, but the app checks both before calling, so both live here."""
+
+CONTENT_SAFETY_MIN_SIDE = 50
+"""Shortest side Content Safety analyses (50 x 50 px at least)."""
+
+CONTENT_SAFETY_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
+"""Image formats Content Safety reads, by Pillow's names."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from cvops import pacing, retry
+from cvops import limits, pacing, retry
 from cvops.clients import CONTENT_SAFETY_API_VERSION as API_VERSION
 from cvops.errors import ConfigurationError, ServiceError
 from functions import images
@@ -31,10 +31,10 @@ from functions.vision import ImageRefused, Moderation, ServiceCounters
 
 __all__ = ["API_VERSION", "MAX_SIDE", "MIN_SIDE", "Prepared", "moderate", "prepare"]
 
-MAX_BYTES = 4 * 1024 * 1024
-MIN_SIDE = 50
-MAX_SIDE = 2048
-FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
+MAX_BYTES = limits.CONTENT_SAFETY_MAX_BYTES
+MIN_SIDE = limits.CONTENT_SAFETY_MIN_SIDE
+MAX_SIDE = 2048  # the spec's and overview's 2,048 px (one quickstart says 7,200)
+FORMATS = limits.CONTENT_SAFETY_FORMATS
 SERVICE = "content_safety"
 
 

@@ -1174,7 +1174,7 @@ def retrain_cmd(run: Run, since: str | None, holdout: str | None, margin: float,
                                      out=str(out))
         return {"images": summary["images"], "manifest": str(out)}
 
-    def evaluate(iteration: Any) -> dict[str, Any]:
+    def on_holdout(iteration: Any) -> dict[str, Any]:
         result, _, _ = _evaluate_iteration(run, project_id, iteration_ref=iteration.id, threshold=None,
                                            holdout=holdout, use_spec_holdout=True, target_precision=None,
                                            target_recall=None, concurrency=4)
@@ -1185,7 +1185,7 @@ def retrain_cmd(run: Run, since: str | None, holdout: str | None, margin: float,
         export_reviews=None if review is None else export_reviews,
         upload=lambda manifest: upload(service, run.source(parse_source(str(manifest))), project_id,
                                        reporter=run.reporter).to_dict(),
-        evaluate=evaluate,
+        evaluate=on_holdout,
         publish=lambda it: publish(service, project_id, it.id, publish_name=spec.publish_name, gates=gates,
                                    threshold=spec.threshold, keep=spec.keep),
         export_model=None if no_export else (lambda it, out: export(service, project_id, it, platform="ONNX",

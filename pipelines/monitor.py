@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-__all__ = ["ALL", "FEATURES", "MONITOR_SCHEMA", "Aggregate", "Feature", "Rules", "SliceStats", "evaluate",
+__all__ = ["ALL", "FEATURES", "MONITOR_SCHEMA", "Aggregate", "Feature", "Rules", "SliceStats", "judge",
            "ks_distance", "parse_rules", "period_of", "psi", "record_time", "slice_of"]
 
 MONITOR_SCHEMA = "cvops.monitor/1"
@@ -375,7 +375,7 @@ def _baseline_for(name: str, baseline: Mapping[str, SliceStats], rules: Rules) -
     return (ALL, whole) if whole is not None and whole.images else (None, None)
 
 
-def evaluate(current: Aggregate, baseline: Mapping[str, SliceStats], rules: Rules) -> dict[str, Any]:
+def judge(current: Aggregate, baseline: Mapping[str, SliceStats], rules: Rules) -> dict[str, Any]:
     """Per period and slice, the measures and the findings (each naming its rule, slice, period and numbers)."""
     periods = []
     findings: list[dict[str, Any]] = []
@@ -426,7 +426,7 @@ def summarise(current: Aggregate, baseline_agg: Aggregate, rules: Rules, *, wind
               baseline_window: Mapping[str, Any], skipped: Mapping[str, int]) -> dict[str, Any]:
     """The whole monitor result as plain JSON-ready data."""
     pooled = baseline_agg.pooled()
-    result = evaluate(current, pooled, rules)
+    result = judge(current, pooled, rules)
     base_all = pooled.get(ALL)
     return {
         "schema": MONITOR_SCHEMA,

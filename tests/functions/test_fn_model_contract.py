@@ -135,5 +135,5 @@ def test_the_function_app_refuses_a_multiclass_policy_with_a_model_whose_probabi
                      VISION_PROJECT_ID="", VISION_PUBLISH_NAME="")
     function_env.upload("a.png", GREEN)
     with pytest.raises(ConfigurationError, match=r"CVOPS_MODEL=.*sum to 1\.869, not 1"):
-        registered("route_new_blob")(function_env.stream("a.png"))
+        registered("route_new_blob")(function_env.client("a.png"))
     assert function_env.names("results") == []

@@ -102,14 +102,13 @@ def test_a_dot_segment_name_from_the_blob_trigger_is_quarantined_unread_and_its_
     listed = {b.name: b for b in function_env.blob_service.get_container_client(function_env.incoming).list_blobs()}
     stored = next(n for n in listed if n != "b.jpg")  # Azurite decodes %2E and keeps "\\" as it is
     recorder = _recording_context(function_env)
-    # What the host hands over: the bytes its own (normalising) read got, which are b.jpg's, and no ETag.
-    stream = func.blob.InputStream(data=neighbour, name=f"{function_env.incoming}/{stored}",
-                                   uri=f"{function_env.blob_service.url}{function_env.incoming}/{stored}",
-                                   length=len(neighbour), blob_properties={}, metadata={})
+    # What the worker hands over: a client by that name, built from the SAS setting; any read through it would
+    # reach b.jpg (the SDK's HTTP stack removes the dot segments).
+    client = function_env.client(stored)
     outcomes: list[RoutedBlob] = []
     with observe(outcomes.append):
-        registered("route_new_blob")(stream)
-        registered("route_new_blob")(stream)  # a redelivery converges on the same record
+        registered("route_new_blob")(client)
+        registered("route_new_blob")(client)  # a redelivery converges on the same record
 
     _assert_only_addressed(recorder, function_env.incoming, {stored} if unaddressable(stored) is None else set())
     assert function_env.read("incoming", "b.jpg") == neighbour  # neither read for, nor deleted by, the other name
