@@ -322,6 +322,65 @@ def project_apply(run: Run, spec_file: str, dry_run: bool) -> None:
     run.emit({"ok": True, "dry_run": dry_run, **result.to_dict()}, human)
 
 
+@project.command("backup")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The backup folder (resumed if it exists).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True, help="Downloads at once.")
+@common()
+def project_backup(run: Run, out: str, concurrency: int) -> None:
+    """Everything the project holds, into OUT: every image's original bytes with its tags, regions and metadata
+    (manifest.jsonl, which `images upload` reads), the tags, every iteration with its performance, what is published
+    (project.json). Reads only. A rerun resumes: it downloads only what is missing or damaged. Checked at the end
+    against the service's counts and the files' SHA-256; a difference is named and the exit code is 1.
+
+    \b
+    Examples:
+      cvops project backup --spec examples/scenes/project.yaml --out backups/scenes
+      cvops project backup --project 0f3c... --out backups/scenes --json
+    """
+    from pipelines.backup import backup
+
+    _writable_folder(out, "--out")
+    spec = run.spec
+    report = backup(run.service, run.project_id(), Path(out), concurrency=concurrency,
+                    threshold=spec.threshold if spec else 0.5, reporter=run.reporter)
+    run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
+        f"backed up {report.project}: {report.images} images ({report.tagged} tagged, {report.untagged} untagged), "
+        f"{report.tags} tags, {report.iterations} iterations into {out}; {report.downloaded} downloaded, "
+        f"{report.already_there} already there; " + ("verified" if report.ok else "NOT verified")))
+    if not report.ok:
+        _fail(None, f"the backup in {out} differs from the service: " + "; ".join(report.mismatches[:10]), EXIT_FAILED)
+
+
+@project.command("restore")
+@click.option("--from", "from_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder `cvops project backup` wrote.")
+@click.option("--name", default=None, help="The project's name on the target (default: the spec's, else the backup's).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True)
+@common(needs_project=False)
+def project_restore(run: Run, from_dir: str, name: str | None, concurrency: int) -> None:
+    """Create the project and its tags on this endpoint (--spec: the target's name, domain and type) and upload the
+    backup's images with their tags, 64 per call; a rerun adds nothing. Then the project's counts are compared with
+    the manifest (a difference: exit 1). Training is left to `cvops train`.
+
+    \b
+    Examples:
+      cvops project restore --from backups/scenes --spec examples/scenes/project.yaml
+      cvops project restore --from backups/scenes --name scenes-copy --training-endpoint https://other...
+    """
+    from pipelines.restore import restore
+
+    report = restore(run.service, Path(from_dir), spec=run.spec, name=name, concurrency=concurrency,
+                     reporter=run.reporter)
+    up = report.upload
+    run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
+        f"restored {report.images} images into {report.project} ({report.project_id}): {up.created} uploaded, "
+        f"{up.skipped} already there, {len(up.failures)} failed; project counts {report.counts['tagged']} tagged, "
+        f"{report.counts['untagged']} untagged"))
+    if not report.ok:
+        problems = [f"{f.path}: {f.reason}" for f in up.failures[:5]] + report.mismatches[:10]
+        _fail(None, f"the restore into {report.project} is incomplete: " + "; ".join(problems), EXIT_FAILED)
+
+
 # images -----------------------------------------------------------------------------------------------------------
 @cli.group(cls=Group)
 def images() -> None:
