@@ -3,6 +3,7 @@ tests: made through the official SDK, as a user's project would be."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
@@ -20,6 +21,7 @@ class Seeded:
     tagged: int
     untagged: int
     per_tag: dict[str, int]
+    sha256: dict[str, tuple[str, ...]]  # the uploaded bytes' SHA-256 -> their tags (sorted)
 
 
 def seed_project(service, name: str, *, classification_type: str, per_class: int, per_combo: int = 0,
@@ -41,4 +43,28 @@ def seed_project(service, name: str, *, classification_type: str, per_class: int
     for item in items:
         for t in item.labels:
             per_tag[t] = per_tag.get(t, 0) + 1
-    return Seeded(project.id, name, len(items), len(entries) - len(items), per_tag)
+    hashes = {hashlib.sha256(e.contents).hexdigest(): tuple(sorted(
+        next((i.labels for i in items if i.data == e.contents), ()))) for e in entries}
+    return Seeded(project.id, name, len(items), len(entries) - len(items), per_tag, hashes)
+
+
+class NoAzurite:
+    """settings_env's storage, for commands that use none."""
+
+    connection_string = ""
+
+
+def run_cvops(env: dict[str, str], *args: str):
+    """`cvops ARGS --json` in-process (click's runner; real HTTP underneath): the result and its parsed JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    result = CliRunner().invoke(cli, [*args, "--json"], env=env, catch_exceptions=False)
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        data = None
+    return result, data

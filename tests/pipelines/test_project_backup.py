@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
-from backup_helpers import seed_project
+from backup_helpers import NoAzurite, seed_project
 from flow_helpers import settings_env, unique
 
 from cvops import clients
@@ -93,7 +93,7 @@ def test_backup_killed_half_way_resumes_without_downloading_again_and_verifies(s
     seeded = seed_project(service, unique("backup"), classification_type="Multilabel", per_class=60, per_combo=5,
                           untagged=20)
     assert seeded.tagged > bk.PAGE, "the project must need more than one page"
-    env = {**os.environ, **settings_env(service, _NoAzurite())}
+    env = {**os.environ, **settings_env(service, NoAzurite())}
     out = tmp_path / "backup"
     command = _cvops("project", "backup", "--project", seeded.project_id, "--out", str(out), "--json")
 
@@ -130,7 +130,8 @@ def test_backup_killed_half_way_resumes_without_downloading_again_and_verifies(s
             per_tag[t] = per_tag.get(t, 0) + 1
     assert per_tag == seeded.per_tag
     assert sum(1 for r in rows if len(r["tags"]) > 1) == 30
-    # The bytes are the ones uploaded: the service's own copy, image by image.
+    # originalImageUri gave the very bytes uploaded, each with its tags.
+    assert {r["sha256"]: tuple(r["tags"]) for r in rows} == seeded.sha256
     client = clients.training_client(service.endpoint, service.training_key)
     sample = client.get_images_by_ids(seeded.project_id, [r["id"] for r in rows[:5]])
     for image in sample:
@@ -174,10 +175,6 @@ def test_a_damaged_file_is_downloaded_again_and_an_image_added_during_the_backup
     assert not second.ok
     assert second.mismatches == ["tagged images: the service has 13, the backup 12",
                                  "tag 'city': the service has 4 images, the backup 3"]
-
-
-class _NoAzurite:
-    connection_string = ""
 
 
 def _get(url: str) -> bytes:
