@@ -23,6 +23,7 @@ from cvops.pacing import Pacer
 from cvops.retry import RetryPolicy
 from functions.config import APP_ROOT, AppConfig, StorageConnection, load_config, relevant_environment
 from functions.exported_model import ExportedModel, ModelRefused
+from functions.model_loader import load_model as load_any_model
 
 __all__ = ["AppContext", "build_context", "current", "install", "load_model", "reset"]
 
@@ -65,10 +66,12 @@ def _pacer(calls_per_second: float) -> Pacer:
     return Pacer(calls_per_second, burst=PACER_BURST, headroom=PACER_HEADROOM)
 
 
-def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT) -> ExportedModel:
+def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT, *,
+               multilabel: bool = False) -> ExportedModel:
     """CVOPS_MODEL's model: ``az://container/blob`` read with the app's storage identity, or a path in the app package.
 
-    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it."""
+    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it. Custom
+    Vision's export or AutoML's (functions/model_loader.py); ``multilabel`` (the policy's) picks AutoML's sigmoid."""
     try:
         if value.startswith("az://"):
             container, _, blob = value[len("az://"):].partition("/")
@@ -82,12 +85,13 @@ def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP
                                          f"{type(exc).__name__}", setting="CVOPS_MODEL",
                                          hint="upload the export there, and give the app's identity Storage Blob "
                                               "Data Reader on it") from exc
-            return ExportedModel.load(data)
+            return load_any_model(data, multilabel=multilabel)
         path = Path(value)
-        return ExportedModel.load(path if path.is_absolute() else app_root / path)
+        return load_any_model(path if path.is_absolute() else app_root / path, multilabel=multilabel)
     except ModelRefused as exc:
         raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: {exc}", setting="CVOPS_MODEL",
-                                 hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX)") from exc
+                                 hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX) or an Azure ML "
+                                      "AutoML ONNX export (model.onnx + labels.json)") from exc
 
 
 def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None = None,
@@ -116,7 +120,8 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
         prediction_pacer=None if in_process else _pacer(config.prediction_tps),
         moderation_pacer=_pacer(config.moderation_tps) if moderation is not None else None,
         retry_policy=retry_policy or RetryPolicy(),
-        exported=load_model(config.model, blob_service) if in_process else None,
+        exported=load_model(config.model, blob_service, multilabel=config.policy.classification_type == "multilabel")
+        if in_process else None,
     )
 
 

@@ -183,7 +183,7 @@ class ExportedModel:
 
     def describe(self) -> dict[str, Any]:
         """What a record or a report says about the model that decided."""
-        return {"sha256": self.sha256, "labels": list(self.labels)}
+        return {"sha256": self.sha256, "labels": list(self.labels), "contract": "custom-vision"}
 
     def tensor(self, image: Image.Image) -> np.ndarray:
         """The input Microsoft's sample builds from a decoded picture: RGB, the whole image resized to S x S, NCHW,

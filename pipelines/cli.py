@@ -639,7 +639,7 @@ def _evaluate_model(run: Run, model_file: str, *, threshold: float | None, holdo
     from pipelines.evaluation import evaluate_model
 
     spec = run.spec
-    model = _load_model(model_file)
+    model = _load_model(model_file, multilabel=spec is not None and spec.classification_type == "Multilabel")
     if holdout:
         source = run.source(parse_source(holdout))
     elif spec and spec.holdout_source:
@@ -875,11 +875,11 @@ def _predict_with_model(run: Run, target: str, *, threshold: float | None, polic
     if policy_file and threshold is not None:
         raise ConfigurationError("give --policy or --threshold, not both", setting="--threshold",
                                  hint="a policy file holds each tag's threshold")
-    model = _load_model(model_file)
     if policy_file:
         policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
     else:
         policy = spec_policy(run.spec, threshold=threshold)
+    model = _load_model(model_file, multilabel=policy.classification_type == "multilabel")
     result = predict_with_model(
         model, target, policy=policy,
         read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
@@ -1051,15 +1051,18 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     run.emit({"ok": True, **data}, human)
 
 
-def _load_model(path: str, option: str = "--model") -> Any:
-    """An exported model, or a ConfigurationError naming ``option`` and what the runner found."""
-    from functions.exported_model import ExportedModel, ModelRefused
+def _load_model(path: str, option: str = "--model", *, multilabel: bool = False) -> Any:
+    """An exported model (Custom Vision's or Azure ML AutoML's, recognised from the files), or a ConfigurationError
+    naming ``option`` and what the runner found. ``multilabel``: AutoML's logits go through sigmoid, not softmax."""
+    from functions.exported_model import ModelRefused
+    from functions.model_loader import load_model
 
     try:
-        return ExportedModel.load(path)
+        return load_model(path, multilabel=multilabel)
     except ModelRefused as e:
         raise ConfigurationError(f"{option} {path}: {e}", setting=option,
-                                 hint="give a Custom Vision ONNX export (cvops export --platform ONNX)") from None
+                                 hint="give a Custom Vision ONNX export (cvops export --platform ONNX) or an Azure ML "
+                                      "AutoML ONNX export (a zip, or model.onnx with labels.json beside it)") from None
 
 
 # wired to other modules (their owners implement them) -------------------------------------------------------------
