@@ -381,6 +381,43 @@ def project_restore(run: Run, from_dir: str, name: str | None, concurrency: int)
         _fail(None, f"the restore into {report.project} is incomplete: " + "; ".join(problems), EXIT_FAILED)
 
 
+@cli.group(cls=Group)
+def dataset() -> None:
+    """Hand the labelled data to a successor (Azure ML AutoML for images)."""
+
+
+@dataset.command("export")
+@click.option("--format", "fmt", type=click.Choice(["automl"]), required=True, help="The successor's data format.")
+@click.option("--from", "from_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="A folder `cvops project backup` wrote.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Where to write train/ (and validation/).")
+@click.option("--datastore", required=True, help="The Azure ML datastore the backup folder is uploaded to.")
+@click.option("--prefix", default=None, help="The folder in the datastore holding the backup (default: its name).")
+@click.option("--validation-fraction", type=FiniteFloatRange(0, 0.5, max_open=True), default=0.0, show_default=True,
+              help="Keep this share of each label set for validation/ (0: train/ only).")
+@common(needs_project=False)
+def dataset_export(run: Run, fmt: str, from_dir: str, out: str, datastore: str, prefix: str | None,
+                   validation_fraction: float) -> None:
+    """AutoML for images' JSON Lines (image_url azureml://datastores/NAME/paths/..., image_details, label: a string
+    for Multiclass, a list for Multilabel) and their MLTable, from a backup; untagged images are left out. What
+    AutoML refuses (fewer than 10 images, a tag with no image, a GIF) is refused before anything is written.
+
+    \b
+    Examples:
+      cvops dataset export --format automl --from backups/scenes --out automl/ --datastore workspaceblobstore
+      azcopy copy backups/scenes "https://ACCOUNT.blob.core.windows.net/CONTAINER/" --recursive
+    """
+    from pipelines.automl_dataset import export_automl
+
+    _writable_folder(out, "--out")
+    data = export_automl(Path(from_dir), Path(out), datastore=datastore, prefix=prefix,
+                         validation_fraction=validation_fraction)
+    run.emit({"ok": True, "format": fmt, **data}, lambda c: c.print(
+        f"{data['images']} images ({data['task']}, {data['untagged_left_out']} untagged left out) written to "
+        + ", ".join(f"{k} ({v['images']})" for k, v in data["written"].items())
+        + f"; upload {from_dir} to datastore {datastore} at {data['prefix']}/"))
+
+
 # images -----------------------------------------------------------------------------------------------------------
 @cli.group(cls=Group)
 def images() -> None:
