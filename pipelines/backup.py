@@ -20,10 +20,14 @@ temporary name and renamed once complete, then journalled with its SHA-256; a re
 and downloads only images with no file, a damaged file, or no journal line. Checked: at the end the service's image
 and tag counts are read again and compared with the manifest, and every file is hashed against it; any difference is
 named (the CLI exits 1).
+
+``--out az://container/prefix`` writes the same layout to Blob Storage (:class:`BlobFolder`): there a blob exists only
+once its upload is committed, and each image blob carries its SHA-256 in its metadata, which serves as the journal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -228,38 +232,109 @@ def _append_line(path: Path, row: Mapping[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def read_backup_project(folder: Path) -> dict[str, Any]:
-    """project.json of a backup folder, or a ConfigurationError saying what is wrong."""
-    path = folder / PROJECT_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"{folder} is not a cvops backup: it has no {PROJECT_FILE}",
-                                 hint="give the folder `cvops project backup --out` wrote") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigurationError(f"{path} is not valid JSON: {e}") from None
-    found = data.get("format") if isinstance(data, dict) else None
-    if found != FORMAT:
-        raise ConfigurationError(f"{path} is not a {FORMAT} backup (its format: {found!r})")
-    return data
+# where the backup is written: a local folder or a Blob container + prefix ----------------------------------------------
+class LocalFolder:
+    """A backup folder on disk: files written to a temporary name and renamed, a journal of completed images."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def prepare(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def read_text(self, name: str) -> str | None:
+        try:
+            return (self.path / name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        write_atomically(self.path / name, data)
+
+    def journal(self) -> dict[str, Saved]:
+        text = self.read_text(JOURNAL)
+        return read_journal(text.splitlines() if text else [])
+
+    def record(self, saved: Saved) -> None:
+        (self.path / JOURNAL).parent.mkdir(parents=True, exist_ok=True)
+        _append_line(self.path / JOURNAL, saved.to_dict())
+
+    def quick_digest(self, name: str) -> tuple[int, str] | None:
+        return file_digest(self.path / name)
+
+    def digest(self, name: str) -> tuple[int, str] | None:
+        return file_digest(self.path / name)
 
 
-def read_manifest_rows(folder: Path) -> list[dict[str, Any]]:
-    path = folder / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigurationError(f"{folder} has no {MANIFEST}: the backup did not finish",
-                                 hint="run `cvops project backup` again with the same --out; it resumes") from None
-    rows = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if raw.strip():
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise ConfigurationError(f"{path} line {number} is not JSON: {e.msg}") from None
-            rows.append(row)
-    return rows
+class BlobFolder:
+    """A backup under ``az://container/prefix``. A blob appears only once its upload is committed (no half files),
+    and each image blob carries its SHA-256 in its metadata: the listing is the journal, so a rerun downloads nothing
+    the container holds. The final check downloads every image again and hashes it."""
+
+    def __init__(self, blob_service: Any, location: str) -> None:
+        container, _, prefix = location[len("az://"):].partition("/")
+        if not container:
+            raise ConfigurationError(f"{location} names no container", setting="--out",
+                                     hint="write az://container/prefix")
+        self.location = location
+        self.container = blob_service.get_container_client(container)
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._listed: dict[str, tuple[int, str]] = {}
+
+    def __str__(self) -> str:
+        return self.location
+
+    def prepare(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with contextlib.suppress(ResourceExistsError):  # an existing container is resumed
+            self.container.create_container()
+
+    def read_text(self, name: str) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.container.download_blob(self.prefix + name).readall().decode("utf-8")
+        except ResourceNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        meta = {"sha256": hashlib.sha256(data).hexdigest()}
+        self.container.upload_blob(self.prefix + name, data, overwrite=True, metadata=meta)
+
+    def journal(self) -> dict[str, Saved]:
+        out: dict[str, Saved] = {}
+        for blob in self.container.list_blobs(name_starts_with=f"{self.prefix}{IMAGES}/", include=["metadata"]):
+            path = blob.name[len(self.prefix):]
+            sha = (blob.metadata or {}).get("sha256")
+            if sha:
+                image_id = Path(path).stem
+                out[image_id] = Saved(image_id, path, sha, blob.size)
+        self._listed = {s.path: (s.size, s.sha256) for s in out.values()}
+        return out
+
+    def record(self, saved: Saved) -> None:
+        pass  # the blob's own metadata is the record
+
+    def quick_digest(self, name: str) -> tuple[int, str] | None:
+        return self._listed.get(name)
+
+    def digest(self, name: str) -> tuple[int, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            data = self.container.download_blob(self.prefix + name).readall()
+        except ResourceNotFoundError:
+            return None
+        return len(data), hashlib.sha256(data).hexdigest()
+
+
+def open_folder(location: str, blob_service: Callable[[], Any]) -> LocalFolder | BlobFolder:
+    """``az://container/prefix`` or a local folder."""
+    return BlobFolder(blob_service(), location) if location.startswith("az://") else LocalFolder(Path(location))
 
 
 # the service --------------------------------------------------------------------------------------------------------
@@ -321,28 +396,27 @@ def iteration_records(service: Service, project_id: str, domains: Mapping[str, s
     return sorted(out, key=lambda r: r.get("created") or "")
 
 
-def backup(service: Service, project_ref: str, out: Path, *, concurrency: int = 8, threshold: float = 0.5,
-           reporter: Reporter | None = None,
+def backup(service: Service, project_ref: str, out: Path | LocalFolder | BlobFolder, *, concurrency: int = 8,
+           threshold: float = 0.5, reporter: Reporter | None = None,
            download: Callable[[Service, str, ServiceImage], bytes] = download_original) -> BackupReport:
     """Back up one project into ``out`` (created, or resumed when it holds an earlier run's files)."""
     reporter = reporter or NullReporter()
+    folder = LocalFolder(out) if isinstance(out, Path) else out
     project_state = service.project(project_ref)
     project_id = project_state.id
-    out.mkdir(parents=True, exist_ok=True)
-    existing = out / PROJECT_FILE
-    if existing.exists():
-        earlier = read_backup_project(out)
-        if earlier["project"].get("id") != project_id:
-            raise ConfigurationError(f"{out} holds a backup of another project ({earlier['project'].get('name')!r}, "
-                                     f"{earlier['project'].get('id')})", setting="--out",
+    folder.prepare()
+    existing = folder.read_text(PROJECT_FILE)
+    if existing is not None:
+        earlier = json.loads(existing).get("project", {})
+        if earlier.get("id") != project_id:
+            raise ConfigurationError(f"{folder} holds a backup of another project ({earlier.get('name')!r}, "
+                                     f"{earlier.get('id')})", setting="--out",
                                      hint="give an empty folder, or that project's own backup folder to resume it")
-    journal_path = out / JOURNAL
-    journal_path.parent.mkdir(parents=True, exist_ok=True)
-    journal = read_journal(journal_path.read_text(encoding="utf-8").splitlines() if journal_path.exists() else [])
+    journal = folder.journal()
     with reporter.task(f"checking {len(journal)} images of an earlier run", total=len(journal) or None) as task:
         on_disk = {}
         for saved in journal.values():
-            on_disk[saved.path] = file_digest(out / saved.path)
+            on_disk[saved.path] = folder.quick_digest(saved.path)
             task.advance()
     have = still_good(journal, on_disk)
 
@@ -352,14 +426,13 @@ def backup(service: Service, project_ref: str, out: Path, *, concurrency: int = 
     tagged_total = int(service.training_call("count tagged images", lambda c: c.get_tagged_image_count(project_id)) or 0)
     untagged_total = int(service.training_call("count untagged images",
                                                lambda c: c.get_untagged_image_count(project_id)) or 0)
-    report = BackupReport(str(out), project.name, tags=len(tags))
-
+    report = BackupReport(str(folder), project.name, tags=len(tags))
     rows: dict[str, dict[str, Any]] = {}
 
     def fetch(image: ServiceImage) -> tuple[ServiceImage, Saved, int]:
         data = download(service, project_id, image)
         path = image_path(image.id, data)
-        write_atomically(out / path, data)
+        folder.write(path, data)
         return image, Saved(image.id, path, hashlib.sha256(data).hexdigest(), len(data)), len(data)
 
     total = tagged_total + untagged_total
@@ -376,7 +449,7 @@ def backup(service: Service, project_ref: str, out: Path, *, concurrency: int = 
                         task.advance()
                 # Journal lines are appended by this thread only, as the downloads come back.
                 for image, saved, size in pool.map(fetch, to_download(page, have)):
-                    _append_line(journal_path, saved.to_dict())
+                    folder.record(saved)
                     rows[image.id] = manifest_row(image, saved)
                     report.downloaded += 1
                     report.bytes_downloaded += size
@@ -404,13 +477,13 @@ def backup(service: Service, project_ref: str, out: Path, *, concurrency: int = 
         "counts": {"images": report.images, "tagged": report.tagged, "untagged": report.untagged,
                    "tags": dict(sorted(tag_counts(ordered).items()))},
     }
-    write_atomically(out / MANIFEST, manifest_text(ordered).encode("utf-8"))
-    write_atomically(out / PROJECT_FILE, (json.dumps(project_doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    folder.write(MANIFEST, manifest_text(ordered).encode("utf-8"))
+    folder.write(PROJECT_FILE, (json.dumps(project_doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
     with reporter.task(f"verifying {len(ordered)} files", total=len(ordered)) as task:
         files = {}
         for r in ordered:
-            files[r["path"]] = file_digest(out / r["path"])
+            files[r["path"]] = folder.digest(r["path"])
             task.advance()
     final_tags = service.training_call("list tags", lambda c: c.get_tags(project_id))
     report.mismatches = compare(
@@ -422,12 +495,54 @@ def backup(service: Service, project_ref: str, out: Path, *, concurrency: int = 
     return report
 
 
-def verify_folder(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The manifest's rows and every file that is missing or differs from it (for restore, before any upload)."""
+def _folder(folder: Path | LocalFolder | BlobFolder) -> LocalFolder | BlobFolder:
+    return LocalFolder(folder) if isinstance(folder, Path) else folder
+
+
+def read_backup_project(folder: Path | LocalFolder | BlobFolder) -> dict[str, Any]:
+    """project.json of a backup, or a ConfigurationError saying what is wrong."""
+    folder = _folder(folder)
+    text = folder.read_text(PROJECT_FILE)
+    if text is None:
+        raise ConfigurationError(f"{folder} is not a cvops backup: it has no {PROJECT_FILE}",
+                                 hint="give the folder (or az://container/prefix) `cvops project backup --out` wrote")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f"{folder}/{PROJECT_FILE} is not valid JSON: {e}") from None
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != FORMAT:
+        raise ConfigurationError(f"{folder}/{PROJECT_FILE} is not a {FORMAT} backup (its format: {found!r})")
+    return data
+
+
+def read_manifest_rows(folder: Path | LocalFolder | BlobFolder) -> list[dict[str, Any]]:
+    folder = _folder(folder)
+    text = folder.read_text(MANIFEST)
+    if text is None:
+        raise ConfigurationError(f"{folder} has no {MANIFEST}: the backup did not finish",
+                                 hint="run `cvops project backup` again with the same --out; it resumes")
+    rows = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip():
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ConfigurationError(f"{folder}/{MANIFEST} line {number} is not JSON: {e.msg}") from None
+            rows.append(row)
+    return rows
+
+
+def verify_folder(folder: Path | LocalFolder | BlobFolder) -> tuple[list[dict[str, Any]], list[str]]:
+    """The manifest's rows and every file that is missing or differs from it (before a restore or an export uploads
+    or writes anything). A local file is hashed; a blob is checked by its size and the SHA-256 its upload recorded
+    in its metadata (so a restore from Blob moves no image byte through this machine)."""
+    folder = _folder(folder)
     rows = read_manifest_rows(folder)
+    folder.journal()  # Blob: one listing gives every image's size and recorded SHA-256
     problems = []
     for r in rows:
-        found = file_digest(folder / r["path"])
+        found = folder.quick_digest(r["path"])
         if found is None:
             problems.append(f"{r['path']}: the file is missing")
         elif found != (r.get("size"), r.get("sha256")):

@@ -323,7 +323,7 @@ def project_apply(run: Run, spec_file: str, dry_run: bool) -> None:
 
 
 @project.command("backup")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="The backup folder (resumed if it exists).")
+@click.option("--out", required=True, help="The backup folder, or az://container/prefix (resumed if it exists).")
 @click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True, help="Downloads at once.")
 @common()
 def project_backup(run: Run, out: str, concurrency: int) -> None:
@@ -335,13 +335,15 @@ def project_backup(run: Run, out: str, concurrency: int) -> None:
     \b
     Examples:
       cvops project backup --spec examples/scenes/project.yaml --out backups/scenes
-      cvops project backup --project 0f3c... --out backups/scenes --json
+      cvops project backup --project 0f3c... --out az://backups/scenes --json
     """
-    from pipelines.backup import backup
+    from pipelines.backup import backup, open_folder
 
-    _writable_folder(out, "--out")
+    if not out.startswith("az://"):
+        _writable_folder(out, "--out")
     spec = run.spec
-    report = backup(run.service, run.project_id(), Path(out), concurrency=concurrency,
+    folder = open_folder(out, lambda: run.service.blob_service)
+    report = backup(run.service, run.project_id(), folder, concurrency=concurrency,
                     threshold=spec.threshold if spec else 0.5, reporter=run.reporter)
     run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
         f"backed up {report.project}: {report.images} images ({report.tagged} tagged, {report.untagged} untagged), "
@@ -352,8 +354,8 @@ def project_backup(run: Run, out: str, concurrency: int) -> None:
 
 
 @project.command("restore")
-@click.option("--from", "from_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="A folder `cvops project backup` wrote.")
+@click.option("--from", "from_dir", required=True,
+              help="A folder (or az://container/prefix) `cvops project backup` wrote.")
 @click.option("--name", default=None, help="The project's name on the target (default: the spec's, else the backup's).")
 @click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True)
 @common(needs_project=False)
@@ -367,9 +369,11 @@ def project_restore(run: Run, from_dir: str, name: str | None, concurrency: int)
       cvops project restore --from backups/scenes --spec examples/scenes/project.yaml
       cvops project restore --from backups/scenes --name scenes-copy --training-endpoint https://other...
     """
+    from pipelines.backup import open_folder
     from pipelines.restore import restore
 
-    report = restore(run.service, Path(from_dir), spec=run.spec, name=name, concurrency=concurrency,
+    folder = open_folder(from_dir, lambda: run.service.blob_service)
+    report = restore(run.service, folder, spec=run.spec, name=name, concurrency=concurrency,
                      reporter=run.reporter)
     up = report.upload
     run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cvops.errors import CvopsError
-from pipelines.backup import MANIFEST, read_backup_project, tag_counts, verify_folder
+from pipelines.backup import MANIFEST, BlobFolder, LocalFolder, read_backup_project, tag_counts, verify_folder
 from pipelines.progress import NullReporter, Reporter
 from pipelines.project import apply
 from pipelines.service import Service
@@ -78,9 +78,12 @@ def compare_counts(rows: list[dict[str, Any]], *, tagged: int, untagged: int,
     return out
 
 
-def restore(service: Service, folder: Path, *, spec: ProjectSpec | None = None, name: str | None = None,
-            concurrency: int = 8, reporter: Reporter | None = None) -> RestoreReport:
+def restore(service: Service, folder: Path | LocalFolder | BlobFolder, *, spec: ProjectSpec | None = None,
+            name: str | None = None, concurrency: int = 8, reporter: Reporter | None = None) -> RestoreReport:
+    """From a local backup the images' bytes are sent; from ``az://`` the service pulls each image itself by a
+    short-lived read-only SAS URL, as `images upload` does from Blob."""
     reporter = reporter or NullReporter()
+    folder = LocalFolder(folder) if isinstance(folder, Path) else folder
     doc = read_backup_project(folder)
     with reporter.task(f"checking the files of {folder}"):
         rows, problems = verify_folder(folder)
@@ -101,8 +104,13 @@ def restore(service: Service, folder: Path, *, spec: ProjectSpec | None = None, 
                 project_id, t["name"], description=t.get("description") or None, type="Negative"), idempotent=False)
             created.append(tag["name"])
 
-    source = ImageSource(SourceSpec("manifest", path=str(folder / MANIFEST)))
-    uploaded = upload(service, source, project_id, via_bytes=True, concurrency=concurrency, reporter=reporter)
+    if isinstance(folder, BlobFolder):
+        source = ImageSource(SourceSpec("manifest", path=f"{folder.location.rstrip('/')}/{MANIFEST}"),
+                             lambda: service.blob_service)
+    else:
+        source = ImageSource(SourceSpec("manifest", path=str(folder.path / MANIFEST)))
+    uploaded = upload(service, source, project_id, via_bytes=isinstance(folder, LocalFolder),
+                      concurrency=concurrency, reporter=reporter)
 
     tagged = int(service.training_call("count tagged images", lambda c: c.get_tagged_image_count(project_id)) or 0)
     untagged = int(service.training_call("count untagged images",
