@@ -47,6 +47,10 @@ MALFORMED_INPUT_ERRORS = (TypeError, AttributeError, ValueError, KeyError, Index
 MAX_REQUEST_BYTES = 64 * imagelib.MAX_TRAINING_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 
 
+# Largest project package an import reads: a full S0 project (100,000 images) would not fit; a test's does.
+MAX_PROJECT_PACKAGE_BYTES = 2**31
+
+
 @dataclass
 class ServiceConfig:
     """Everything `python -m emulator` can set, with the same defaults."""
@@ -59,6 +63,7 @@ class ServiceConfig:
     training_tps: float | None = None
     fault_rate: float = 0.0
     fault_every: int | None = None  # every N-th API call answers 503 (deterministic; wins over fault_rate)
+    import_drop_images: int = 0  # ImportProject leaves out the last N images and still ends Succeeded
     allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
     # False: an unexpected exception answers 500 even when it looks like malformed input (the fuzz tests run so, to
     # find every cause the guard would hide).
@@ -77,7 +82,9 @@ class CustomVisionApp:
             self.backend,
             UrlFetcher(config.allow_url_hosts, max_bytes=imagelib.MAX_TRAINING_IMAGE_BYTES),
             UrlFetcher(config.allow_url_hosts, max_bytes=imagelib.MAX_PREDICTION_IMAGE_BYTES),
+            UrlFetcher(config.allow_url_hosts, max_bytes=MAX_PROJECT_PACKAGE_BYTES),
         )
+        self.backend.import_drop_images = config.import_drop_images
         self.url_map = build_url_map()
         self.limiters = {
             "prediction": FixedWindowLimiter(config.prediction_tps) if config.prediction_tps else None,
