@@ -385,6 +385,49 @@ def project_restore(run: Run, from_dir: str, name: str | None, concurrency: int)
         _fail(None, f"the restore into {report.project} is incomplete: " + "; ".join(problems), EXIT_FAILED)
 
 
+@project.command("copy")
+@click.option("--to-endpoint", envvar="CVOPS_TARGET_TRAINING_ENDPOINT", required=True,
+              help="The target resource's training endpoint (env CVOPS_TARGET_TRAINING_ENDPOINT).")
+@click.option("--to-key", envvar="CVOPS_TARGET_TRAINING_KEY", required=True,
+              help="The target's training key (env CVOPS_TARGET_TRAINING_KEY; prefer the env variable).")
+@click.option("--name", default=None, help="The copy's name (default: the source's).")
+@click.option("--fallback", "fallback_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="When the import fails or loses images: back up the source into DIR and restore it into the copy.")
+@click.option("--timeout", type=FiniteFloatRange(min=1), default=1800, show_default=True,
+              help="Seconds to wait for the import.")
+@common()
+def project_copy(run: Run, to_endpoint: str, to_key: str, name: str | None, fallback_dir: str | None,
+                 timeout: float) -> None:
+    """Copy the project to another resource with Custom Vision's ExportProject / ImportProject, wait, then compare
+    the copy's image and tag counts with the source's. An import that fails or loses images is named (exit 1);
+    with --fallback DIR the copy is completed by backup + restore and checked again.
+
+    \b
+    Examples:
+      CVOPS_TARGET_TRAINING_KEY=... cvops project copy --spec examples/scenes/project.yaml \\
+          --to-endpoint https://westeurope.api.cognitive.microsoft.com/
+      cvops project copy --project scenes --to-endpoint https://... --fallback backups/scenes
+    """
+    from cvops.redaction import register_secret
+    from pipelines.project_copy import copy_project
+    from pipelines.service import Service
+
+    register_secret(to_key)
+    target = Service(config.Settings({config.TRAINING_ENDPOINT: to_endpoint, config.TRAINING_KEY: to_key,
+                                      config.TIER: run.settings.tier}))
+    report = copy_project(run.service, run.project_id(), target, name=name,
+                          fallback_dir=Path(fallback_dir) if fallback_dir else None, timeout=timeout,
+                          reporter=run.reporter)
+    run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
+        f"copied {report.source_project} to {report.target_name} ({report.target_project_id}): import "
+        f"{report.import_status}; {report.found['tagged']} tagged, {report.found['untagged']} untagged images"
+        + (" (completed by backup + restore)" if report.fallback else "")))
+    if not report.ok:
+        hint = "" if fallback_dir else "; run again with --fallback DIR to complete it by backup + restore"
+        _fail(None, f"the copy of {report.source_project} is incomplete: " + "; ".join(report.mismatches[:10]) + hint,
+              EXIT_FAILED)
+
+
 @cli.group(cls=Group)
 def dataset() -> None:
     """Hand the labelled data to a successor (Azure ML AutoML for images)."""
