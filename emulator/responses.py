@@ -259,6 +259,10 @@ class CustomVisionResponses:
                 settings["targetExportPlatforms"] = [*settings["targetExportPlatforms"], *kept]
         return Reply(self.backend.update_project(project_id, body))
 
+    def GetArtifact(self, req: Request, args: dict[str, str]) -> Reply:
+        return Reply(self.backend.get_artifact(self._path_id(args, "projectId"), self._q(req, "path", required=True)
+                                               or ""))
+
     def ExportProject(self, req: Request, args: dict[str, str]) -> Reply:
         return Reply(self.backend.export_project(self._path_id(args, "projectId"), base_url=self._base(req)))
 

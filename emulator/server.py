@@ -64,6 +64,8 @@ class ServiceConfig:
     fault_rate: float = 0.0
     fault_every: int | None = None  # every N-th API call answers 503 (deterministic; wins over fault_rate)
     import_drop_images: int = 0  # ImportProject leaves out the last N images and still ends Succeeded
+    # A resource behind a VNET: image URIs are relative paths read with GetArtifact (the spec's Image fields).
+    vnet: bool = False
     allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
     # False: an unexpected exception answers 500 even when it looks like malformed input (the fuzz tests run so, to
     # find every cause the guard would hide).
@@ -85,6 +87,7 @@ class CustomVisionApp:
             UrlFetcher(config.allow_url_hosts, max_bytes=MAX_PROJECT_PACKAGE_BYTES),
         )
         self.backend.import_drop_images = config.import_drop_images
+        self.backend.relative_image_uris = config.vnet
         self.url_map = build_url_map()
         self.limiters = {
             "prediction": FixedWindowLimiter(config.prediction_tps) if config.prediction_tps else None,
@@ -162,6 +165,8 @@ class CustomVisionApp:
                     "The service is temporarily unavailable (fault injected by --fault-rate). Retry later.",
                     code="ErrorPredictionServiceUnavailable" if api == "prediction" else "ErrorUnknown")
             reply: Reply = self.responses.handler(operation)(request, args)
+            if isinstance(reply.body, bytes):  # GetArtifact: the artifact's bytes, as the spec's `produces` says
+                return Response(reply.body, status=reply.status, content_type="application/octet-stream")
             body = for_version(api, args.get("version", ""), operation, reply.body)
             return self._json(body, reply.status)
         except CustomVisionError as exc:

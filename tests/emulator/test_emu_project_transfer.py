@@ -60,3 +60,19 @@ def test_the_fault_flag_loses_images_while_the_import_says_succeeded(start_local
     imported = other.import_project(client.export_project(project.id).token)
     assert imported.status == "Succeeded" and imported.name == "lossy"
     assert other.get_image_count(imported.id, tagging_status="All") == 7
+
+
+def test_behind_a_vnet_image_uris_are_paths_that_get_artifact_reads(start_local_cv):
+    service = start_local_cv(extra_args=["--vnet"])
+    client, project = _project(service, "vnet")
+    image = client.get_tagged_images(project.id, take=1)[0]
+    assert (image.original_image_uri, image.thumbnail_uri) == (f"images/{image.id}/original",
+                                                                f"images/{image.id}/thumbnail")
+    original = b"".join(client.get_artifact(project.id, image.original_image_uri))
+    assert original[:3] == b"\xff\xd8\xff" and len(original) > 1000
+    thumbnail = b"".join(client.get_artifact(project.id, image.thumbnail_uri))
+    assert thumbnail[:3] == b"\xff\xd8\xff" and thumbnail != original
+    missing = requests.get(f"{service.endpoint}/customvision/v3.4-preview/training/projects/{project.id}/artifacts",
+                           params={"path": "images/nothing/original"}, headers={"Training-Key": service.training_key},
+                           timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == "NotFound"

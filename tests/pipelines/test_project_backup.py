@@ -183,3 +183,18 @@ def _get(url: str) -> bytes:
     response = requests.get(url, timeout=10)
     response.raise_for_status()
     return response.content
+
+
+def test_behind_a_vnet_the_relative_image_uris_are_read_with_get_artifact(start_local_cv, tmp_path):
+    service = start_local_cv(extra_args=["--vnet"])
+    seeded = seed_project(service, unique("vnet"), classification_type="Multiclass", per_class=2, untagged=4)
+    client = clients.training_client(service.endpoint, service.training_key)
+    listed = client.get_tagged_images(seeded.project_id, take=1)[0]
+    assert listed.original_image_uri == f"images/{listed.id}/original"  # a path, as the spec says for a VNET
+    env = settings_env(service, NoAzurite())
+    rerun = subprocess.run(_cvops("project", "backup", "--project", seeded.project_id, "--out", str(tmp_path / "b"),
+                                  "--json"), env={**os.environ, **env}, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = [json.loads(line) for line in (tmp_path / "b" / bk.MANIFEST).read_text().splitlines()]
+    assert {r["sha256"]: tuple(r["tags"]) for r in rows} == seeded.sha256
