@@ -67,7 +67,7 @@ def _pacer(calls_per_second: float) -> Pacer:
 
 
 def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT, *,
-               multilabel: bool = False) -> ExportedModel:
+               multilabel: bool = False, contract: str | None = None) -> ExportedModel:
     """CVOPS_MODEL's model: ``az://container/blob`` read with the app's storage identity, or a path in the app package.
 
     A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it. Custom
@@ -85,9 +85,10 @@ def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP
                                          f"{type(exc).__name__}", setting="CVOPS_MODEL",
                                          hint="upload the export there, and give the app's identity Storage Blob "
                                               "Data Reader on it") from exc
-            return load_any_model(data, multilabel=multilabel)
+            return load_any_model(data, multilabel=multilabel, contract=contract)
         path = Path(value)
-        return load_any_model(path if path.is_absolute() else app_root / path, multilabel=multilabel)
+        return load_any_model(path if path.is_absolute() else app_root / path, multilabel=multilabel,
+                              contract=contract)
     except ModelRefused as exc:
         raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: {exc}", setting="CVOPS_MODEL",
                                  hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX) or an Azure ML "
@@ -120,8 +121,8 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
         prediction_pacer=None if in_process else _pacer(config.prediction_tps),
         moderation_pacer=_pacer(config.moderation_tps) if moderation is not None else None,
         retry_policy=retry_policy or RetryPolicy(),
-        exported=load_model(config.model, blob_service, multilabel=config.policy.classification_type == "multilabel")
-        if in_process else None,
+        exported=load_model(config.model, blob_service, multilabel=config.policy.classification_type == "multilabel",
+                            contract=config.model_contract or None) if in_process else None,
     )
 
 

@@ -44,6 +44,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CVOPS_MODEL", "An exported ONNX model (cvops export, or an Azure ML AutoML export: model.onnx + labels.json) "
             "that classifies in-process instead of the Prediction API: a zip path relative to the app root, or "
             "az://container/blob in the app's storage. Empty: the API."),
+    Setting("CVOPS_MODEL_CONTRACT", "CVOPS_MODEL's contract, custom-vision or azureml-automl, when its files cannot say "
+            "(both labels.txt and labels.json). Empty: recognised from the files."),
     Setting("VISION_MODERATION_ENDPOINT", "Computer Vision 3.2 endpoint for adult/racy/gore scores; empty: no moderation.",
             ),
     Setting("VISION_MODERATION_KEY", "Computer Vision key; empty means keyless access (managed identity).", secret=True),

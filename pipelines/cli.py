@@ -671,10 +671,12 @@ def train_cmd(run: Run, advanced: bool, budget_hours: int | None, force: bool, w
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Evaluate an exported ONNX model (cvops export) in this process on the holdout set, instead of "
                    "an iteration: same metrics and reports. Without --spec: Multiclass.")
+@click.option("--model-contract", type=click.Choice(["custom-vision", "azureml-automl"]), default=None,
+              help="With --model: its contract, when the files cannot say (both labels.txt and labels.json).")
 @common()
 def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, holdout: str | None,
                  no_holdout: bool, target_precision: float | None, target_recall: float | None,
-                 report_dir: str | None, concurrency: int, model_file: str | None) -> None:
+                 report_dir: str | None, concurrency: int, model_file: str | None, model_contract: str | None) -> None:
     """Precision, recall and AP per tag and mAP: the service's, and with a holdout set our own (from quick-test
     predictions, which work on unpublished iterations), plus a confusion matrix (Multiclass) and a threshold sweep.
 
@@ -694,7 +696,7 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
     if model_file:
         _evaluate_model(run, model_file, threshold=threshold, holdout=None if no_holdout else holdout,
                         target_precision=target_precision, target_recall=target_recall, report_dir=report_dir,
-                        concurrency=concurrency)
+                        concurrency=concurrency, contract=model_contract)
         return
     project_id = run.project_id()
     result, tags, iteration = _evaluate_iteration(
@@ -718,12 +720,13 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
 
 def _evaluate_model(run: Run, model_file: str, *, threshold: float | None, holdout: str | None,
                     target_precision: float | None, target_recall: float | None, report_dir: str | None,
-                    concurrency: int) -> None:
+                    concurrency: int, contract: str | None = None) -> None:
     """`cvops evaluate --model`: the exported model on the holdout set, in this process; no service involved."""
     from pipelines.evaluation import evaluate_model
 
     spec = run.spec
-    model = _load_model(model_file, multilabel=spec is not None and spec.classification_type == "Multilabel")
+    model = _load_model(model_file, multilabel=spec is not None and spec.classification_type == "Multilabel",
+                        contract=contract)
     if holdout:
         source = run.source(parse_source(holdout))
     elif spec and spec.holdout_source:
@@ -899,9 +902,11 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Classify in this process with an exported ONNX model (cvops export), as the Function App does "
                    "with CVOPS_MODEL: no prediction endpoint, no quota. Without --spec or --policy: Multiclass.")
+@click.option("--model-contract", type=click.Choice(["custom-vision", "azureml-automl"]), default=None,
+              help="With --model: its contract, when the files cannot say (both labels.txt and labels.json).")
 @common()
 def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, publish_name: str | None,
-                policy_file: str | None, model_file: str | None) -> None:
+                policy_file: str | None, model_file: str | None, model_contract: str | None) -> None:
     """Classify TARGET (a file, an http(s) URL or az://container/blob) with the published iteration and route it
     with the Function App's own decision: accepted, review or rejected, with the reasons and the passing tags.
 
@@ -918,7 +923,8 @@ def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, 
 
     spec = run.spec
     if model_file:
-        _predict_with_model(run, target, threshold=threshold, policy_file=policy_file, model_file=model_file)
+        _predict_with_model(run, target, threshold=threshold, policy_file=policy_file, model_file=model_file,
+                            contract=model_contract)
         return
     name = publish_name or (spec.publish_name if spec else None)
     if not name:
@@ -950,7 +956,7 @@ def _emit_prediction(run: Run, title: str, result: dict[str, Any], policy: Any) 
 
 
 def _predict_with_model(run: Run, target: str, *, threshold: float | None, policy_file: str | None,
-                        model_file: str) -> None:
+                        model_file: str, contract: str | None = None) -> None:
     """`cvops predict --model`: the exported model in this process, the same policy and the same report."""
     from functions.policy import load_policy
     from pipelines.policy_suggest import spec_policy
@@ -963,7 +969,7 @@ def _predict_with_model(run: Run, target: str, *, threshold: float | None, polic
         policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
     else:
         policy = spec_policy(run.spec, threshold=threshold)
-    model = _load_model(model_file, multilabel=policy.classification_type == "multilabel")
+    model = _load_model(model_file, multilabel=policy.classification_type == "multilabel", contract=contract)
     result = predict_with_model(
         model, target, policy=policy,
         read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
@@ -1135,14 +1141,14 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     run.emit({"ok": True, **data}, human)
 
 
-def _load_model(path: str, option: str = "--model", *, multilabel: bool = False) -> Any:
+def _load_model(path: str, option: str = "--model", *, multilabel: bool = False, contract: str | None = None) -> Any:
     """An exported model (Custom Vision's or Azure ML AutoML's, recognised from the files), or a ConfigurationError
     naming ``option`` and what the runner found. ``multilabel``: AutoML's logits go through sigmoid, not softmax."""
     from functions.exported_model import ModelRefused
     from functions.model_loader import load_model
 
     try:
-        return load_model(path, multilabel=multilabel)
+        return load_model(path, multilabel=multilabel, contract=contract)
     except ModelRefused as e:
         raise ConfigurationError(f"{option} {path}: {e}", setting=option,
                                  hint="give a Custom Vision ONNX export (cvops export --platform ONNX) or an Azure ML "

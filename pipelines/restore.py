@@ -62,6 +62,13 @@ def target_spec(doc: dict[str, Any], spec: ProjectSpec | None, *, name: str | No
     return replace(base, tags=base.tags + extra)
 
 
+def multiclass_conflicts(rows: list[dict[str, Any]], classification_type: str) -> list[str]:
+    """Paths of images with several tags, when the target is Multiclass (the service would refuse each one). Pure."""
+    if classification_type != "Multiclass":
+        return []
+    return [r["path"] for r in rows if len(r["tags"]) > 1]
+
+
 def compare_counts(rows: list[dict[str, Any]], *, tagged: int, untagged: int,
                    tags: dict[str, int]) -> list[str]:
     """What differs between the restored project's counts and the manifest's (a project that held other images
@@ -93,6 +100,11 @@ def restore(service: Service, folder: Path | LocalFolder | BlobFolder, *, spec: 
                          hint="run `cvops project backup` again into the same folder: it downloads what is missing "
                               "or differs")
     target = target_spec(doc, spec, name=name)
+    conflicts = multiclass_conflicts(rows, target.classification_type)
+    if conflicts:
+        raise CvopsError(f"the target {target.name!r} is Multiclass and {len(conflicts)} backed-up images have several "
+                         f"tags (e.g. {', '.join(conflicts[:3])}); nothing was restored",
+                         hint="restore into a Multilabel project (the spec's project.classification_type)")
     applied = apply(service, target)
     project_id = applied.project_id
     assert project_id is not None  # apply creates the project when there is none

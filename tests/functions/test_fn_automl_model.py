@@ -130,3 +130,19 @@ def test_the_app_routes_by_an_automl_model_with_cvops_model_and_records_the_cont
     assert record["predictions"][0]["tag"] == max(want, key=want.get)
     passing = sorted(t for t, p in want.items() if p >= 0.5)
     assert sorted(record["tags"]) == passing
+
+
+def test_cvops_model_contract_states_the_contract_and_a_wrong_value_stops_the_app(function_env, tmp_path):
+    from cvops.errors import ConfigurationError
+    from functions import config as app_config
+
+    model = build_zip(extra={"outputs/labels.txt": b"beach\n"})  # both label files: the files cannot say
+    (tmp_path / "both.zip").write_bytes(model)
+    function_env.set(CVOPS_MODEL=str(tmp_path / "both.zip"), CVOPS_MODEL_CONTRACT="azureml-automl",
+                     VISION_PREDICTION_ENDPOINT="http://127.0.0.1:9/", VISION_PROJECT_ID="", VISION_PUBLISH_NAME="")
+    function_env.upload("b.png", _png((320, 240), seed=2))
+    record = function_env.deliver("b.png").record
+    assert record["model"]["exported_model"]["contract"] == "azureml-automl"
+    function_env.set(CVOPS_MODEL_CONTRACT="onnx")
+    with pytest.raises(ConfigurationError, match="CVOPS_MODEL_CONTRACT='onnx' is not a model contract"):
+        app_config.load_config()

@@ -84,3 +84,16 @@ def test_an_out_of_contract_automl_file_is_one_line_naming_what_was_found_exit_2
     result = invoke("predict", "--model", "bad.zip", "holdout/city/0.png")
     assert result.exit_code == 2
     assert "--model bad.zip" in result.stderr and "the model's inputs are image [batch, 3, 224, 224]" in result.stderr
+
+
+def test_a_model_whose_files_cannot_say_is_refused_unless_its_contract_is_stated(workdir):
+    (workdir / "both.zip").write_bytes(build_zip(extra={"outputs/labels.txt": b"beach\n"}))
+    refused = invoke("predict", "--model", "both.zip", "holdout/city/0.png")
+    assert refused.exit_code == 2 and "both labels.txt and labels.json" in refused.stderr
+    stated = invoke("predict", "--model", "both.zip", "--model-contract", "azureml-automl", "holdout/city/0.png",
+                    "--json")
+    assert stated.exit_code == 0, stated.output
+    assert json.loads(stated.stdout)["model"]["contract"] == "azureml-automl"
+    evaluated = invoke("evaluate", "--model", "both.zip", "--model-contract", "azureml-automl", "--holdout", "holdout",
+                       "--json")
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["holdout"]["n_images"] == 12

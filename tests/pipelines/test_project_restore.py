@@ -15,6 +15,8 @@ from flow_helpers import settings_env, unique
 from cvops import clients
 from devkit import scenes
 from pipelines import backup as bk
+from pipelines.restore import multiclass_conflicts, target_spec
+from pipelines.spec import ProjectSpec, TagSpec
 
 pytestmark = [pytest.mark.emulator]
 
@@ -103,3 +105,19 @@ def test_restored_and_trained_on_a_second_service_the_holdout_accuracy_matches_t
         accuracy[name] = evaluated["holdout"]["accuracy"]
     assert accuracy["original"] > 0.6, accuracy  # a model that learned something, not two equal coin tosses
     assert abs(accuracy["original"] - accuracy["restored"]) <= 0.02, accuracy
+
+
+def test_the_target_is_the_spec_with_the_backups_other_regular_tags_and_multi_tag_images_need_multilabel():
+    doc = {"project": {"name": "scenes", "description": "d"}, "classificationType": "Multilabel",
+           "domain": "General (compact)",
+           "tags": [{"name": "beach", "type": "Regular"}, {"name": "City", "type": "Regular", "description": "c"},
+                    {"name": "none", "type": "Negative"}]}
+    own = target_spec(doc, None)
+    assert (own.name, own.classification_type, own.domain, own.tag_names) == (
+        "scenes", "Multilabel", "General (compact)", ("beach", "City"))
+    spec = ProjectSpec(name="moved", classification_type="Multiclass", domain="General", tags=(TagSpec("city", "x"),))
+    moved = target_spec(doc, spec, name="renamed")
+    assert (moved.name, moved.domain, moved.tag_names) == ("renamed", "General", ("city", "beach"))
+    rows = [{"path": "images/a.jpg", "tags": ["beach", "City"]}, {"path": "images/b.jpg", "tags": ["beach"]}]
+    assert multiclass_conflicts(rows, "Multiclass") == ["images/a.jpg"]
+    assert multiclass_conflicts(rows, "Multilabel") == []

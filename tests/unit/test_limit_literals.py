@@ -38,6 +38,8 @@ ALLOWED = {
     ("functions/images.py", "max_pixels"): "this app's decode cap, not the service's",
     ("pipelines/review/stats.py", "DEFAULT_MIN_SUPPORT"): "reviews needed before a score may become a threshold",
     ("pipelines/cli.py", "--min-support"): "review stats' reviews needed before a score may become a threshold",
+    ("pipelines/automl_dataset.py", "MIN_IMAGES"): "Azure ML AutoML for images' own minimum training set, not Custom "
+                                                   "Vision's",
 }
 
 _VALUES = {name: getattr(limits, name) for name in limits.__all__}
