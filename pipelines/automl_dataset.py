@@ -20,6 +20,7 @@ project with no image, an image in a format AutoML does not read (GIF, which Cus
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any
 from PIL import Image
 
 from cvops.errors import ConfigurationError, CvopsError
-from pipelines.backup import read_backup_project, verify_folder, write_atomically
+from pipelines.backup import BlobFolder, LocalFolder, read_backup_project, verify_folder, write_atomically
 
 MIN_IMAGES = 10  # AutoML for images refuses a training set with fewer
 FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "TIFF": "tiff"}  # Pillow's name -> the schema's format value
@@ -114,19 +115,24 @@ def jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def _inspect(folder: Path, row: Mapping[str, Any]) -> Labelled:
+HEADER_BYTES = 1 << 16  # enough for Pillow to read the format and size of a JPEG, PNG, BMP, GIF or TIFF header
+
+
+def _inspect(folder: LocalFolder | BlobFolder, row: Mapping[str, Any]) -> Labelled:
     fmt = width = height = None
     try:
-        with Image.open(folder / row["path"]) as image:
+        with Image.open(io.BytesIO(folder.head(row["path"], HEADER_BYTES))) as image:
             fmt, (width, height) = image.format, image.size
     except (OSError, ValueError):
         pass
     return Labelled(row["path"], row["sha256"], tuple(row.get("tags") or ()), fmt, width, height)
 
 
-def export_automl(folder: Path, out: Path, *, datastore: str, prefix: str | None = None,
+def export_automl(folder: Path | LocalFolder | BlobFolder, out: Path, *, datastore: str, prefix: str | None = None,
                   validation_fraction: float = 0.0) -> dict[str, Any]:
-    """Write ``out/train/{train.jsonl,MLTable}`` (and ``out/validation/...`` with a fraction) from a backup folder."""
+    """Write ``out/train/{train.jsonl,MLTable}`` (and ``out/validation/...`` with a fraction) from a backup, local or
+    in Blob Storage (then only the images' headers are read, and the default prefix is the backup's own)."""
+    folder = LocalFolder(folder) if isinstance(folder, Path) else folder
     if not datastore.strip() or "/" in datastore:
         raise ConfigurationError(f"--datastore {datastore!r} is not a datastore name", setting="--datastore",
                                  hint="the name of the Azure ML datastore the images will be in, e.g. workspaceblobstore")
@@ -142,7 +148,8 @@ def export_automl(folder: Path, out: Path, *, datastore: str, prefix: str | None
         raise CvopsError("not exported, AutoML would refuse it: " + "; ".join(refused),
                          hint="fix the project (or its backup) and export again; nothing was written")
     labelled = [im for im in images if im.tags]
-    prefix = folder.resolve().name if prefix is None else prefix
+    if prefix is None:
+        prefix = folder.path.resolve().name if isinstance(folder, LocalFolder) else folder.prefix.rstrip("/")
     train, validation = split(labelled, validation_fraction) if validation_fraction else (labelled, [])
     written = {}
     for name, part in (("train", train), ("validation", validation)):

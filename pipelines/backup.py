@@ -265,6 +265,11 @@ class LocalFolder:
     def quick_digest(self, name: str) -> tuple[int, str] | None:
         return file_digest(self.path / name)
 
+    def head(self, name: str, length: int) -> bytes:
+        """The first ``length`` bytes (an image's header: its format and size)."""
+        with (self.path / name).open("rb") as f:
+            return f.read(length)
+
     def digest(self, name: str) -> tuple[int, str] | None:
         return file_digest(self.path / name)
 
@@ -321,6 +326,10 @@ class BlobFolder:
 
     def quick_digest(self, name: str) -> tuple[int, str] | None:
         return self._listed.get(name)
+
+    def head(self, name: str, length: int) -> bytes:
+        """The first ``length`` bytes (an image's header: its format and size), one ranged read."""
+        return self.container.download_blob(self.prefix + name, offset=0, length=length).readall()
 
     def digest(self, name: str) -> tuple[int, str] | None:
         from azure.core.exceptions import ResourceNotFoundError

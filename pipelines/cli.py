@@ -435,8 +435,8 @@ def dataset() -> None:
 
 @dataset.command("export")
 @click.option("--format", "fmt", type=click.Choice(["automl"]), required=True, help="The successor's data format.")
-@click.option("--from", "from_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="A folder `cvops project backup` wrote.")
+@click.option("--from", "from_dir", required=True,
+              help="A folder (or az://container/prefix) `cvops project backup` wrote.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Where to write train/ (and validation/).")
 @click.option("--datastore", required=True, help="The Azure ML datastore the backup folder is uploaded to.")
 @click.option("--prefix", default=None, help="The folder in the datastore holding the backup (default: its name).")
@@ -455,9 +455,10 @@ def dataset_export(run: Run, fmt: str, from_dir: str, out: str, datastore: str, 
       azcopy copy backups/scenes "https://ACCOUNT.blob.core.windows.net/CONTAINER/" --recursive
     """
     from pipelines.automl_dataset import export_automl
+    from pipelines.backup import open_folder
 
     _writable_folder(out, "--out")
-    data = export_automl(Path(from_dir), Path(out), datastore=datastore, prefix=prefix,
+    data = export_automl(open_folder(from_dir, lambda: run.service.blob_service), Path(out), datastore=datastore, prefix=prefix,
                          validation_fraction=validation_fraction)
     run.emit({"ok": True, "format": fmt, **data}, lambda c: c.print(
         f"{data['images']} images ({data['task']}, {data['untagged_left_out']} untagged left out) written to "

@@ -5,7 +5,9 @@ the service pulling each image by SAS URL (no image byte through this machine)."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jsonschema
 import pytest
 from backup_helpers import run_cvops, seed_project
 from flow_helpers import settings_env, unique
@@ -40,6 +42,19 @@ def test_backup_to_blob_resumes_by_recorded_hash_and_restores_by_sas_urls(local_
     result, second = run_cvops(env, "project", "backup", "--project", seeded.project_id, "--out", out)
     assert result.exit_code == 0 and second["verified"], result.stderr
     assert (second["downloaded"], second["already_there"]) == (1, total - 1)
+
+    # The AutoML export reads a Blob backup too: URLs under the backup's own prefix, each naming one of its blobs.
+    result, automl = run_cvops(env, "dataset", "export", "--format", "automl", "--from", out, "--out",
+                               str(tmp_path / "automl"), "--datastore", "ds")
+    assert result.exit_code == 0, result.stderr
+    schema = json.loads((Path(__file__).parent / "schemas" / "automl_image_classification.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator({**schema, "$ref": "#/multilabel"})
+    lines = [json.loads(line) for line in (tmp_path / "automl" / "train" / "train.jsonl").read_text().splitlines()]
+    assert len(lines) == seeded.tagged and automl["untagged_left_out"] == seeded.untagged
+    for line in lines:
+        validator.validate(line)
+        assert line["image_url"].removeprefix("azureml://datastores/ds/paths/") in names
+        assert line["image_details"]["width"] == "160px"
 
     target = start_local_cv()
     result, restored = run_cvops(settings_env(target, azurite), "project", "restore", "--from", out, "--name", "moved")
