@@ -198,3 +198,25 @@ def test_behind_a_vnet_the_relative_image_uris_are_read_with_get_artifact(start_
     assert rerun.returncode == 0, rerun.stderr
     rows = [json.loads(line) for line in (tmp_path / "b" / bk.MANIFEST).read_text().splitlines()]
     assert {r["sha256"]: tuple(r["tags"]) for r in rows} == seeded.sha256
+
+
+def test_an_image_added_while_the_backup_runs_is_exit_1_naming_the_difference(start_local_cv, tmp_path):
+    service = start_local_cv(latency_ms=50)
+    seeded = seed_project(service, unique("moving"), classification_type="Multiclass", per_class=6)
+    env = {**os.environ, **settings_env(service, NoAzurite())}
+    out = tmp_path / "b"
+    child = subprocess.Popen(_cvops("project", "backup", "--project", seeded.project_id, "--out", str(out),
+                                    "--concurrency", "1"), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    client = clients.training_client(service.endpoint, service.training_key)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not ((out / "images").is_dir() and any((out / "images").iterdir())):
+        time.sleep(0.01)
+    tag = next(t.id for t in client.get_tags(seeded.project_id) if t.name == "forest")
+    extra = scenes.dataset(["forest"], 1, seed=77, size=(160, 120))[0]
+    client.create_images_from_files(seeded.project_id, ImageFileCreateBatch(
+        images=[ImageFileCreateEntry(name="late.jpg", contents=extra.data, tag_ids=[tag])]))
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 1, stderr
+    assert "differs from the service: tagged images: the service has 25, the backup 24; tag 'forest': the service " \
+           "has 7 images, the backup 6" in stderr
