@@ -121,3 +121,15 @@ def test_the_target_is_the_spec_with_the_backups_other_regular_tags_and_multi_ta
     rows = [{"path": "images/a.jpg", "tags": ["beach", "City"]}, {"path": "images/b.jpg", "tags": ["beach"]}]
     assert multiclass_conflicts(rows, "Multiclass") == ["images/a.jpg"]
     assert multiclass_conflicts(rows, "Multilabel") == []
+
+
+def test_a_backup_folder_of_another_project_is_refused_not_mixed(local_cv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = seed_project(local_cv, unique("first"), classification_type="Multiclass", per_class=1)
+    second = seed_project(local_cv, unique("second"), classification_type="Multiclass", per_class=1, seed=5)
+    env = settings_env(local_cv, NoAzurite())
+    assert run_cvops(env, "project", "backup", "--project", first.project_id, "--out", "b")[0].exit_code == 0
+    result, _ = run_cvops(env, "project", "backup", "--project", second.project_id, "--out", "b")
+    assert result.exit_code == 2
+    assert f"b holds a backup of another project ({first.name!r}, {first.project_id})" in result.stderr
+    assert len(list((tmp_path / "b" / "images").iterdir())) == 4
