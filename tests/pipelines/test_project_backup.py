@@ -220,3 +220,17 @@ def test_an_image_added_while_the_backup_runs_is_exit_1_naming_the_difference(st
     assert child.returncode == 1, stderr
     assert "differs from the service: tagged images: the service has 25, the backup 24; tag 'forest': the service " \
            "has 7 images, the backup 6" in stderr
+
+
+def test_backup_draws_a_progress_bar_on_a_terminal_and_nothing_with_json(local_cv, tmp_path):
+    from test_progress_output import HIDE_CURSOR, cvops
+
+    seeded = seed_project(local_cv, unique("bar"), classification_type="Multiclass", per_class=3, untagged=4)
+    env = {k: v for k, v in settings_env(local_cv, NoAzurite()).items() if v}
+    shown = cvops(["project", "backup", "--project", seeded.project_id, "--out", "b"], env, tmp_path, terminal=True)
+    assert shown.exit_code == 0, shown.stderr_text
+    assert HIDE_CURSOR in shown.stderr and f"backing up 16 images of {seeded.name}" in shown.stderr_text
+    assert "16/16" in shown.stderr_text and "verified" in shown.stdout
+    quiet = cvops(["project", "backup", "--project", seeded.project_id, "--out", "b", "--json"], env, tmp_path,
+                  terminal=True)
+    assert (quiet.exit_code, quiet.stderr) == (0, b"") and json.loads(quiet.stdout)["already_there"] == 16
