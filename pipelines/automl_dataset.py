@@ -31,7 +31,8 @@ from typing import Any
 from PIL import Image
 
 from cvops.errors import ConfigurationError, CvopsError
-from pipelines.backup import BlobFolder, LocalFolder, read_backup_project, verify_folder, write_atomically
+from pipelines.backup import read_backup_project, verify_folder
+from pipelines.backup_folders import BlobFolder, LocalFolder, write_atomically
 
 MIN_IMAGES = 10  # AutoML for images refuses a training set with fewer
 FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "TIFF": "tiff"}  # Pillow's name -> the schema's format value

@@ -337,7 +337,8 @@ def project_backup(run: Run, out: str, concurrency: int) -> None:
       cvops project backup --spec examples/scenes/project.yaml --out backups/scenes
       cvops project backup --project 0f3c... --out az://backups/scenes --json
     """
-    from pipelines.backup import backup, open_folder
+    from pipelines.backup import backup
+    from pipelines.backup_folders import open_folder
 
     if not out.startswith("az://"):
         _writable_folder(out, "--out")
@@ -369,7 +370,7 @@ def project_restore(run: Run, from_dir: str, name: str | None, concurrency: int)
       cvops project restore --from backups/scenes --spec examples/scenes/project.yaml
       cvops project restore --from backups/scenes --name scenes-copy --training-endpoint https://other...
     """
-    from pipelines.backup import open_folder
+    from pipelines.backup_folders import open_folder
     from pipelines.restore import restore
 
     folder = open_folder(from_dir, lambda: run.service.blob_service)
@@ -455,7 +456,7 @@ def dataset_export(run: Run, fmt: str, from_dir: str, out: str, datastore: str, 
       azcopy copy backups/scenes "https://ACCOUNT.blob.core.windows.net/CONTAINER/" --recursive
     """
     from pipelines.automl_dataset import export_automl
-    from pipelines.backup import open_folder
+    from pipelines.backup_folders import open_folder
 
     _writable_folder(out, "--out")
     data = export_automl(open_folder(from_dir, lambda: run.service.blob_service), Path(out), datastore=datastore, prefix=prefix,

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cvops.errors import CvopsError
-from pipelines.backup import LocalFolder, backup
+from pipelines.backup import backup
+from pipelines.backup_folders import LocalFolder
 from pipelines.progress import NullReporter, Reporter
 from pipelines.restore import RestoreReport, restore
 from pipelines.service import Service

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cvops.errors import CvopsError
-from pipelines.backup import MANIFEST, BlobFolder, LocalFolder, read_backup_project, tag_counts, verify_folder
+from pipelines.backup import MANIFEST, read_backup_project, tag_counts, verify_folder
+from pipelines.backup_folders import BlobFolder, LocalFolder
 from pipelines.progress import NullReporter, Reporter
 from pipelines.project import apply
 from pipelines.service import Service

@@ -21,6 +21,7 @@ from flow_helpers import settings_env, unique
 from cvops import clients
 from devkit import scenes
 from pipelines import backup as bk
+from pipelines import backup_folders as bf
 from pipelines.config import Settings
 from pipelines.service import Service
 from pipelines.sources import parse_manifest
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.emulator]
 
 # pure -----------------------------------------------------------------------------------------------------------------
 def test_journal_entries_whose_file_is_missing_or_changed_are_downloaded_again():
-    journal = bk.read_journal([
+    journal = bf.read_journal([
         json.dumps({"id": "a", "path": "images/a.jpg", "sha256": "1" * 64, "size": 10}),
         json.dumps({"id": "b", "path": "images/b.jpg", "sha256": "2" * 64, "size": 20}),
         json.dumps({"id": "c", "path": "images/c.png", "sha256": "3" * 64, "size": 30}),
@@ -63,8 +64,8 @@ def test_compare_names_each_count_tag_and_file_that_differs():
 
 def test_the_manifest_is_read_by_images_upload_untagged_images_included():
     rows = [bk.manifest_row(bk.ServiceImage("b", ("beach", "city"), "u", 160, 120, "t", {"k": "v"}),
-                            bk.Saved("b", "images/b.jpg", "2" * 64, 2)),
-            bk.manifest_row(bk.ServiceImage("a", (), "u"), bk.Saved("a", "images/a.png", "1" * 64, 1))]
+                            bf.Saved("b", "images/b.jpg", "2" * 64, 2)),
+            bk.manifest_row(bk.ServiceImage("a", (), "u"), bf.Saved("a", "images/a.png", "1" * 64, 1))]
     entries = parse_manifest(bk.manifest_text(rows), name="manifest.jsonl")
     assert [(e.path, e.tags) for e in entries] == [("images/a.png", ()), ("images/b.jpg", ("beach", "city"))]
 
@@ -107,7 +108,7 @@ def test_backup_killed_half_way_resumes_without_downloading_again_and_verifies(s
     child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL, "the backup ended before it could be killed half-way"
     assert not (out / bk.MANIFEST).exists()
-    had = bk.still_good(bk.read_journal((out / bk.JOURNAL).read_text().splitlines()),
+    had = bk.still_good(bf.read_journal((out / bf.JOURNAL).read_text().splitlines()),
                         {p: (len((out / p).read_bytes()), h) for p, h in _files(out).items()})
 
     rerun = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -13,7 +13,7 @@ from backup_helpers import run_cvops, seed_project
 from flow_helpers import settings_env, unique
 
 from cvops import clients
-from pipelines import backup as bk
+from pipelines import backup_folders as bf
 
 pytestmark = [pytest.mark.emulator, pytest.mark.azurite]
 
@@ -72,7 +72,7 @@ def test_a_restore_from_blob_refuses_an_image_whose_recorded_hash_differs(local_
     container = unique("backups")
     env = settings_env(local_cv, azurite)
     assert run_cvops(env, "project", "backup", "--project", seeded.project_id, "--out", f"az://{container}")[0].exit_code == 0
-    blob = next(b.name for b in blob_service.get_container_client(container).list_blobs(name_starts_with=bk.IMAGES))
+    blob = next(b.name for b in blob_service.get_container_client(container).list_blobs(name_starts_with=bf.IMAGES))
     blob_service.get_container_client(container).upload_blob(blob, b"x", overwrite=True, metadata={"sha256": "0" * 64})
     target = start_local_cv()
     result, _ = run_cvops(settings_env(target, azurite), "project", "restore", "--from", f"az://{container}")
