@@ -6,7 +6,9 @@ The token is standard base64 (``+``, ``/``, ``=``), so a client that puts it in 
 it fails as it does on Azure (a ``+`` arrives as a space): BadRequestInvalidImportToken says so. It always starts with
 ``++++`` (a fixed header), so that failure is certain, not one token in three.
 
-The package behind a token is read when it is imported (the project as it is then), at a keyless address whose random
+ImportProject answers at once with the new project (status ``Importing``) and adds the images in the background;
+the project reads ``Succeeded`` once they are in (``Failed`` if adding them failed). The package behind a token is
+read when it is imported (the project as it is then), at a keyless address whose random
 part is the credential, like an export's downloadUri. Iterations are not moved (Azure moves them; an import here has to
 be trained again: say so in a test that cares).
 
@@ -19,13 +21,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import BadRequest, NotFound
 from .base import BackendBase
 from .training_images import ImageSource
+
+log = logging.getLogger(__name__)
 
 TOKEN_HEADER = b"\xfb\xef\xbe"  # base64 "++++"
 PACKAGE_ROUTE = "/customvision/local/projectexports/{secret}"
@@ -35,6 +41,11 @@ class ProjectTransferModels(BackendBase):
     """Mixed into the backend: uses its projects, tags and images."""
 
     import_drop_images: int = 0
+
+    @property
+    def import_statuses(self) -> dict[str, str]:
+        """Project id -> ``Importing`` or ``Failed`` while an import is running or after it failed (else absent)."""
+        return self.__dict__.setdefault("_import_statuses", {})
 
     def export_project(self, project_id: str, *, base_url: str) -> dict[str, Any]:
         project = self.get_project(project_id)
@@ -99,9 +110,21 @@ class ProjectTransferModels(BackendBase):
         images = package["images"]
         if self.import_drop_images:
             images = images[:max(0, len(images) - self.import_drop_images)]
-        for image in images:
-            source_image = ImageSource(label='"imported"', data=base64.b64decode(image["data"]),
-                                       tag_ids=[tag_ids[t] for t in image["tags"]])
-            self.create_images(pid, [source_image], metadata=image.get("metadata"),
-                               base_url=base_url)
-        return self.get_project(pid)
+        self.import_statuses[pid] = "Importing"
+        answer = self.get_project(pid)
+        threading.Thread(target=self._import_images, args=(pid, images, tag_ids, base_url), daemon=True,
+                         name=f"import-{pid}").start()
+        return answer
+
+    def _import_images(self, pid: str, images: list[dict[str, Any]], tag_ids: dict[str, str], base_url: str) -> None:
+        """As Azure does, after ImportProject has answered: the project reads ``Importing`` until this ends."""
+        try:
+            for image in images:
+                source_image = ImageSource(label='"imported"', data=base64.b64decode(image["data"]),
+                                           tag_ids=[tag_ids[t] for t in image["tags"]])
+                self.create_images(pid, [source_image], metadata=image.get("metadata"), base_url=base_url)
+        except Exception:  # any failure is the import's status, as on Azure; the log has the cause
+            log.exception("import into project %s failed", pid)
+            self.import_statuses[pid] = "Failed"
+            return
+        self.import_statuses.pop(pid, None)

@@ -4,11 +4,22 @@ while the import still says Succeeded (what users report)."""
 
 from __future__ import annotations
 
+import time
+
 import requests
 from azure.cognitiveservices.vision.customvision.training.models import ImageFileCreateBatch, ImageFileCreateEntry
 
 from cvops import clients
 from devkit import scenes
+
+
+def _finished(client, project):
+    """The imported project once its import has ended (ImportProject answers while it is still Importing)."""
+    deadline = time.monotonic() + 30
+    while project.status == "Importing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        project = client.get_project(project.id)
+    return project
 
 
 def _project(service, name: str):
@@ -32,7 +43,9 @@ def test_a_project_exported_from_one_service_imports_into_another_with_its_tags_
     assert exported.token.startswith("++++")
     other = clients.training_client(target.endpoint, target.training_key)
     imported = other.import_project(exported.token, name="moved")
-    assert imported.name == "moved" and imported.status == "Succeeded"
+    assert imported.name == "moved" and imported.status == "Importing"
+    imported = _finished(other, imported)
+    assert imported.status == "Succeeded"
     assert imported.settings.classification_type == "Multilabel"
     assert {(t.name, t.type, t.image_count) for t in other.get_tags(imported.id)} == {
         ("beach", "Regular", 6), ("city", "Regular", 6), ("nothing", "Negative", 0)}
@@ -57,7 +70,7 @@ def test_the_fault_flag_loses_images_while_the_import_says_succeeded(start_local
     source, target = start_local_cv(), start_local_cv(extra_args=["--import-drop-images", "3"])
     client, project = _project(source, "lossy")
     other = clients.training_client(target.endpoint, target.training_key)
-    imported = other.import_project(client.export_project(project.id).token)
+    imported = _finished(other, other.import_project(client.export_project(project.id).token))
     assert imported.status == "Succeeded" and imported.name == "lossy"
     assert other.get_image_count(imported.id, tagging_status="All") == 7
 
