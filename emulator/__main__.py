@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=_fraction, default=0.0, help="share of API calls that answer 503")
     p.add_argument("--fault-every", type=_whole, default=None, metavar="N",
                    help="every N-th API call answers 503 (deterministic, for tests; wins over --fault-rate)")
+    p.add_argument("--import-drop-images", type=_whole, default=0, metavar="N",
+                   help="ImportProject leaves out the last N images and still ends Succeeded (a fault, for tests)")
+    p.add_argument("--vnet", action="store_true",
+                   help="answer image URIs as relative paths read with GetArtifact, as a resource behind a VNET does")
     p.add_argument("--allow-url-host", action="append", default=None, metavar="HOST",
                    help="host that image URLs may point to (repeatable; default: loopback only)")
     p.add_argument("--no-input-guard", dest="guard_malformed_input", action="store_false",
@@ -104,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         vision_tps=args.vision_tps,
         content_safety_limit=args.content_safety_limit,
         accepted_tokens=tuple(args.accept_token or ()),
+        import_drop_images=args.import_drop_images,
+        vnet=args.vnet,
         allow_url_hosts=tuple(DEFAULT_ALLOWED_HOSTS) + tuple(args.allow_url_host or ()),
         guard_malformed_input=args.guard_malformed_input,
     )

@@ -83,10 +83,12 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[str | None, st
 
 
 class CustomVisionResponses:
-    def __init__(self, backend, fetcher: UrlFetcher, prediction_fetcher: UrlFetcher) -> None:
+    def __init__(self, backend, fetcher: UrlFetcher, prediction_fetcher: UrlFetcher,
+                 package_fetcher: UrlFetcher | None = None) -> None:
         self.backend = backend
         self.fetcher = fetcher
         self.prediction_fetcher = prediction_fetcher
+        self.package_fetcher = package_fetcher or fetcher
 
     def handler(self, operation: str) -> Callable[[Request, dict[str, str]], Reply]:
         return getattr(self, operation, self.not_supported)
@@ -210,8 +212,8 @@ class CustomVisionResponses:
     def not_supported(self, req: Request, args: dict[str, str]) -> Reply:
         raise BadRequest(
             f"{args.get('_operation', 'This operation')} is not supported by the local Custom Vision service "
-            "(it trains classification projects; object detection, regions, suggestions and project import/export "
-            "are not emulated).", code="BadRequestNotSupported")
+            "(it trains classification projects; object detection, regions and suggestions are not emulated).",
+            code="BadRequestNotSupported")
 
     # ------------------------------------------------------------------ domains and projects
     def GetDomains(self, req: Request, args: dict[str, str]) -> Reply:
@@ -256,6 +258,17 @@ class CustomVisionResponses:
                 kept = [p for p in current if p in V34_ONLY_PLATFORMS and p not in settings["targetExportPlatforms"]]
                 settings["targetExportPlatforms"] = [*settings["targetExportPlatforms"], *kept]
         return Reply(self.backend.update_project(project_id, body))
+
+    def GetArtifact(self, req: Request, args: dict[str, str]) -> Reply:
+        return Reply(self.backend.get_artifact(self._path_id(args, "projectId"), self._q(req, "path", required=True)
+                                               or ""))
+
+    def ExportProject(self, req: Request, args: dict[str, str]) -> Reply:
+        return Reply(self.backend.export_project(self._path_id(args, "projectId"), base_url=self._base(req)))
+
+    def ImportProject(self, req: Request, args: dict[str, str]) -> Reply:
+        return Reply(self.backend.import_project(self._q(req, "token", required=True) or "", self._q(req, "name"),
+                                                 self.package_fetcher.fetch, base_url=self._base(req)))
 
     def DeleteProject(self, req: Request, args: dict[str, str]) -> Reply:
         self.backend.delete_project(self._path_id(args, "projectId"))
@@ -551,6 +564,9 @@ class CustomVisionResponses:
     # ------------------------------------------------------------------ export packages (a downloadUri)
     def GetExportPackage(self, req: Request, args: dict[str, str]) -> tuple[bytes, str]:
         return self.backend.export_package(args["token"]), "application/zip"
+
+    def GetProjectPackage(self, req: Request, args: dict[str, str]) -> tuple[bytes, str]:
+        return self.backend.project_package(args["secret"]), "application/json"
 
     # ------------------------------------------------------------------ stored images
     def GetStoredImage(self, req: Request, args: dict[str, str]) -> tuple[bytes, str]:

@@ -51,6 +51,10 @@ MALFORMED_INPUT_ERRORS = (TypeError, AttributeError, ValueError, KeyError, Index
 MAX_REQUEST_BYTES = 64 * imagelib.MAX_TRAINING_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 
 
+# Largest project package an import reads: a full S0 project (100,000 images) would not fit; a test's does.
+MAX_PROJECT_PACKAGE_BYTES = 2**31
+
+
 @dataclass
 class ServiceConfig:
     """Everything `python -m emulator` can set, with the same defaults."""
@@ -71,6 +75,9 @@ class ServiceConfig:
     # Bearer tokens the moderation APIs accept instead of the key (keyless access, as Entra ID tokens are on Azure;
     # the stand-in cannot validate a real token, so tests name the ones their credential hands out).
     accepted_tokens: tuple[str, ...] = ()
+    import_drop_images: int = 0  # ImportProject leaves out the last N images and still ends Succeeded
+    # A resource behind a VNET: image URIs are relative paths read with GetArtifact (the spec's Image fields).
+    vnet: bool = False
     allow_url_hosts: tuple[str, ...] = field(default_factory=lambda: DEFAULT_ALLOWED_HOSTS)
     # False: an unexpected exception answers 500 even when it looks like malformed input (the fuzz tests run so, to
     # find every cause the guard would hide).
@@ -91,7 +98,10 @@ class CustomVisionApp:
             self.backend,
             UrlFetcher(config.allow_url_hosts, max_bytes=imagelib.MAX_TRAINING_IMAGE_BYTES),
             UrlFetcher(config.allow_url_hosts, max_bytes=imagelib.MAX_PREDICTION_IMAGE_BYTES),
+            UrlFetcher(config.allow_url_hosts, max_bytes=MAX_PROJECT_PACKAGE_BYTES),
         )
+        self.backend.import_drop_images = config.import_drop_images
+        self.backend.relative_image_uris = config.vnet
         self.url_map = build_url_map()
         self.limiters = {
             "prediction": FixedWindowLimiter(config.prediction_tps) if config.prediction_tps else None,
@@ -197,6 +207,8 @@ class CustomVisionApp:
                     "The service is temporarily unavailable (fault injected by --fault-rate). Retry later.",
                     code="ErrorPredictionServiceUnavailable" if api == "prediction" else "ErrorUnknown")
             reply: Reply = self.responses.handler(operation)(request, args)
+            if isinstance(reply.body, bytes):  # GetArtifact: the artifact's bytes, as the spec's `produces` says
+                return Response(reply.body, status=reply.status, content_type="application/octet-stream")
             body = for_version(api, args.get("version", ""), operation, reply.body)
             return self._json(body, reply.status)
         except CustomVisionError as exc:

@@ -99,6 +99,10 @@ IMAGE_ROUTE = "/customvision/local/images/<projectId>/<imageId>/<any('original',
 # path is what makes the address unguessable.
 EXPORT_ROUTE = "/customvision/local/exports/<token>/model.zip"
 
+# Project exports (ExportProject's token names one): readable without a key by the resource importing it; the random
+# part of the address is the credential.
+PROJECT_EXPORT_ROUTE = "/customvision/local/projectexports/<secret>"
+
 
 def build_url_map() -> Map:
     rules = [Rule(T + path, methods=[method], endpoint=f"training:{op}") for path, method, op in TRAINING_ROUTES]
@@ -106,4 +110,5 @@ def build_url_map() -> Map:
     rules += [Rule(path, methods=["POST"], endpoint=f"{api}:{op}") for path, api, op in MODERATION_ROUTES]
     rules.append(Rule(IMAGE_ROUTE, methods=["GET"], endpoint="blob:GetStoredImage"))
     rules.append(Rule(EXPORT_ROUTE, methods=["GET"], endpoint="blob:GetExportPackage"))
+    rules.append(Rule(PROJECT_EXPORT_ROUTE, methods=["GET"], endpoint="blob:GetProjectPackage"))
     return Map(rules, strict_slashes=False, merge_slashes=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from cvops.errors import ConfigurationError
 from cvops.redaction import check_connection_string, register_secret
 from functions import routes, settings
+from functions.model_loader import CONTRACTS as MODEL_CONTRACTS
 from functions.naming import Location, check_disjoint
 from functions.policy import COMPUTER_VISION, CONTENT_SAFETY, MODERATION_APIS, Policy, load_policy
 
@@ -89,6 +90,7 @@ class AppConfig:
     prediction_tps: float
     moderation_tps: float
     storage: StorageConnection
+    model_contract: str = ""  # CVOPS_MODEL_CONTRACT: empty means recognised from the files
 
     @property
     def moderation_enabled(self) -> bool:
@@ -237,12 +239,18 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
                                  setting="CVOPS_BACKLOG_QUEUE", hint="use 3-63 lowercase letters, digits and hyphens")
     # With an exported model nothing calls the Prediction API, so its settings are not needed (nor read).
     model = settings.read("CVOPS_MODEL", env)
+    contract = settings.read("CVOPS_MODEL_CONTRACT", env)
+    if contract not in ("", *MODEL_CONTRACTS):
+        raise ConfigurationError(f"app setting CVOPS_MODEL_CONTRACT={contract!r} is not a model contract",
+                                 setting="CVOPS_MODEL_CONTRACT",
+                                 hint=f"use {' or '.join(MODEL_CONTRACTS)}, or leave it empty to recognise it from the files")
     return AppConfig(
         prediction_endpoint="" if model else settings.read("VISION_PREDICTION_ENDPOINT", env),
         prediction_key="" if model else settings.read("VISION_PREDICTION_KEY", env),
         project_id="" if model else _project_id(env),
         publish_name="" if model else settings.read("VISION_PUBLISH_NAME", env),
         model=model,
+        model_contract=contract,
         moderation_endpoint=moderation_endpoint,
         moderation_key=settings.read("VISION_MODERATION_KEY", env),
         moderation_api=moderation_api,

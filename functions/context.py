@@ -24,6 +24,7 @@ from cvops.retry import RetryPolicy
 from functions import moderation as moderation_api
 from functions.config import APP_ROOT, AppConfig, StorageConnection, load_config, relevant_environment
 from functions.exported_model import MAX_FILE_BYTES, ExportedModel, ModelRefused
+from functions.model_loader import load_model as load_any_model
 
 __all__ = ["AppContext", "build_context", "current", "install", "load_model", "reset"]
 
@@ -67,11 +68,12 @@ def _pacer(calls_per_second: float) -> Pacer:
 
 
 def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP_ROOT, *,
-               classification: str | None = None) -> ExportedModel:
+               classification: str | None = None, contract: str | None = None) -> ExportedModel:
     """CVOPS_MODEL's model: ``az://container/blob`` read with the app's storage identity, or a path in the app package.
 
-    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it.
-    ``classification`` is the policy's project type (a Multiclass model's probabilities must sum to 1)."""
+    A file the runner cannot interpret is a configuration error naming the setting: nothing is routed by it. Custom
+    Vision's export or AutoML's (functions/model_loader.py, ``contract`` when stated); ``classification`` is the
+    policy's project type (a Multiclass model's probabilities must sum to 1; a Multilabel AutoML model takes sigmoid)."""
     try:
         if value.startswith("az://"):
             container, _, blob = value[len("az://"):].partition("/")
@@ -90,12 +92,14 @@ def load_model(value: str, blob_service: BlobServiceClient, app_root: Path = APP
             if too_big:
                 raise ModelRefused(f"the blob is {download.size:,} bytes, above the runner's limit of "
                                    f"{MAX_FILE_BYTES:,} for a model file")
-            return ExportedModel.load(data, classification=classification)
+            return load_any_model(data, classification=classification, contract=contract)
         path = Path(value)
-        return ExportedModel.load(path if path.is_absolute() else app_root / path, classification=classification)
+        return load_any_model(path if path.is_absolute() else app_root / path, classification=classification,
+                              contract=contract)
     except ModelRefused as exc:
         raise ConfigurationError(f"app setting CVOPS_MODEL={value!r}: {exc}", setting="CVOPS_MODEL",
-                                 hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX)") from exc
+                                 hint="set it to a Custom Vision ONNX export (cvops export --platform ONNX) or an Azure ML "
+                                      "AutoML ONNX export (model.onnx + labels.json)") from exc
 
 
 def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None = None,
@@ -124,8 +128,8 @@ def build_context(config: AppConfig, *, blob_service: BlobServiceClient | None =
         prediction_pacer=None if in_process else _pacer(config.prediction_tps),
         moderation_pacer=_pacer(config.moderation_tps) if moderation is not None else None,
         retry_policy=retry_policy or RetryPolicy(),
-        exported=load_model(config.model, blob_service, classification=config.policy.classification_type)
-        if in_process else None,
+        exported=load_model(config.model, blob_service, classification=config.policy.classification_type,
+                            contract=config.model_contract or None) if in_process else None,
     )
 
 

@@ -35,8 +35,20 @@ from PIL import Image
 
 from functions import images
 
-__all__ = ["MAX_COMPRESSION_RATIO", "MAX_FILE_BYTES", "MAX_LABELS_BYTES", "MAX_MODEL_BYTES", "PIXEL_FORMATS",
-           "PIXEL_RANGES", "ExportedModel", "ModelRefused", "load", "sessions_created"]
+__all__ = [
+    "MAX_COMPRESSION_RATIO",
+    "MAX_FILE_BYTES",
+    "MAX_LABELS_BYTES",
+    "MAX_MODEL_BYTES",
+    "PIXEL_FORMATS",
+    "PIXEL_RANGES",
+    "ExportedModel",
+    "ModelRefused",
+    "export_members",
+    "load",
+    "read_capped",
+    "sessions_created",
+]
 
 PIXEL_FORMATS = {"Bgr8": True, "Rgb8": False}  # value: channels reversed (BGR)
 PIXEL_RANGES = {"NominalRange_0_255": 255.0, "Normalized_0_1": 1.0}  # value: the top of the range fed
@@ -133,26 +145,42 @@ def _check_member(info: zipfile.ZipInfo, cap: int) -> None:
 
 
 def _from_zip(data: bytes) -> tuple[bytes, list[str]]:
-    """model.onnx and labels.txt from an export zip, each checked by its declared size and compression ratio before
-    it is inflated, and read through a bounded reader (see MAX_MODEL_BYTES)."""
+    """model.onnx and labels.txt from a Custom Vision export zip (see :func:`export_members`)."""
+    model, labels = export_members(data, "labels.txt")
+    return model, _read_labels(labels.decode("utf-8-sig"))
+
+
+def export_members(data: bytes, labels_name: str) -> tuple[bytes, bytes]:
+    """(model bytes, labels bytes) of an export zip holding one ``.onnx`` and one ``labels_name`` (``labels.txt``:
+    Custom Vision's; ``labels.json``: Azure ML AutoML's), each checked by its declared size and compression ratio
+    before it is inflated and read through a bounded reader (see MAX_MODEL_BYTES). One reader for every contract, so
+    no model format is a way around the zip checks."""
     try:
-        return _members(data)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [i for i in archive.infolist() if not i.filename.endswith("/")]
+            onnx = [i for i in members if i.filename.lower().endswith(".onnx")]
+            labels = [i for i in members if Path(i.filename).name == labels_name]
+            if len(onnx) != 1 or len(labels) != 1:
+                raise ModelRefused(f"an export zip holds one .onnx model and one {labels_name}; found {len(onnx)} "
+                                   f".onnx and {len(labels)} {labels_name} among "
+                                   f"{sorted(i.filename for i in members)[:10]}")
+            _check_member(onnx[0], MAX_MODEL_BYTES)
+            _check_member(labels[0], MAX_LABELS_BYTES)
+            text = _bounded_read(archive, labels[0], MAX_LABELS_BYTES)
+            return _bounded_read(archive, onnx[0], MAX_MODEL_BYTES), text
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ModelRefused(f"the export zip cannot be read: {exc}") from exc
 
 
-def _members(data: bytes) -> tuple[bytes, list[str]]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = [i for i in archive.infolist() if not i.filename.endswith("/")]
-        onnx = [i for i in members if i.filename.lower().endswith(".onnx")]
-        labels = [i for i in members if Path(i.filename).name == "labels.txt"]
-        if len(onnx) != 1 or len(labels) != 1:
-            raise ModelRefused(f"an export zip holds one .onnx model and one labels.txt; found {len(onnx)} .onnx "
-                               f"and {len(labels)} labels.txt among {sorted(i.filename for i in members)[:10]}")
-        _check_member(onnx[0], MAX_MODEL_BYTES)
-        _check_member(labels[0], MAX_LABELS_BYTES)
-        text = _bounded_read(archive, labels[0], MAX_LABELS_BYTES)
-        return _bounded_read(archive, onnx[0], MAX_MODEL_BYTES), _read_labels(text.decode("utf-8-sig"))
+def read_capped(path: Path, cap: int = MAX_FILE_BYTES, what: str = "a model file") -> bytes:
+    """A file's bytes, refused by its size before it is read (a model path may name anything)."""
+    try:
+        size = path.stat().st_size
+        if size > cap:
+            raise ModelRefused(f"{path} is {size:,} bytes, above the runner's limit of {cap:,} for {what}")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelRefused(f"cannot read the model file {path}: {exc.strerror or exc}") from exc
 
 
 def _batch_of_one(dim: Any) -> bool:
@@ -189,13 +217,7 @@ class ExportedModel:
         name = "<bytes>"
         if isinstance(source, (str, Path)):
             name = str(source)
-            try:
-                if Path(source).stat().st_size > MAX_FILE_BYTES:
-                    raise ModelRefused(f"{name} is {Path(source).stat().st_size:,} bytes, above the runner's limit "
-                                       f"of {MAX_FILE_BYTES:,} for a model file")
-                data = Path(source).read_bytes()
-            except OSError as exc:
-                raise ModelRefused(f"cannot read the model file {name}: {exc.strerror or exc}") from exc
+            data = read_capped(Path(source))
         else:
             data = bytes(source)
             if len(data) > MAX_FILE_BYTES:
@@ -209,7 +231,8 @@ class ExportedModel:
             if labels is None:
                 raise ModelRefused(f"{name} is a bare model with no labels: give labels.txt (one tag a line), or the "
                                    "export zip that holds both")
-            tags = list(labels) if isinstance(labels, list) else _read_labels(Path(labels).read_text("utf-8-sig"))
+            tags = list(labels) if isinstance(labels, list) else _read_labels(
+                read_capped(Path(labels), MAX_LABELS_BYTES, "a labels file").decode("utf-8-sig"))
         sha256 = hashlib.sha256(data).hexdigest()
         model = cls._checked(sha256, model_bytes, tags, name)
         model._probe(classification)
@@ -281,7 +304,7 @@ class ExportedModel:
 
     def describe(self) -> dict[str, Any]:
         """What a record or a report says about the model that decided."""
-        return {"sha256": self.sha256, "labels": list(self.labels)}
+        return {"sha256": self.sha256, "labels": list(self.labels), "contract": "custom-vision"}
 
     def tensor(self, image: Image.Image) -> np.ndarray:
         """The input Microsoft's sample builds from a decoded picture: RGB, the whole image resized to S x S, NCHW,

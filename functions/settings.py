@@ -41,8 +41,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VISION_PREDICTION_KEY", "Prediction key; empty means keyless access through the managed identity.", secret=True),
     Setting("VISION_PROJECT_ID", "Id of the Custom Vision project whose published iteration classifies images.", required=True),
     Setting("VISION_PUBLISH_NAME", "Publish name of the iteration to use (cvops publish --name).", required=True),
-    Setting("CVOPS_MODEL", "An exported ONNX model (cvops export) that classifies in-process instead of the Prediction "
-            "API: a zip path relative to the app root, or az://container/blob in the app's storage. Empty: the API."),
+    Setting("CVOPS_MODEL", "An exported ONNX model (cvops export, or an Azure ML AutoML export: model.onnx + labels.json) "
+            "that classifies in-process instead of the Prediction API: a zip path relative to the app root, or "
+            "az://container/blob in the app's storage. Empty: the API."),
+    Setting("CVOPS_MODEL_CONTRACT", "CVOPS_MODEL's contract, custom-vision or azureml-automl, when its files cannot say "
+            "(both labels.txt and labels.json). Empty: recognised from the files."),
     Setting("VISION_MODERATION_ENDPOINT", "Endpoint of the moderation resource (Computer Vision 3.2 or Content Safety, "
             "as CVOPS_MODERATION_API says); empty: no moderation."),
     Setting("VISION_MODERATION_KEY", "Key of the moderation resource; empty means keyless access (managed identity).",

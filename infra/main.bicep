@@ -67,6 +67,10 @@ param storePredictions bool = false
 @description('CVOPS_MODEL: an exported ONNX model (cvops export) that classifies in-process, as a path in the app package or az://container/blob in the app storage; empty: the Prediction API.')
 param model string = ''
 
+@description('CVOPS_MODEL_CONTRACT: custom-vision or azureml-automl when the model\'s files cannot say; empty: recognised from the files.')
+@allowed(['', 'custom-vision', 'azureml-automl'])
+param modelContract string = ''
+
 @description('Prediction calls per second per instance, e.g. \'2.5\'; empty: the tier\'s quota (F0: 2, S0: 10) shared by maximumInstanceCount instances.')
 param predictionTps string = ''
 
@@ -235,6 +239,7 @@ module functionApp 'modules/functionapp.bicep' = {
     policy: policy
     storePredictions: storePredictions
     model: model
+    modelContract: modelContract
     moveSource: moveSource
     predictionTps: tps
     moderationTps: moderationRate

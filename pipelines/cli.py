@@ -326,6 +326,151 @@ def project_apply(run: Run, spec_file: str, dry_run: bool) -> None:
     run.emit({"ok": True, "dry_run": dry_run, **result.to_dict()}, human)
 
 
+@project.command("backup")
+@click.option("--out", required=True, help="The backup folder, or az://container/prefix (resumed if it exists).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True, help="Downloads at once.")
+@common()
+def project_backup(run: Run, out: str, concurrency: int) -> None:
+    """Everything the project holds, into OUT: every image's original bytes with its tags, regions and metadata
+    (manifest.jsonl, which `images upload` reads), the tags, every iteration with its performance, what is published
+    (project.json). Reads only. A rerun resumes: it downloads only what is missing or damaged. Checked at the end
+    against the service's counts and the files' SHA-256; a difference is named and the exit code is 1.
+
+    \b
+    Examples:
+      cvops project backup --spec examples/scenes/project.yaml --out backups/scenes
+      cvops project backup --project 0f3c... --out az://backups/scenes --json
+    """
+    from pipelines.backup import backup
+    from pipelines.backup_folders import open_folder
+
+    if not out.startswith("az://"):
+        _writable_folder(out, "--out")
+    spec = run.spec
+    folder = open_folder(out, lambda: run.service.blob_service)
+    report = backup(run.service, run.project_id(), folder, concurrency=concurrency,
+                    threshold=spec.threshold if spec else 0.5, reporter=run.reporter)
+    run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
+        f"backed up {report.project}: {report.images} images ({report.tagged} tagged, {report.untagged} untagged), "
+        f"{report.tags} tags, {report.iterations} iterations into {out}; {report.downloaded} downloaded, "
+        f"{report.already_there} already there; " + ("verified" if report.ok else "NOT verified")))
+    if not report.ok:
+        _fail(None, f"the backup in {out} differs from the service: " + "; ".join(report.mismatches[:10]), EXIT_FAILED)
+
+
+@project.command("restore")
+@click.option("--from", "from_dir", required=True,
+              help="A folder (or az://container/prefix) `cvops project backup` wrote.")
+@click.option("--name", default=None, help="The project's name on the target (default: the spec's, else the backup's).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=8, show_default=True)
+@common(needs_project=False)
+def project_restore(run: Run, from_dir: str, name: str | None, concurrency: int) -> None:
+    """Create the project and its tags on this endpoint (--spec: the target's name, domain and type) and upload the
+    backup's images with their tags, 64 per call; a rerun adds nothing. Then the project's counts are compared with
+    the manifest (a difference: exit 1). Training is left to `cvops train`.
+
+    \b
+    Examples:
+      cvops project restore --from backups/scenes --spec examples/scenes/project.yaml
+      cvops project restore --from backups/scenes --name scenes-copy --training-endpoint https://other...
+    """
+    from pipelines.backup_folders import open_folder
+    from pipelines.restore import restore
+
+    folder = open_folder(from_dir, lambda: run.service.blob_service)
+    report = restore(run.service, folder, spec=run.spec, name=name, concurrency=concurrency,
+                     reporter=run.reporter)
+    up = report.upload
+    run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
+        f"restored {report.images} images into {report.project} ({report.project_id}): {up.created} uploaded, "
+        f"{up.skipped} already there, {len(up.failures)} failed; project counts {report.counts['tagged']} tagged, "
+        f"{report.counts['untagged']} untagged"))
+    if not report.ok:
+        problems = [f"{f.path}: {f.reason}" for f in up.failures[:5]] + report.mismatches[:10]
+        _fail(None, f"the restore into {report.project} is incomplete: " + "; ".join(problems), EXIT_FAILED)
+
+
+@project.command("copy")
+@click.option("--to-endpoint", envvar="CVOPS_TARGET_TRAINING_ENDPOINT", required=True,
+              help="The target resource's training endpoint (env CVOPS_TARGET_TRAINING_ENDPOINT).")
+@click.option("--to-key", envvar="CVOPS_TARGET_TRAINING_KEY", required=True,
+              help="The target's training key (env CVOPS_TARGET_TRAINING_KEY; prefer the env variable).")
+@click.option("--name", default=None, help="The copy's name (default: the source's).")
+@click.option("--fallback", "fallback_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="When the import fails or loses images: back up the source into DIR and restore it into the copy.")
+@click.option("--timeout", type=FiniteFloatRange(min=1), default=1800, show_default=True,
+              help="Seconds to wait for the import.")
+@common()
+def project_copy(run: Run, to_endpoint: str, to_key: str, name: str | None, fallback_dir: str | None,
+                 timeout: float) -> None:
+    """Copy the project to another resource with Custom Vision's ExportProject / ImportProject, wait, then compare
+    the copy's image and tag counts with the source's. An import that fails or loses images is named (exit 1);
+    with --fallback DIR the copy is completed by backup + restore and checked again.
+
+    \b
+    Examples:
+      CVOPS_TARGET_TRAINING_KEY=... cvops project copy --spec examples/scenes/project.yaml \\
+          --to-endpoint https://westeurope.api.cognitive.microsoft.com/
+      cvops project copy --project scenes --to-endpoint https://... --fallback backups/scenes
+    """
+    from cvops.redaction import register_secret
+    from pipelines.project_copy import copy_project
+    from pipelines.service import Service
+
+    register_secret(to_key)
+    target = Service(config.Settings({config.TRAINING_ENDPOINT: to_endpoint, config.TRAINING_KEY: to_key,
+                                      config.TIER: run.settings.tier}))
+    report = copy_project(run.service, run.project_id(), target, name=name,
+                          fallback_dir=Path(fallback_dir) if fallback_dir else None, timeout=timeout,
+                          reporter=run.reporter)
+    run.emit({"ok": report.ok, **report.to_dict()}, lambda c: c.print(
+        f"copied {report.source_project} to {report.target_name} ({report.target_project_id}): import "
+        f"{report.import_status}; {report.found['tagged']} tagged, {report.found['untagged']} untagged images"
+        + (" (completed by backup + restore)" if report.fallback else "")))
+    if not report.ok:
+        hint = "" if fallback_dir else "; run again with --fallback DIR to complete it by backup + restore"
+        _fail(None, f"the copy of {report.source_project} is incomplete: " + "; ".join(report.mismatches[:10]) + hint,
+              EXIT_FAILED)
+
+
+@cli.group(cls=Group)
+def dataset() -> None:
+    """Hand the labelled data to a successor (Azure ML AutoML for images)."""
+
+
+@dataset.command("export")
+@click.option("--format", "fmt", type=click.Choice(["automl"]), required=True, help="The successor's data format.")
+@click.option("--from", "from_dir", required=True,
+              help="A folder (or az://container/prefix) `cvops project backup` wrote.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Where to write train/ (and validation/).")
+@click.option("--datastore", required=True, help="The Azure ML datastore the backup folder is uploaded to.")
+@click.option("--prefix", default=None, help="The folder in the datastore holding the backup (default: its name).")
+@click.option("--validation-fraction", type=FiniteFloatRange(0, 0.5, max_open=True), default=0.0, show_default=True,
+              help="Keep this share of each label set for validation/ (0: train/ only).")
+@common(needs_project=False)
+def dataset_export(run: Run, fmt: str, from_dir: str, out: str, datastore: str, prefix: str | None,
+                   validation_fraction: float) -> None:
+    """AutoML for images' JSON Lines (image_url azureml://datastores/NAME/paths/..., image_details, label: a string
+    for Multiclass, a list for Multilabel) and their MLTable, from a backup; untagged images are left out. What
+    AutoML refuses (fewer than 10 images, a tag with no image, a GIF) is refused before anything is written.
+
+    \b
+    Examples:
+      cvops dataset export --format automl --from backups/scenes --out automl/ --datastore workspaceblobstore
+      azcopy copy backups/scenes "https://ACCOUNT.blob.core.windows.net/CONTAINER/" --recursive
+    """
+    from pipelines.automl_dataset import export_automl
+    from pipelines.backup_folders import open_folder
+
+    _writable_folder(out, "--out")
+    data = export_automl(open_folder(from_dir, lambda: run.service.blob_service), Path(out), datastore=datastore, prefix=prefix,
+                         validation_fraction=validation_fraction)
+    run.emit({"ok": True, "format": fmt, **data}, lambda c: c.print(
+        f"{data['images']} images ({data['task']}, {data['untagged_left_out']} untagged left out) written to "
+        + ", ".join(f"{k} ({v['images']})" for k, v in data["written"].items())
+        + f"; upload {from_dir} to datastore {datastore} at {data['prefix']}/"))
+
+
 # images -----------------------------------------------------------------------------------------------------------
 @cli.group(cls=Group)
 def images() -> None:
@@ -532,10 +677,12 @@ def train_cmd(run: Run, advanced: bool, budget_hours: int | None, force: bool, w
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Evaluate an exported ONNX model (cvops export) in this process on the holdout set, instead of "
                    "an iteration: same metrics and reports. Without --spec: Multiclass.")
+@click.option("--model-contract", type=click.Choice(["custom-vision", "azureml-automl"]), default=None,
+              help="With --model: its contract, when the files cannot say (both labels.txt and labels.json).")
 @common()
 def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, holdout: str | None,
                  no_holdout: bool, target_precision: float | None, target_recall: float | None,
-                 report_dir: str | None, concurrency: int, model_file: str | None) -> None:
+                 report_dir: str | None, concurrency: int, model_file: str | None, model_contract: str | None) -> None:
     """Precision, recall and AP per tag and mAP: the service's, and with a holdout set our own (from quick-test
     predictions, which work on unpublished iterations), plus a confusion matrix (Multiclass) and a threshold sweep.
 
@@ -555,7 +702,7 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
     if model_file:
         _evaluate_model(run, model_file, threshold=threshold, holdout=None if no_holdout else holdout,
                         target_precision=target_precision, target_recall=target_recall, report_dir=report_dir,
-                        concurrency=concurrency)
+                        concurrency=concurrency, contract=model_contract)
         return
     project_id = run.project_id()
     result, tags, iteration = _evaluate_iteration(
@@ -579,12 +726,13 @@ def evaluate_cmd(run: Run, iteration_ref: str | None, threshold: float | None, h
 
 def _evaluate_model(run: Run, model_file: str, *, threshold: float | None, holdout: str | None,
                     target_precision: float | None, target_recall: float | None, report_dir: str | None,
-                    concurrency: int) -> None:
+                    concurrency: int, contract: str | None = None) -> None:
     """`cvops evaluate --model`: the exported model on the holdout set, in this process; no service involved."""
     from pipelines.evaluation import evaluate_model
 
     spec = run.spec
-    model = _load_model(model_file)
+    model = _load_model(model_file, classification=spec.classification_type if spec is not None else None,
+                        contract=contract)
     if holdout:
         source = run.source(parse_source(holdout))
     elif spec and spec.holdout_source:
@@ -757,9 +905,11 @@ def publish_cmd(run: Run, iteration_ref: str, publish_name: str | None, min_prec
 @click.option("--model", "model_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Classify in this process with an exported ONNX model (cvops export), as the Function App does "
                    "with CVOPS_MODEL: no prediction endpoint, no quota. Without --spec or --policy: Multiclass.")
+@click.option("--model-contract", type=click.Choice(["custom-vision", "azureml-automl"]), default=None,
+              help="With --model: its contract, when the files cannot say (both labels.txt and labels.json).")
 @common()
 def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, publish_name: str | None,
-                policy_file: str | None, model_file: str | None) -> None:
+                policy_file: str | None, model_file: str | None, model_contract: str | None) -> None:
     """Classify TARGET (a file, an http(s) URL or az://container/blob) with the published iteration and route it
     with the Function App's own decision: accepted, review or rejected, with the reasons and the passing tags.
 
@@ -776,7 +926,8 @@ def predict_cmd(run: Run, target: str, threshold: float | None, no_store: bool, 
 
     spec = run.spec
     if model_file:
-        _predict_with_model(run, target, threshold=threshold, policy_file=policy_file, model_file=model_file)
+        _predict_with_model(run, target, threshold=threshold, policy_file=policy_file, model_file=model_file,
+                            contract=model_contract)
         return
     name = publish_name or (spec.publish_name if spec else None)
     if not name:
@@ -825,7 +976,7 @@ def _emit_prediction(run: Run, title: str, result: dict[str, Any], policy: Any) 
 
 
 def _predict_with_model(run: Run, target: str, *, threshold: float | None, policy_file: str | None,
-                        model_file: str) -> None:
+                        model_file: str, contract: str | None = None) -> None:
     """`cvops predict --model`: the exported model in this process, the same policy and the same report."""
     from functions.policy import load_policy
     from pipelines.policy_suggest import spec_policy
@@ -838,7 +989,7 @@ def _predict_with_model(run: Run, target: str, *, threshold: float | None, polic
         policy = load_policy(str(Path(policy_file).resolve()), Path.cwd(), setting="--policy")
     else:
         policy = spec_policy(run.spec, threshold=threshold)
-    model = _load_model(model_file, classification=policy.classification_type)
+    model = _load_model(model_file, classification=policy.classification_type, contract=contract)
     result = predict_with_model(
         model, target, policy=policy,
         read_blob=lambda c, n: run.service.blob_service.get_blob_client(c, n).download_blob().readall())
@@ -1010,16 +1161,20 @@ def export_cmd(run: Run, platform: str, flavor: str | None, out: str, iteration_
     run.emit({"ok": True, **data}, human)
 
 
-def _load_model(path: str, option: str = "--model", *, classification: str | None = None) -> Any:
-    """An exported model, or a ConfigurationError naming ``option`` and what the runner found (``classification``:
-    the policy's project type, so a Multiclass model must answer probabilities summing to 1)."""
-    from functions.exported_model import ExportedModel, ModelRefused
+def _load_model(path: str, option: str = "--model", *, classification: str | None = None,
+                contract: str | None = None) -> Any:
+    """An exported model (Custom Vision's or Azure ML AutoML's, recognised from the files, or ``contract``), or a
+    ConfigurationError naming ``option`` and what the runner found. ``classification``: the policy's or spec's project
+    type (a Multiclass model must answer probabilities summing to 1; a Multilabel AutoML model's logits take sigmoid)."""
+    from functions.exported_model import ModelRefused
+    from functions.model_loader import load_model
 
     try:
-        return ExportedModel.load(path, classification=classification)
+        return load_model(path, classification=classification, contract=contract)
     except ModelRefused as e:
         raise ConfigurationError(f"{option} {path}: {e}", setting=option,
-                                 hint="give a Custom Vision ONNX export (cvops export --platform ONNX)") from None
+                                 hint="give a Custom Vision ONNX export (cvops export --platform ONNX) or an Azure ML "
+                                      "AutoML ONNX export (a zip, or model.onnx with labels.json beside it)") from None
 
 
 # wired to other modules (their owners implement them) -------------------------------------------------------------

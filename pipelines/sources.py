@@ -57,7 +57,9 @@ def split_az(location: str) -> tuple[str, str]:
     return container, name
 
 
-def _split_tags(value: object, *, where: str) -> tuple[str, ...]:
+def _split_tags(value: object, *, where: str, allow_none: bool = False) -> tuple[str, ...]:
+    """An entry's tags. ``allow_none``: an explicit empty list (a JSON Lines ``"tags": []``, as a project backup writes
+    for an untagged image) means "upload it untagged"; an empty CSV cell stays an error, being far more often a slip."""
     if isinstance(value, list):  # JSON: each tag exactly as written (a legal tag may begin or end with a space)
         tags = [t if isinstance(t, str) else str(t).strip() for t in value]
     elif isinstance(value, str):
@@ -68,7 +70,7 @@ def _split_tags(value: object, *, where: str) -> tuple[str, ...]:
     else:
         raise ConfigurationError(f"{where}: tags must be a list or a ';'-separated string, not {type(value).__name__}")
     out = tuple(dict.fromkeys(t for t in tags if t))
-    if not out:
+    if not out and not (allow_none and value == []):
         raise ConfigurationError(f"{where}: the image has no tags", hint="give at least one tag per image")
     return out
 
@@ -93,7 +95,8 @@ def parse_manifest(text: str, *, name: str) -> list[ManifestEntry]:
             if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not row["path"].strip():
                 raise ConfigurationError(f"{where}: expected an object with a \"path\" string and \"tags\"")
             # The path exactly as written: a blob name may end with a space, and stripping it named another blob.
-            entries.append(ManifestEntry(row["path"], _split_tags(row.get("tags"), where=where), number))
+            entries.append(ManifestEntry(row["path"], _split_tags(row.get("tags"), where=where, allow_none=True),
+                                         number))
     else:
         reader = csv.DictReader(io.StringIO(text))
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]

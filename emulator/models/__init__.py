@@ -46,6 +46,7 @@ from .metadata_filter import metadata_filter_sql
 from .performance import PerformanceModels
 from .prediction_query import MAX_PREDICTION_QUERY_TAGS, parse_prediction_query, within_thresholds
 from .predictions import PredictionModels, ranked_predictions
+from .project_transfer import ProjectTransferModels
 from .projects import ProjectModels
 from .publishing import PublishingModels
 from .tags import TagModels
@@ -60,7 +61,7 @@ from .training_jobs import (
 
 
 class CustomVisionBackend(ProjectModels, TagModels, TrainingImageModels, TrainingJobModels, PerformanceModels,
-                          PredictionModels, PublishingModels, ExportModels):
+                          PredictionModels, PublishingModels, ExportModels, ProjectTransferModels):
     """All projects of one service instance."""
 
     def __init__(self, storage: Storage, learning: Learning, *, base_url_hint: str = "") -> None:
@@ -74,7 +75,8 @@ __all__ = [
     "MAX_TAGS_PER_BATCH", "MAX_TAGS_PER_IMAGE", "MAX_TAGS_PER_PROJECT", "MAX_TAKE", "MIN_IMAGES_PER_TAG",
     "PREDICTION_RESOURCE_ID", "PUBLISH_NAME", "RESTART_REASON", "SECONDS_PER_BUDGET_HOUR", "TAG_TYPES",
     "BackendBase", "CustomVisionBackend", "ExportModels", "FeatureCacheModels", "ImageSource", "IterationModels",
-    "PerformanceModels", "PredictionModels", "ProjectModels", "PublishingModels", "TagModels", "TrainingImageModels",
+    "PerformanceModels", "PredictionModels", "ProjectModels",
+    "ProjectTransferModels", "PublishingModels", "TagModels", "TrainingImageModels",
     "TrainingJob", "TrainingJobModels", "UnreadableTrainingImages", "advanced_budget_seconds", "load_domains",
     "metadata_filter_sql", "new_id", "now", "parse_prediction_query", "ranked_predictions", "training_fingerprint",
     "within_thresholds",

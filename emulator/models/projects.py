@@ -48,7 +48,8 @@ class ProjectModels(BackendBase):
             "lastModified": row["last_modified"],
             "thumbnailUri": "",
             "drModeEnabled": False,
-            "status": "Succeeded",
+            # ImportProject answers at once and fills the project in the background (project_transfer.py).
+            "status": getattr(self, "import_statuses", {}).get(row["id"], "Succeeded"),
         }
 
     def get_projects(self) -> list[dict[str, Any]]:

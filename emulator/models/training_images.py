@@ -6,6 +6,7 @@ needs.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,13 @@ class ImageSource:
 class TrainingImageModels(FeatureCacheModels):
     """Training images, their tags and their metadata."""
 
+    relative_image_uris = False  # a resource behind a VNET: URIs are paths for GetArtifact (the spec's Image fields)
+
     def _image_json(self, row, base_url: str, tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         if tags is None:
             tags = self._tags_of_images([row["id"]]).get(row["id"], [])
-        uri = f"{base_url}/customvision/local/images/{row['project_id']}/{row['id']}"
+        uri = (f"images/{row['id']}" if self.relative_image_uris
+               else f"{base_url}/customvision/local/images/{row['project_id']}/{row['id']}")
         out = {
             "id": row["id"],
             "created": row["created"],
@@ -167,6 +171,19 @@ class TrainingImageModels(FeatureCacheModels):
     def _add_tags(c, image_id: str, tag_ids: Sequence[str], t: str) -> None:
         for tag_id in tag_ids:
             c.execute("INSERT OR IGNORE INTO image_tags VALUES (?, ?, ?)", (image_id, tag_id, t))
+
+    def get_artifact(self, project_id: str, path: str) -> bytes:
+        """GetArtifact: an image's bytes by the relative path a VNET resource answers (``images/<id>/original``,
+        ``resized`` or ``thumbnail``); NotFound for anything else."""
+        self._project_row(project_id)
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "images" or parts[2] not in ("original", "resized", "thumbnail"):
+            raise NotFound(f"No artifact has the path {path!r}.", code="NotFound")
+        try:
+            data = self.get_image_bytes(project_id, str(uuid.UUID(parts[1])))
+        except ValueError:
+            raise NotFound(f"No artifact has the path {path!r}.", code="NotFound") from None
+        return data if parts[2] == "original" else imagelib.rendition(data, parts[2])[0]
 
     def get_image_bytes(self, project_id: str, image_id: str) -> bytes:
         row = self.db.one("SELECT id FROM images WHERE id = ?1 AND project_id = ?2 UNION "

@@ -71,6 +71,10 @@ param storePredictions bool = false
 @description('CVOPS_MODEL: an exported ONNX model that classifies in-process (a path in the package or az://container/blob); empty: the Prediction API.')
 param model string = ''
 
+@description('CVOPS_MODEL_CONTRACT: custom-vision or azureml-automl when the model\'s files cannot say; empty: recognised from the files.')
+@allowed(['', 'custom-vision', 'azureml-automl'])
+param modelContract string = ''
+
 @description('true: the incoming blob is deleted after its copy is verified.')
 param moveSource bool = false
 
@@ -169,6 +173,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CVOPS_POLICY', value: policy }
         { name: 'CVOPS_STORE_PREDICTIONS', value: storePredictions ? 'true' : 'false' }
         { name: 'CVOPS_MODEL', value: model }
+        { name: 'CVOPS_MODEL_CONTRACT', value: modelContract }
         { name: 'CVOPS_MOVE_SOURCE', value: moveSource ? 'true' : 'false' }
         { name: 'CVOPS_PREDICTION_TPS', value: predictionTps }
         { name: 'CVOPS_MODERATION_API', value: moderationApi }

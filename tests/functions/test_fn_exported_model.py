@@ -49,7 +49,7 @@ def test_predictions_are_sorted_and_named_by_labels_txt_with_sha256_and_labels()
     assert [p for _, p in result] == sorted((p for _, p in result), reverse=True)
     assert model.labels == ("cat", "dog", "fox")
     assert model.sha256 == hashlib.sha256(data).hexdigest()
-    assert model.describe() == {"sha256": model.sha256, "labels": ["cat", "dog", "fox"]}
+    assert model.describe() == {"sha256": model.sha256, "labels": ["cat", "dog", "fox"], "contract": "custom-vision"}
 
 
 def test_a_bare_onnx_loads_with_the_labels_file_beside_it(tmp_path):

@@ -32,7 +32,8 @@ def test_images_are_routed_by_the_exported_model_with_no_prediction_endpoint(fun
     first = function_env.deliver("cams/red.png").record
     second = function_env.deliver("cams/blue.jpg").record
 
-    expected = {"exported_model": {"sha256": hashlib.sha256(data).hexdigest(), "labels": list(LABELS)}}
+    expected = {"exported_model": {"sha256": hashlib.sha256(data).hexdigest(), "labels": list(LABELS),
+                                   "contract": "custom-vision"}}
     assert first["model"] == expected and second["model"] == expected
     assert first["outcome"] == "accepted" and first["tags"] == ["red"]
     assert second["outcome"] == "accepted" and second["tags"] == ["blue"]

@@ -61,6 +61,7 @@ def test_export_then_predict_with_the_model_then_route_with_it_agree_with_the_se
                      VISION_PUBLISH_NAME="")
     function_env.upload("cams/photo.jpg", image)
     record = function_env.deliver("cams/photo.jpg").record
-    assert record["model"] == {"exported_model": {"sha256": doc["model"]["sha256"], "labels": doc["model"]["labels"]}}
+    assert record["model"] == {"exported_model": {"sha256": doc["model"]["sha256"], "labels": doc["model"]["labels"],
+                                                  "contract": "custom-vision"}}
     assert record["predictions"][0]["tag"] == rows[0]["tag"]
     assert abs(record["predictions"][0]["probability"] - rows[0]["probability"]) < 1e-5

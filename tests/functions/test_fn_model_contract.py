@@ -68,11 +68,11 @@ def _zip(members: dict[str, bytes], declared: dict[str, int] | None = None) -> b
     return buffer.getvalue()
 
 
-def _peak_while_loading(data: bytes) -> tuple[ModelRefused, int]:
+def _peak_while_loading(data: bytes, load=None) -> tuple[ModelRefused, int]:
     tracemalloc.start()
     try:
         with pytest.raises(ModelRefused) as refused:
-            ExportedModel.load(data)
+            (load or ExportedModel.load)(data)
         return refused.value, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -82,6 +82,18 @@ def test_a_zip_bomb_is_refused_by_its_compression_ratio_before_it_is_inflated():
     bomb = _zip({"model.onnx": bytes(256 * 1024 * 1024), "labels.txt": b"a\nb\nc\n"})  # 256 MiB of zeros
     assert len(bomb) < 1024 * 1024
     refused, peak = _peak_while_loading(bomb)
+    assert f"above {MAX_COMPRESSION_RATIO}:1" in str(refused) and "'model.onnx' inflates" in str(refused)
+    assert peak < 8 * 1024 * 1024, f"{peak:,} bytes allocated while refusing a {len(bomb):,}-byte zip"
+
+
+@pytest.mark.parametrize("labels", ["labels.txt", "labels.json"])
+def test_a_zip_bomb_is_refused_before_it_is_inflated_whichever_contract_its_files_name(labels):
+    """The contract is recognised from the files, so a bomb naming labels.json reaches AutoML's loader: the same
+    checked reader serves both (functions.exported_model.export_members)."""
+    from functions.model_loader import load_model
+
+    bomb = _zip({"model.onnx": bytes(256 * 1024 * 1024), labels: b'["a", "b"]'})
+    refused, peak = _peak_while_loading(bomb, load_model)
     assert f"above {MAX_COMPRESSION_RATIO}:1" in str(refused) and "'model.onnx' inflates" in str(refused)
     assert peak < 8 * 1024 * 1024, f"{peak:,} bytes allocated while refusing a {len(bomb):,}-byte zip"
 
