@@ -66,11 +66,13 @@ def parse_labels(text: str, name: str) -> list[str]:
     return labels
 
 
+PICTURE = images.PictureRule(RESIZE, keep_aspect=True)
+"""The picture the runner resizes to (torchvision's ``Resize(256)``): validation makes it, strip by strip."""
+
+
 def resized_size(width: int, height: int, short: int = RESIZE) -> tuple[int, int]:
     """torchvision's ``Resize(short)`` output size: the shorter side to ``short``, the longer truncated in proportion."""
-    if width <= height:
-        return short, int(short * height / width)
-    return int(short * width / height), short
+    return images.PictureRule(short, keep_aspect=True).target(width, height)
 
 
 def _dims(shape: Any) -> str:
@@ -88,6 +90,11 @@ class AutoMLModel:
     source: str = ""
     size: int = RESIZE
     _session: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def picture(self) -> images.PictureRule:
+        """What :func:`functions.images.normalise` takes as ``model_side`` to make this runner's own picture."""
+        return PICTURE
 
     @classmethod
     def from_parts(cls, sha256: str, model_bytes: bytes, labels: list[str], name: str, *,
@@ -181,7 +188,7 @@ class AutoMLModel:
     def predict(self, image_bytes: bytes, *, decode_bytes: int | None = None) -> list[tuple[str, float]]:
         """As :meth:`functions.exported_model.ExportedModel.predict`: decoded under the app's memory pool."""
         if decode_bytes is None:
-            plan = images.memory_plan(image_bytes)
+            plan = images.memory_plan(image_bytes, model_side=self.picture)
             decode_bytes = plan.peak_bytes if isinstance(plan, images.MemoryEstimate) else 0
-        with images.reserved(decode_bytes), images.decode_for_model(image_bytes, self.size) as image:
+        with images.reserved(decode_bytes), images.decode_for_model(image_bytes, self.picture) as image:
             return self.predict_image(image)

@@ -302,6 +302,11 @@ class ExportedModel:
                    bgr=PIXEL_FORMATS[pixel_format], range_top=PIXEL_RANGES[pixel_range], source=name,
                    _session=session)
 
+    @property
+    def picture(self) -> images.PictureRule:
+        """What :func:`functions.images.normalise` takes as ``model_side``: the whole image to size x size, bicubic."""
+        return images.PictureRule(self.size)
+
     def describe(self) -> dict[str, Any]:
         """What a record or a report says about the model that decided."""
         return {"sha256": self.sha256, "labels": list(self.labels), "contract": "custom-vision"}
@@ -338,9 +343,9 @@ class ExportedModel:
         :func:`functions.images.normalise` first, as the app does: it refuses what would not fit, and its
         ``decode_bytes`` spares this a second parse of the file)."""
         if decode_bytes is None:
-            plan = images.memory_plan(image_bytes, model_side=self.size)
+            plan = images.memory_plan(image_bytes, model_side=self.picture)
             decode_bytes = plan.peak_bytes if isinstance(plan, images.MemoryEstimate) else 0
-        with images.reserved(decode_bytes), images.decode_for_model(image_bytes, self.size) as image:
+        with images.reserved(decode_bytes), images.decode_for_model(image_bytes, self.picture) as image:
             return self.predict_image(image)
 
 

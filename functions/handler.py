@@ -142,7 +142,7 @@ def judge_image(data: bytes, ctx: AppContext, *, what: str) -> Verdict:
     # one strict JPEG decode is the model's picture (images.normalise with model_side).
     exported = ctx.exported
     checked = images.normalise(data, defer_scan_check=not config.store_predictions and exported is None,
-                               model_side=exported.size if exported is not None else None)
+                               model_side=exported.picture if exported is not None else None)
     timings["validate"] = _ms(started)
     if isinstance(checked, images.Rejection):
         return Verdict(quarantine(checked.reason, checked.message), image=checked.summary(), timings_ms=timings)

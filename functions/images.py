@@ -50,6 +50,7 @@ __all__ = [
     "Limits",
     "MemoryEstimate",
     "NormalisedImage",
+    "PictureRule",
     "Rejection",
     "decode_for_model",
     "estimate_memory",
@@ -57,6 +58,7 @@ __all__ = [
     "memory_plan",
     "model_decode_size",
     "normalise",
+    "picture_rule",
     "reserved",
 ]
 
@@ -231,7 +233,7 @@ def _decoder_extra(fmt: str, mode: str, pixels: int) -> int:
 
 def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, limits: Limits = Limits(),  # noqa: B008
                     *, convert: bool, jpeg_coefficient_bytes: int = 0, checked_by_decode: bool = True,
-                    model_side: int | None = None, model_by_strips: bool = False) -> MemoryEstimate:
+                    model_side: int | PictureRule | None = None, model_by_strips: bool = False) -> MemoryEstimate:
     """Peak memory of validating one image, and the decode scale and working size that keep it under
     ``limits.memory_budget_bytes``.
 
@@ -262,7 +264,7 @@ def estimate_memory(fmt: str, mode: str, size: tuple[int, int], data_len: int, l
     if model_side is not None:
         model = _model_picture_bytes(fmt, mode, size, model_side, from_decode=convert or fmt != "JPEG",
                                      by_strips=model_by_strips and not convert)
-        label += f" (with the picture for a model of input side {model_side})"
+        label += f" (with the picture for a model of input side {picture_rule(model_side).side})"
     if not convert:
         if fmt == "JPEG":
             peak = max(_jpeg_check_bytes(size, storage, data_len, fixed, jpeg_coefficient_bytes),
@@ -312,26 +314,30 @@ _STRIP_PIXELS = 1 << 20
 """Pixels per strip when the model's picture is made from a decoded image (:func:`_model_picture`)."""
 
 
-def _model_picture_bytes(fmt: str, mode: str, size: tuple[int, int], side: int, *, from_decode: bool,
+def _model_picture_bytes(fmt: str, mode: str, size: tuple[int, int], side: int | PictureRule, *, from_decode: bool,
                          by_strips: bool = False) -> int:
     """What making an in-process model's picture adds, beside the decoded image the plan already counts.
 
     ``from_decode`` (every format but an unchanged JPEG): :func:`_model_picture` converts and shrinks the decoded
-    image one strip at a time: a strip (cropped, then RGB: 4 + 4 bytes a pixel), the image narrowed to ``side``
-    columns (4 bytes a pixel), the ``side`` x ``side`` result. An unchanged JPEG is decoded again, reduced by libjpeg
-    (:func:`decode_for_model`): at most Pillow's 1/2, 1/4 or 1/8 scale that keeps both sides twice ``side``, 4 bytes
-    a pixel and its RGB copy. ``by_strips``: a PNG decoded strip by strip from its file (:mod:`functions.png_strips`):
-    only a strip is ever decoded (``STRIP_BYTES_PER_PIXEL``). All: the model's input tensor (float32, three copies
-    while it is laid out)."""
+    image one strip at a time: a strip (cropped, then RGB: 4 + 4 bytes a pixel), the image narrowed to the target
+    width (4 bytes a pixel), the target picture (``side`` x ``side``, or for a rule that keeps the aspect the shorter
+    side at ``side``). An unchanged JPEG is decoded again, reduced by libjpeg (:func:`decode_for_model`): at most
+    Pillow's 1/2, 1/4 or 1/8 scale that keeps both sides twice ``side``, 4 bytes a pixel and its RGB copy, then sized
+    by the runner. ``by_strips``: a PNG decoded strip by strip from its file (:mod:`functions.png_strips`): only a
+    strip is ever decoded (``STRIP_BYTES_PER_PIXEL``). All: the model's input tensor (float32, three copies while it
+    is laid out)."""
+    rule = picture_rule(side)
     width, height = size
-    tensor = 3 * 4 * side * side * 3 + 4 * side * side
+    target_width, target_height = rule.target(width, height)
+    picture = 4 * target_width * target_height
+    tensor = 3 * 4 * rule.side * rule.side * 3 + 4 * rule.side * rule.side
     if not from_decode:
-        at_least = math.ceil(side * MODEL_DECODE_GAP)
+        at_least = math.ceil(rule.side * MODEL_DECODE_GAP)
         scale = max((s for s in (1, 2, 4, 8) if min(width, height) // s >= at_least), default=1)
-        return 8 * math.ceil(width / scale) * math.ceil(height / scale) + tensor
+        return 8 * math.ceil(width / scale) * math.ceil(height / scale) + picture + tensor
     rows = min(height, max(1, _STRIP_PIXELS // max(1, width)))
     per_pixel = png_strips.STRIP_BYTES_PER_PIXEL if by_strips else _storage_bytes(mode) + 8
-    return per_pixel * rows * width + 4 * side * rows + 4 * side * height + tensor
+    return per_pixel * rows * width + 4 * target_width * rows + 4 * target_width * height + picture + tensor
 
 
 def _jpeg_check_bytes(size: tuple[int, int], storage: int, data_len: int, fixed: int, coefficients: int) -> int:
@@ -392,7 +398,7 @@ class _Inspection:
 
 
 def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen dataclass
-              defer_scan_check: bool = False, model_side: int | None = None) -> NormalisedImage | Rejection:
+              defer_scan_check: bool = False, model_side: int | PictureRule | None = None) -> NormalisedImage | Rejection:
     """Check ``data`` is one complete, supported image within ``limits``; fix what can be fixed.
 
     Rejection codes: ``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``,
@@ -474,6 +480,36 @@ that follows still shrinks by 2x or more, which keeps the result within a few of
 about 26 ms of CPU; this about 13."""
 
 
+@dataclass(frozen=True)
+class PictureRule:
+    """How an in-process model's runner sizes the picture it is fed, so that validation can make that very picture
+    (strip by strip, inside the memory plan) instead of a full-size decode for the runner to shrink.
+
+    Custom Vision's export (Microsoft's sample): the whole image to ``side`` x ``side``, bicubic. Azure ML AutoML's
+    (``keep_aspect``; its "With PyTorch" validation transform, torchvision's ``Resize(side)``): the shorter side to
+    ``side``, the longer in proportion (truncated), bilinear; the runner then crops its centre. A JPEG is decoded at
+    libjpeg's reduced scale by either rule (:func:`model_decode_size`) and sized by the runner itself."""
+
+    side: int
+    keep_aspect: bool = False
+
+    def target(self, width: int, height: int) -> tuple[int, int]:
+        if not self.keep_aspect:
+            return self.side, self.side
+        if width <= height:
+            return self.side, int(self.side * height / width)
+        return int(self.side * width / height), self.side
+
+    @property
+    def resample(self) -> Image.Resampling:
+        return Image.Resampling.BILINEAR if self.keep_aspect else Image.Resampling.BICUBIC
+
+
+def picture_rule(model_side: int | PictureRule) -> PictureRule:
+    """``model_side`` as a rule: a bare side is Custom Vision's (the whole image to side x side)."""
+    return model_side if isinstance(model_side, PictureRule) else PictureRule(int(model_side))
+
+
 def model_decode_size(width: int, height: int, side: int) -> tuple[int, int]:
     """The size libjpeg-turbo decodes a YCbCr or grey JPEG at for a model of input ``side``: the smallest of its
     scales M/8 (M = 1..8) that keeps both sides at least ``MODEL_DECODE_GAP`` x ``side``; the whole image when none
@@ -486,11 +522,11 @@ def model_decode_size(width: int, height: int, side: int) -> tuple[int, int]:
     return width, height
 
 
-def decode_for_model(data: bytes, side: int) -> Image.Image:
+def decode_for_model(data: bytes, side: int | PictureRule) -> Image.Image:
     """The picture an in-process model of input ``side`` resizes from: a YCbCr or grey JPEG decoded by libjpeg-turbo
     (through simplejpeg) at :func:`model_decode_size`, any other JPEG at Pillow's nearest 1/2, 1/4 or 1/8 scale that is
-    as large, anything else decoded whole and brought to ``side`` x ``side`` strip by strip (:func:`_model_picture`:
-    the same pixels as a whole-image resize, without its full-size copies).
+    as large, anything else decoded whole and brought to the runner's own size (:class:`PictureRule`) strip by strip
+    (:func:`_model_picture`: the same pixels as a whole-image resize, without its full-size copies).
 
     Why a rule of its own: the app's validation and the model runner decode once for both (:func:`normalise` with
     ``model_side``), and the local service's compact domains decode by the same rule, so an exported model agrees with
@@ -514,13 +550,13 @@ def decode_for_model(data: bytes, side: int) -> Image.Image:
             else:
                 image.close()
                 return decoded
-        at_least = math.ceil(side * MODEL_DECODE_GAP)
+        at_least = math.ceil(picture_rule(side).side * MODEL_DECODE_GAP)
         image.draft(image.mode, (at_least, at_least))
     image.load()
     return image
 
 
-def _decode_model_picture(data: bytes, fmt: str, side: int) -> Image.Image:
+def _decode_model_picture(data: bytes, fmt: str, side: int | PictureRule) -> Image.Image:
     """The model's picture of a file :func:`normalise` sends unchanged: a JPEG as :func:`decode_for_model` decodes it
     (reduced by libjpeg), anything else decoded whole and made small strip by strip (:func:`_model_picture`)."""
     if fmt in _JPEG_FAMILY:
@@ -532,40 +568,45 @@ def _decode_model_picture(data: bytes, fmt: str, side: int) -> Image.Image:
         return _model_picture(image, side)
 
 
-def _model_picture(image: Image.Image, side: int) -> Image.Image:
-    """``image`` as RGB at ``side`` x ``side`` (what the model runner feeds: the whole picture, bicubic), made one
-    strip at a time so that no full-size copy of a large image is ever held beside it.
+def _model_picture(image: Image.Image, side: int | PictureRule) -> Image.Image:
+    """``image`` as RGB at the size the model's runner makes (:class:`PictureRule`: ``side`` x ``side`` bicubic for
+    Custom Vision's, the shorter side to ``side`` bilinear for AutoML's), made one strip at a time so that no
+    full-size copy of a large image is ever held beside it.
 
-    Pillow's bicubic resize is two passes, each rounded to 8 bits: rows first (each row on its own), then columns.
-    So converting and narrowing each strip of rows to ``side`` columns, then resizing the narrow image to ``side``
-    rows, gives exactly the pixels of ``image.convert("RGB").resize((side, side), BICUBIC)``
+    Pillow's resize is two passes, each rounded to 8 bits: rows first (each row on its own), then columns. So
+    converting and narrowing each strip of rows to the target width, then resizing the narrow image to the target
+    height, gives exactly the pixels of ``image.convert("RGB").resize(target, filter)``
     (tests/functions/test_fn_containers.py compares them), without its two full-size buffers (the RGB copy, and the
     premultiplied copy Pillow makes of an image with alpha): 811 MiB for a 10240 x 10240 RGBA PNG.
     """
+    rule = picture_rule(side)
     width, height = image.size
     rows = max(1, _STRIP_PIXELS // width)
     return _narrowed((image.crop((0, top, width, min(height, top + rows))) for top in range(0, height, rows)),
-                     height, side)
+                     height, rule.target(width, height), rule.resample)
 
 
-def _png_model_picture(data: bytes, side: int) -> Image.Image:
+def _png_model_picture(data: bytes, side: int | PictureRule) -> Image.Image:
     """:func:`_model_picture` of a PNG never decoded whole: its strips straight from the file
     (:mod:`functions.png_strips`), so memory is one strip's, whatever the image's size."""
+    rule = picture_rule(side)
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    return _narrowed(png_strips.strips(data, max(1, _STRIP_PIXELS // width)), height, side)
+    return _narrowed(png_strips.strips(data, max(1, _STRIP_PIXELS // width)), height, rule.target(width, height),
+                     rule.resample)
 
 
-def _narrowed(strips: Iterator[Image.Image], height: int, side: int) -> Image.Image:
-    """Strips of rows, top to bottom, each made RGB and narrowed to ``side`` columns, then the whole to ``side`` rows."""
-    narrow = Image.new("RGB", (side, height))
+def _narrowed(strips: Iterator[Image.Image], height: int, target: tuple[int, int],
+              resample: Image.Resampling) -> Image.Image:
+    """Strips of rows, top to bottom, each made RGB and narrowed to the target width, then the whole to its height."""
+    narrow = Image.new("RGB", (target[0], height))
     top = 0
     for strip in strips:
         with strip:
             rgb = strip if strip.mode == "RGB" else strip.convert("RGB")
-            narrow.paste(rgb.resize((side, rgb.height), Image.Resampling.BICUBIC), (0, top))
+            narrow.paste(rgb.resize((target[0], rgb.height), resample), (0, top))
             top += rgb.height
             rgb.close()
-    return _replace(narrow, narrow.resize((side, side), Image.Resampling.BICUBIC))
+    return _replace(narrow, narrow.resize(target, resample))
 
 
 def _decodes_strictly(image: Image.Image) -> bool:
@@ -573,8 +614,9 @@ def _decodes_strictly(image: Image.Image) -> bool:
     return image.format == "JPEG" and image.mode in ("RGB", "L")
 
 
-def _simplejpeg_decode(data: bytes, side: int, *, strict: bool) -> Image.Image:
-    at_least = math.ceil(side * MODEL_DECODE_GAP)  # simplejpeg picks the smallest M/8 scale with both sides this large
+def _simplejpeg_decode(data: bytes, side: int | PictureRule, *, strict: bool) -> Image.Image:
+    # simplejpeg picks the smallest M/8 scale with both sides this large
+    at_least = math.ceil(picture_rule(side).side * MODEL_DECODE_GAP)
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=at_least, min_height=at_least, strict=strict)
     return Image.fromarray(pixels, "RGB")
 
@@ -582,7 +624,7 @@ def _simplejpeg_decode(data: bytes, side: int, *, strict: bool) -> Image.Image:
 _PREMATURE_END = "premature end of data segment"  # libjpeg's JWRN_HIT_MARKER: a marker where scan data should be
 
 
-def _strict_model_decode(data: bytes, side: int) -> Image.Image | Rejection | None:
+def _strict_model_decode(data: bytes, side: int | PictureRule) -> Image.Image | Rejection | None:
     """The model's picture when libjpeg decodes the whole file without a warning; a rejection when it met a marker
     where scan data should be (a cut file with an end marker appended: caught wherever the cut is, inside a
     progressive file's last scan and the last block's AC data too, which the scan check lets pass); None for any other
@@ -609,7 +651,7 @@ def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int) -> Call
 
 
 def memory_plan(data: bytes, limits: Limits = Limits(), *,  # noqa: B008
-                model_side: int | None = None) -> MemoryEstimate | Rejection:
+                model_side: int | PictureRule | None = None) -> MemoryEstimate | Rejection:
     """The memory plan :func:`normalise` would follow for ``data`` (or its refusal before planning); nothing decoded."""
     inspected = _inspect(data, limits, model_side)
     if isinstance(inspected, Rejection):
@@ -618,7 +660,7 @@ def memory_plan(data: bytes, limits: Limits = Limits(), *,  # noqa: B008
     return inspected.plan
 
 
-def _inspect(data: bytes, limits: Limits, model_side: int | None = None) -> _Inspection | Rejection:
+def _inspect(data: bytes, limits: Limits, model_side: int | PictureRule | None = None) -> _Inspection | Rejection:
     """Header, structure and plan: everything decided before the first pixel is decoded."""
     if not data:
         return Rejection("empty", "the blob is empty (0 bytes): an upload that never completed, or a placeholder")
@@ -1053,7 +1095,7 @@ _TRANSPOSE_FOR_ORIENTATION = {
 
 
 def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEstimate,
-             limits: Limits, model_side: int | None = None) -> NormalisedImage | Rejection:
+             limits: Limits, model_side: int | PictureRule | None = None) -> NormalisedImage | Rejection:
     """Decode as the plan says and apply ``needed`` in the order that keeps memory lowest: decode (JPEGs at the
     planned scale), reduce to 8-bit grey what has no cheaper downscale, downscale, rotate, and only then convert
     modes on the smaller image. Each step releases the image before it. With ``model_side``, the model's picture is

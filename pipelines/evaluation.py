@@ -126,7 +126,7 @@ def predict_holdout_with_model(model: Any, source: ImageSource, images: Sequence
     from functions import images as image_checks
 
     def one(image: SourceImage) -> dict[str, float]:
-        checked = image_checks.normalise(source.read(image), model_side=model.size)
+        checked = image_checks.normalise(source.read(image), model_side=model.picture)
         if isinstance(checked, image_checks.Rejection):
             return {}
         return dict(model.predict_checked(checked))

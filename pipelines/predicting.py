@@ -111,7 +111,7 @@ def predict_with_model(model: Any, target: str, *, policy: Policy,
                                      f"{target} is a directory; predict classifies one image",
                                      hint="give an image file or az://container/blob")
         data = path.read_bytes()
-    checked = images.normalise(data, model_side=model.size)
+    checked = images.normalise(data, model_side=model.picture)
     if isinstance(checked, images.Rejection):
         raise ConfigurationError(f"{target}: {checked.reason}: {checked.message}",
                                  hint="the Function App would quarantine this image")

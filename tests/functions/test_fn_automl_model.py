@@ -35,7 +35,7 @@ IMAGES = {"landscape 4:3": ((400, 300), "RGB"), "portrait": ((300, 500), "RGB"),
 def test_probabilities_equal_microsofts_documented_preprocessing_within_1e_4(case, multilabel):
     size, mode = IMAGES[case]
     data = _png(size, seed=len(case), mode=mode)
-    model = model_loader.load_model(build_zip(), multilabel=multilabel)
+    model = model_loader.load_model(build_zip(), classification="multilabel" if multilabel else "multiclass")
     assert isinstance(model, automl_model.AutoMLModel)
     got = dict(model.predict(data))
     want = reference_probabilities(data, multilabel=multilabel)
