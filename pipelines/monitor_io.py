@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 
 from cvops.errors import ConfigurationError
 from functions.naming import Location
+from pipelines.review.commands import parse_since
 
 __all__ = ["Window", "iter_records", "load_rules", "monitor", "parse_baseline", "parse_records", "parse_window"]
 
@@ -51,22 +52,13 @@ class Window:
         return {"since": self.since.isoformat(), "until": self.until.isoformat()}
 
 
-def _moment(text: str, option: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigurationError(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time",
-                                 setting=option, hint="e.g. 2026-11-01") from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def parse_window(since: str | None, until: str | None, *, now: datetime, default_days: int = 28) -> Window:
     """``--since``/``--until`` (dates or times, UTC; a date as ``until`` includes that whole day); by default the
     ``default_days`` up to now."""
-    end = _moment(until, "--until") if until else now
+    end = parse_since(until, "--until") if until else now
     if until and len(until.strip()) == 10:
         end += timedelta(days=1)
-    start = _moment(since, "--since") if since else end - timedelta(days=default_days)
+    start = parse_since(since, "--since") if since else end - timedelta(days=default_days)
     return Window(start, end)
 
 
@@ -78,10 +70,10 @@ def parse_baseline(text: str | None, window: Window) -> Window:
     if not sep or not start.strip() or not end.strip():
         raise ConfigurationError(f"--baseline {text!r} is not a window START..END",
                                  setting="--baseline", hint="e.g. --baseline 2026-10-01..2026-10-31")
-    finish = _moment(end, "--baseline")
+    finish = parse_since(end, "--baseline")
     if len(end.strip()) == 10:
         finish += timedelta(days=1)
-    return Window(_moment(start, "--baseline"), finish)
+    return Window(parse_since(start, "--baseline"), finish)
 
 
 def parse_records(raw: bytes) -> list[dict[str, Any]]:

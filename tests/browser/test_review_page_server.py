@@ -4,9 +4,7 @@ refusal; a ``?token=`` link followed from another site opens the page; a refused
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
-import ipaddress
 import socket
 import threading
 import time
@@ -14,13 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from werkzeug.serving import make_server
 
 from pipelines.review import decisions, web
+from tests.tls_certificates import self_signed
 
 pytestmark = pytest.mark.azurite
 
@@ -30,24 +25,6 @@ LAPTOP = {"width": 1366, "height": 768}
 
 def _decision(world, key: str) -> dict | None:
     return decisions.read_decision(world.blob_service, world.config, key)
-
-
-def _certificate(folder) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "page.crt", folder / "page.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
 
 
 @contextmanager
@@ -64,7 +41,7 @@ def _page(world, *, token: str | None = None, tls: tuple[str, str] | None = None
 
 def test_a_silent_tcp_connection_with_tls_on_does_not_stop_another_reviewer(world, browser, tmp_path):
     record = world.add("tls/one.jpg", {"beach": 0.7, "city": 0.3})
-    with _page(world, token=TOKEN, tls=_certificate(tmp_path)) as app:
+    with _page(world, token=TOKEN, tls=self_signed(tmp_path)) as app:
         silent = socket.create_connection(("127.0.0.1", app.server.port))  # connects, never says hello
         context = browser.new_context(viewport=LAPTOP, ignore_https_errors=True)
         try:

@@ -29,6 +29,7 @@ from functions import content_safety
 from functions.config import load_config
 from functions.context import PACER_BURST, PACER_HEADROOM
 from functions.vision import ImageRefused
+from tests.tls_certificates import self_signed
 
 SEED_BANDS = {
     "computer-vision": {"adult": {"reject_above": 0.7, "review_from": 0.4}, "racy": {"review_from": 0.6},
@@ -186,38 +187,12 @@ class TokenIssuer:
         return AccessToken(self.token, int(time.time()) + 3600)
 
 
-def _self_signed(tmp_path):
-    """A certificate for 127.0.0.1, so the stand-in serves HTTPS (azure-core sends bearer tokens only over TLS)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_file), str(key_file)
-
-
 @pytest.mark.parametrize("api", ["computer-vision", "content-safety"])
 def test_keyless_moderation_sends_an_entra_token_for_the_cognitive_services_scope(tmp_path, monkeypatch, api):
     from emulator.server import serve
     from functions import moderation as moderation_api
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, ca=True)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)  # the client trusts the stand-in's certificate, nothing else
     issuer = TokenIssuer()
     with serve(ssl_context=(cert, key), accepted_tokens=(TokenIssuer.token,)) as service:

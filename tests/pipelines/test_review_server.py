@@ -4,9 +4,7 @@ are bounded and clean; wrong tokens are slowed per address; two pages on one hos
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
-import ipaddress
 import os
 import re
 import resource
@@ -22,13 +20,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pipelines.review import decisions, web
 from pipelines.review.access import GuessThrottle
+from tests.tls_certificates import self_signed
 
 pytestmark = pytest.mark.azurite
 
@@ -48,23 +43,6 @@ def _page(world, *, host: str = "127.0.0.1", token: str | None = None, tls: tupl
         yield page
     finally:
         page.stop()
-
-
-def _certificate(folder) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "page.crt", folder / "page.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
 
 
 def _get(url: str, *, source: str | None = None, cookie: str | None = None,
@@ -111,7 +89,7 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout_on_plain_http(revi
 
 def test_a_silent_tls_client_is_dropped_after_the_handshake_deadline_and_others_are_served_meanwhile(review_world,
                                                                                                      tmp_path):
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)
     with _page(review_world, tls=(cert, key), limits=web.Limits(handshake_timeout=2.0, idle_timeout=30.0)) as page:
         silent = socket.create_connection(("127.0.0.1", page.server.port))
         try:
@@ -294,7 +272,7 @@ def test_two_pages_on_one_host_keep_their_own_cookies(review_world):
 
 
 def test_a_tls_page_sets_host_prefixed_cookies(review_world, tmp_path):
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)
     with _page(review_world, token=TOKEN, tls=(cert, key)) as page:
         answer = requests.get(f"{page.url}?token={TOKEN}", verify=cert, timeout=10)
         set_cookie = answer.headers["Set-Cookie"]

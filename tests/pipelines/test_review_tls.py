@@ -3,45 +3,20 @@ cross the network encrypted; a pair that cannot work is refused before anything 
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from cvops.errors import ConfigurationError
 from pipelines.review import web
+from tests.tls_certificates import self_signed
 
 pytestmark = pytest.mark.azurite
 
 TOKEN = "kP3vX9qL2mZ7wR4tN8bY1cF6"
 
 
-def _pair(folder, name: str = "page", *, passphrase: bytes | None = None):
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
-                  else serialization.NoEncryption())
-    cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
-    return str(cert_path), str(key_path)
-
-
 def test_with_a_certificate_the_page_answers_https_and_its_cookies_are_secure(review_world, tmp_path):
-    cert, key = _pair(tmp_path)
+    cert, key = self_signed(tmp_path)
     review_world.add("tls/one.jpg", {"beach": 0.7, "city": 0.3})
     options = web.listen_options("127.0.0.1", 0, reviewer="alice", token=TOKEN, allow_remote=False,
                                  tls_cert=cert, tls_key=key)
@@ -67,15 +42,15 @@ def test_with_a_certificate_the_page_answers_https_and_its_cookies_are_secure(re
 
 
 def test_a_certificate_without_its_key_is_refused_naming_both_options(tmp_path):
-    cert, _ = _pair(tmp_path)
+    cert, _ = self_signed(tmp_path)
     with pytest.raises(ConfigurationError, match="--tls-cert and --tls-key go together") as refused:
         web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False, tls_cert=cert)
     assert refused.value.setting == "--tls-cert/--tls-key"
 
 
 def test_a_key_of_another_certificate_is_refused_before_anything_listens(tmp_path):
-    cert, _ = _pair(tmp_path, "one")
-    _, other_key = _pair(tmp_path, "two")
+    cert, _ = self_signed(tmp_path, "one")
+    _, other_key = self_signed(tmp_path, "two")
     with pytest.raises(ConfigurationError, match="do not load as a certificate and its key") as refused:
         web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False,
                            tls_cert=cert, tls_key=other_key)
@@ -84,7 +59,7 @@ def test_a_key_of_another_certificate_is_refused_before_anything_listens(tmp_pat
 
 
 def test_an_encrypted_key_is_refused_not_prompted_for(tmp_path):
-    cert, key = _pair(tmp_path, passphrase=b"correct horse battery")
+    cert, key = self_signed(tmp_path, passphrase=b"correct horse battery")
     with pytest.raises(ConfigurationError, match="--tls-key is encrypted"):
         web.listen_options("127.0.0.1", 0, reviewer="alice", token=None, allow_remote=False, tls_cert=cert,
                            tls_key=key)
@@ -92,7 +67,7 @@ def test_an_encrypted_key_is_refused_not_prompted_for(tmp_path):
 
 @pytest.mark.parametrize("which", ["cert", "key"])
 def test_a_missing_or_non_pem_file_is_named(tmp_path, which):
-    cert, key = _pair(tmp_path)
+    cert, key = self_signed(tmp_path)
     (tmp_path / "notes.txt").write_text("not a certificate")
     missing = {"cert": (str(tmp_path / "absent.crt"), key), "key": (cert, str(tmp_path / "absent.key"))}[which]
     with pytest.raises(ConfigurationError, match=f"--tls-{which} .* is not a file"):
