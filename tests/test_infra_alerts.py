@@ -55,3 +55,10 @@ def test_thresholds_and_the_action_group_are_parameters_passed_from_main_bicep()
                   "actionGroupId: alertActionGroupId"):
         assert wired in MAIN, wired
     assert "empty(actionGroupId) ? [] :" in ALERTS  # optional: no action group, no notification, still an alert
+
+
+def test_the_alert_queries_count_sampled_traces_by_their_item_count():
+    """host.json samples traces; each kept trace stands for itemCount of them, so count() would undercount images."""
+    for query in _queries():
+        assert "count()" not in query and "countif(" not in query
+        assert "sum(itemCount)" in query and "sumif(itemCount," in query

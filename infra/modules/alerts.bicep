@@ -38,6 +38,8 @@ param evaluationFrequency string = 'PT15M'
 param actionGroupId string = ''
 
 // One outcome line per image and delivery; a duplicate delivery repeats an earlier decision, so it is left out.
+// host.json samples traces (adaptive sampling excludes only requests and exceptions): each kept trace stands for
+// itemCount of them, so images are counted with sum(itemCount), never count().
 var outcomes = 'traces | where message startswith "cvops.outcome " | extend d = parse_json(substring(message, strlen("cvops.outcome "))) | where tobool(d.duplicate) == false'
 
 var rules = [
@@ -78,7 +80,7 @@ resource alert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for rule i
     criteria: {
       allOf: [
         {
-          query: '${outcomes} | summarize images = count(), matched = countif(tostring(d.outcome) == "${rule.outcome}") by slice = tostring(d.slice) | extend share_percent = 100.0 * matched / images | where images >= ${minImages} and share_percent > ${rule.percent}'
+          query: '${outcomes} | summarize images = sum(itemCount), matched = sumif(itemCount, tostring(d.outcome) == "${rule.outcome}") by slice = tostring(d.slice) | extend share_percent = 100.0 * matched / images | where images >= ${minImages} and share_percent > ${rule.percent}'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
