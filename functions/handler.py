@@ -54,6 +54,7 @@ from functions import images, naming, routes, vision
 from functions import moderation as moderation_api
 from functions.config import setting_in_effect
 from functions.context import AppContext
+from functions.outcome_log import log_outcome
 from functions.policy import Decision, decide, quarantine
 from functions.records import SourceRef, build_record
 from functions.store import BlobStore
@@ -333,6 +334,7 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext, refused: imag
     log.info("%s %s (etag %s): %s%s%s in %.0f ms", "already routed" if duplicate else "routed", shown,
              source.etag, record["outcome"], f" {record['tags']}" if record["tags"] else "",
              f" ({record['reasons'][0]['message']})" if record["reasons"] else "", outcome.total_ms)
+    log_outcome(record, duration_ms=outcome.total_ms, duplicate=duplicate)  # for Application Insights queries
     return outcome
 
 

@@ -1,5 +1,5 @@
 // cvops on Azure: storage and its containers, Custom Vision training and prediction, the routing Function App on Flex
-// Consumption with a user-assigned identity, monitoring, the Event Grid system topic, and the role assignments that let
+// Consumption with a user-assigned identity, monitoring and its alerts, the Event Grid system topic, and the role assignments that let
 // everything run without keys. One module per concern, in ./modules.
 //
 // The Event Grid subscription that feeds the blob trigger is deployed by ./blob-events.bicep once the app's code is
@@ -91,6 +91,23 @@ param zoneRedundant bool = false
 @minLength(3)
 @maxLength(63)
 param acceptedContainer string = 'accepted'
+
+@description('Alert when more than this percentage of a slice\'s images goes to review in an hour (modules/alerts.bicep).')
+@minValue(1)
+@maxValue(100)
+param reviewShareAlertPercent int = 30
+
+@description('Alert when more than this percentage of a slice\'s images is quarantined in an hour.')
+@minValue(1)
+@maxValue(100)
+param quarantineShareAlertPercent int = 5
+
+@description('Least images a slice needs in the hour before either alert judges it.')
+@minValue(1)
+param alertMinImages int = 50
+
+@description('Resource id of an action group the alerts notify; empty: they show in the portal only.')
+param alertActionGroupId string = ''
 
 // Container and queue names. The *_CONTAINER defaults in functions/settings.py must match (tests/test_infra_settings.py).
 var containers = {
@@ -199,6 +216,20 @@ module monitoring 'modules/monitoring.bicep' = {
     tags: tags
     workspaceName: names.workspace
     appInsightsName: names.appInsights
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: namePrefix
+    appInsightsId: monitoring.outputs.appInsightsId
+    reviewSharePercent: reviewShareAlertPercent
+    quarantineSharePercent: quarantineShareAlertPercent
+    minImages: alertMinImages
+    actionGroupId: alertActionGroupId
   }
 }
 
