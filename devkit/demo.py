@@ -33,7 +33,7 @@ from cvops.errors import CvopsError
 from devkit import scenes
 from devkit.demo_export import print_export, run_export_comparison
 from devkit.demo_review import print_review, run_review_loop
-from devkit.demo_transition import run_transition
+from devkit.demo_transition import print_transition, run_transition
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
 from functions import routes
 
@@ -355,6 +355,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print_export(summary["export"])
     if summary.get("review") is not None:
         print_review(summary["review"])
+    if summary.get("transition") is not None:
+        print_transition(summary["transition"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
     print("Results:  containers accepted/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
           f"results/date=<day>/*.jsonl in Azurite's data under {summary['azurite_data']}")

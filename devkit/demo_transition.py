@@ -32,7 +32,7 @@ def holdout_accuracy(evaluation: Mapping[str, Any]) -> float | None:
 def run_transition(cvops: Cvops, root: Path, spec: Path, project: str, *, holdout: str | None = None) -> dict[str, Any]:
     """Backup, restore into ``<project>-restored``, train, evaluate both on the same holdout (the spec's, or
     ``holdout``), AutoML export. ``cvops`` runs one `cvops` command as the demo's other stages do
-    (``cvops(stage, *args, json_out=...)``). Returns the numbers the summary prints."""
+    (``cvops(stage, *args, json_out=...)``). Returns the numbers the demo's summary prints (print_transition)."""
     backup_dir = root / "backup" / project
     automl_dir = root / "automl" / project
     restored = project + RESTORED_SUFFIX
@@ -59,7 +59,6 @@ def run_transition(cvops: Cvops, root: Path, spec: Path, project: str, *, holdou
         "automl": {"out": str(automl_dir), "task": exported["task"],
                    "written": {k: v["images"] for k, v in exported["written"].items()}},
     }
-    print_transition(summary)
     return summary
 
 

@@ -14,7 +14,7 @@ from msrest.authentication import ApiKeyCredentials
 
 from devkit import scenes
 from devkit.demo import CLASSES, SCENES_SPEC, Demo, DemoSize
-from devkit.demo_transition import RESTORED_SUFFIX, holdout_accuracy, run_transition
+from devkit.demo_transition import RESTORED_SUFFIX, holdout_accuracy, print_transition, run_transition
 
 
 def test_holdout_accuracy_reads_the_evaluations_holdout_and_none_without_one():
@@ -64,5 +64,6 @@ def test_transition_stage_restores_a_second_project_with_the_same_holdout_accura
     assert len(lines) == 8 * len(CLASSES) and {line["label"] for line in lines} == set(CLASSES)
     assert all(line["image_url"].startswith("azureml://datastores/workspaceblobstore/paths/") for line in lines)
     assert (out / "train" / "MLTable").is_file()
+    print_transition(summary)
     shown = capsys.readouterr().out
     assert f"original {original:.3f}, restored {restored:.3f}" in shown
