@@ -132,6 +132,26 @@ def test_the_app_routes_by_an_automl_model_with_cvops_model_and_records_the_cont
     assert sorted(record["tags"]) == passing
 
 
+def test_the_app_with_a_multiclass_policy_takes_softmax_of_an_automl_model_within_1e_4(function_env, tmp_path):
+    # The multilabel test above shows sigmoid; a Multiclass policy must give softmax (the probabilities sum to 1).
+    (tmp_path / "automl.zip").write_bytes(build_zip())
+    policy = tmp_path / "multiclass.yaml"
+    policy.write_text("version: automl-mc\nclassification_type: multiclass\ndefault_threshold: 0.5\n"
+                      "review_band: 0.1\nno_tag_passes: review\ntags: {}\n")
+    function_env.set(CVOPS_MODEL=str(tmp_path / "automl.zip"), CVOPS_POLICY=str(policy),
+                     VISION_PREDICTION_ENDPOINT="http://127.0.0.1:9/", VISION_PROJECT_ID="", VISION_PUBLISH_NAME="")
+    data = _png((300, 500), seed=8)
+    function_env.upload("cams/mc.png", data)
+    record = function_env.deliver("cams/mc.png").record
+    assert record["model"]["exported_model"]["contract"] == "azureml-automl"
+    assert record["model"]["exported_model"]["task"] == "multiclass"
+    want = reference_probabilities(data, multilabel=False)
+    got = {p["tag"]: p["probability"] for p in record["predictions"]}
+    assert max(abs(got[t] - want[t]) for t in LABELS) < 1e-4, (got, want)
+    assert abs(sum(got.values()) - 1) < 1e-4
+    assert record["predictions"][0]["tag"] == max(want, key=want.get)
+
+
 def test_cvops_model_contract_states_the_contract_and_a_wrong_value_stops_the_app(function_env, tmp_path):
     from cvops.errors import ConfigurationError
     from functions import config as app_config
