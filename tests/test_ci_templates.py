@@ -13,12 +13,14 @@ Two checks, each able to fail:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +127,9 @@ def repository(tmp_path: Path) -> Path:
     rng = random.Random(20)
     spec = {"project": {"name": "ci-template-check", "classification_type": "Multiclass",
                         "domain": "General (compact)"},
-            "tags": [{"name": label} for label in LABELS]}
+            "tags": [{"name": label} for label in LABELS],
+            "publish": {"name": "ci-template-check"},
+            "data": {"holdout": {"folder": "cvops/holdout"}}}
     (tmp_path / "cvops").mkdir()
     (tmp_path / "cvops" / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     for folder, count in (("sample", 6), ("holdout", 4)):
@@ -213,3 +217,82 @@ def test_pull_request_template_starts_the_local_service_it_points_at(kind: str, 
     finally:
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+def workflow_step(path: Path, step_id: str) -> tuple[dict[str, str], str]:
+    """(the workflow's env or variables, the bash script) of one step: a GitHub ``run`` by ``id``, or an Azure
+    Pipelines ``bash`` step or ``AzureCLI@2`` inline script by ``name``."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if path.parent.name == "github":
+        env = {k: str(v) for k, v in (data.get("env") or {}).items()}
+        step = next(s for job in data["jobs"].values() for s in job["steps"] if s.get("id") == step_id)
+        return env, step["run"]
+    env = {k: str(v) for k, v in (data.get("variables") or {}).items()}
+    step = next(s for s in data["steps"] if s.get("name") == step_id)
+    return env, step.get("bash") or step["inputs"]["inlineScript"]
+
+
+def runner_environment(workflow_env: dict[str, str], **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_", "AZURE_", "CVOPS_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **workflow_env, **settings}
+
+
+@pytest.fixture(scope="module")
+def empty_records_account(tmp_path_factory) -> Iterator[Any]:
+    """An Azurite of its own with an empty results container: the session's Azurite holds other tests' records,
+    which could cross a monitor rule."""
+    from azure.storage.blob import BlobServiceClient
+
+    from devkit.local_services import start_azurite
+
+    service = start_azurite(log_dir=tmp_path_factory.mktemp("ci-azurite-log"))
+    try:
+        BlobServiceClient.from_connection_string(service.connection_string).create_container("results")
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.mark.azurite
+@pytest.mark.parametrize("path", [CI / "github" / "monitor.yml", CI / "azure-pipelines" / "monitor.yml"],
+                         ids=lambda p: p.parent.name)
+def test_monitor_template_command_runs_and_writes_its_report(path: Path, tmp_path: Path, empty_records_account):
+    """The monitor step as written, on Azurite in place of the records' account (after sign-in the runner has
+    AZURE_STORAGE_ACCOUNT_URL and a token; here a connection string): no records, no rule crossed, exit 0, and the
+    report the summary and artifact steps pick up. REPORT_DIR stands in for Azure's $(Build...) macro."""
+    workflow_env, script = workflow_step(path, "monitor")
+    env = runner_environment(workflow_env, REPORT_DIR=str(tmp_path / "reports" / "monitor"),
+                             AZURE_STORAGE_CONNECTION_STRING=empty_records_account.connection_string,
+                             AZURE_STORAGE_ACCOUNT_URL="")
+    done = run_step(script, tmp_path, env)
+    assert done.returncode == 0, f"{path.relative_to(ROOT)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert {"monitor.json", "monitor.md", "monitor.html"} <= {p.name for p in (tmp_path / "reports" / "monitor").iterdir()}
+    assert "no rule crossed" in done.stdout
+
+
+@pytest.mark.emulator
+@pytest.mark.azurite
+def test_github_retrain_step_runs_as_written_in_dry_run(repository: Path, local_cv, empty_records_account):
+    """GitHub's retrain step after sign-in (the endpoint, key and prediction resource id in its env, as the step
+    before writes them to GITHUB_ENV), dispatched with dry_run: the command line parses, the plan is JSON on stdout in
+    the artifact folder, and the exit code branch leaves the step green. The Azure Pipelines retrain script reads the
+    key with `az`, which these tests do not have; its cvops line is the same."""
+    project = subprocess.run(["cvops", "project", "apply", "cvops/project.yaml"], cwd=repository, capture_output=True,
+                             text=True, timeout=120,
+                             env=runner_environment({}, VISION_TRAINING_ENDPOINT=local_cv.endpoint,
+                                                    VISION_TRAINING_KEY=local_cv.training_key))
+    assert project.returncode == 0, project.stderr
+    workflow_env, script = workflow_step(CI / "github" / "retrain.yml", "retrain")
+    outputs = repository / "github-output.txt"
+    env = runner_environment(workflow_env, SINCE="", DRY_RUN="true", GITHUB_OUTPUT=str(outputs),
+                             VISION_TRAINING_ENDPOINT=local_cv.endpoint, VISION_TRAINING_KEY=local_cv.training_key,
+                             VISION_PREDICTION_RESOURCE_ID=local_cv.prediction_resource_id,
+                             AZURE_STORAGE_CONNECTION_STRING=empty_records_account.connection_string,
+                             AZURE_STORAGE_ACCOUNT_URL="")
+    done = run_step(script, repository, env)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert outputs.read_text() == "exit-code=0\n"
+    plan = json.loads((repository / "reports" / "retrain" / "retrain-output.json").read_text())
+    assert (plan["ok"], plan["outcome"], plan["project"]) == (True, "planned", "ci-template-check")
+    assert (repository / "reports" / "retrain" / "retrain.md").is_file()  # what the summary step cats
