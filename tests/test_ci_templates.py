@@ -296,3 +296,26 @@ def test_github_retrain_step_runs_as_written_in_dry_run(repository: Path, local_
     plan = json.loads((repository / "reports" / "retrain" / "retrain-output.json").read_text())
     assert (plan["ok"], plan["outcome"], plan["project"]) == (True, "planned", "ci-template-check")
     assert (repository / "reports" / "retrain" / "retrain.md").is_file()  # what the summary step cats
+
+
+@pytest.mark.emulator
+def test_github_retrain_step_reports_a_failing_exit_code_instead_of_dying_at_it(repository: Path, local_cv,
+                                                                                empty_records_account):
+    """Under bash -e (GitHub's default shell) the step must still reach its exit-code branch: a spec without
+    publish.name is exit 2, written to the step's outputs and failing the step, with the JSON error in the artifact."""
+    spec = yaml.safe_load((repository / "cvops" / "project.yaml").read_text(encoding="utf-8"))
+    del spec["publish"]
+    (repository / "cvops" / "project.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    workflow_env, script = workflow_step(CI / "github" / "retrain.yml", "retrain")
+    outputs = repository / "github-output.txt"
+    env = runner_environment(workflow_env, SINCE="", DRY_RUN="true", GITHUB_OUTPUT=str(outputs),
+                             VISION_TRAINING_ENDPOINT=local_cv.endpoint, VISION_TRAINING_KEY=local_cv.training_key,
+                             AZURE_STORAGE_CONNECTION_STRING=empty_records_account.connection_string,
+                             AZURE_STORAGE_ACCOUNT_URL="")
+    done = run_step(script, repository, env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert outputs.exists(), "the step died at cvops's exit code before its case branch (bash -e; is set +e there?)"
+    assert outputs.read_text() == "exit-code=2\n"
+    assert "::error title=cvops retrain failed::exit 2" in done.stdout
+    error = json.loads((repository / "reports" / "retrain" / "retrain-output.json").read_text())
+    assert error["ok"] is False and "publish.name" in error["error"]
