@@ -23,11 +23,13 @@ $(STAMP): pyproject.toml locks/dev.txt
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# Lint, then the Bicep and shell scripts offline (checkov and shellcheck in their own venv), then the suite
+# Lint, then the Bicep and shell scripts offline (checkov and shellcheck in their own venv), the CI templates in
+# examples/ci/ against their schemas (scripts/ci-schemas.sh, its own venv), then the suite
 # (scripts/browser.sh first installs Debian's chromium for the review page's browser tests when it can).
 test: setup
 	$(PY) -m ruff check .
 	bash scripts/checkov.sh
+	bash scripts/ci-schemas.sh
 	bash scripts/browser.sh
 	$(PY) -m pytest
 

@@ -44,5 +44,6 @@ compile requirements.txt "What Azure installs for the Function App: pyproject.to
 compile locks/dev.txt "What make setup installs (make test, make demo, make bench)." \
   pyproject.toml --extra dev locks/build.in --constraint requirements.txt
 compile locks/checkov.txt "What scripts/checkov.sh installs into .venv-checkov." locks/checkov.in
+compile locks/ci-schemas.txt "What scripts/ci-schemas.sh installs into .venv-ci-schemas." locks/ci-schemas.in
 compile locks/tools.txt "What scripts/lock.sh installs into .venv-lock." locks/tools.in
-echo "lock.sh: wrote requirements.txt locks/dev.txt locks/checkov.txt locks/tools.txt" >&2
+echo "lock.sh: wrote requirements.txt locks/dev.txt locks/checkov.txt locks/ci-schemas.txt locks/tools.txt" >&2
