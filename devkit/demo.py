@@ -32,6 +32,7 @@ from PIL import Image
 from cvops.errors import CvopsError
 from devkit import scenes
 from devkit.demo_export import print_export, run_export_comparison
+from devkit.demo_monitor import print_monitor, run_monitor_stage
 from devkit.demo_review import print_review, run_review_loop
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
 from functions import routes
@@ -231,6 +232,10 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
         print("\n== 6. Review: a person decides the unsure images in the page; the decisions go back into training")
         summary["review"] = run_review_loop(demo.cvops, demo.env, root, SCENES_SPEC, incoming, CLASSES, reports)
+
+        print("\n== 7. Monitoring: images keep arriving, some from a new and darker camera; cvops monitor flags it")
+        summary["monitor"] = run_monitor_stage(demo.cvops, demo.env, blob_service, reports, classes=CLASSES, seed=seed)
+        summary["problems"] += summary["monitor"]["problems"]
         summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     summary["azurite_data"] = str(root / "azurite")  # where --root put it, not where the default would
@@ -351,6 +356,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print_export(summary["export"])
     if summary.get("review") is not None:
         print_review(summary["review"])
+    if summary.get("monitor") is not None:
+        print_monitor(summary["monitor"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
     print("Results:  containers accepted/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
           f"results/date=<day>/*.jsonl in Azurite's data under {summary['azurite_data']}")
