@@ -107,3 +107,16 @@ def test_a_slice_depth_out_of_range_is_refused_naming_the_setting(value, monkeyp
            "CVOPS_SLICE_DEPTH": value}
     with pytest.raises(ConfigurationError, match="CVOPS_SLICE_DEPTH"):
         load_config(env)
+
+
+def test_a_deferred_scan_check_measures_what_the_inline_one_does_and_a_cut_file_measures_nothing():
+    data = scenes.generate("mountain", 6, size=(800, 600))
+    inline = images.normalise(data)
+    deferred = images.normalise(data, defer_scan_check=True)
+    assert deferred.statistics == {} and deferred.pending_check is not None
+    assert deferred.pending_check() is None
+    assert deferred.statistics == inline.statistics and inline.statistics["luminance_from"] == "scan_check"
+
+    cut = images.normalise(data[:len(data) // 2] + b"\xff\xd9", defer_scan_check=True)
+    assert isinstance(cut.pending_check(), images.Rejection)
+    assert cut.summary()["luminance_mean"] is None  # a quarantine record says nothing about a picture it lacks
