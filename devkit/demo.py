@@ -32,6 +32,7 @@ from PIL import Image
 from cvops.errors import CvopsError
 from devkit import scenes
 from devkit.demo_export import print_export, run_export_comparison
+from devkit.demo_monitor import print_monitor, run_monitor_stage
 from devkit.demo_review import print_review, run_review_loop
 from devkit.demo_transition import print_transition, run_transition
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
@@ -235,6 +236,9 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
         print("\n== 7. Leave Custom Vision: back up scenes, restore it as a second project, train, compare; AutoML export")
         summary["transition"] = run_transition(demo.cvops, root, SCENES_SPEC, "scenes")
+        print("\n== 8. Monitoring: images keep arriving, some from a new and darker camera; cvops monitor flags it")
+        summary["monitor"] = run_monitor_stage(demo.cvops, demo.env, blob_service, reports, classes=CLASSES, seed=seed)
+        summary["problems"] += summary["monitor"]["problems"]
         summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     summary["azurite_data"] = str(root / "azurite")  # where --root put it, not where the default would
@@ -357,6 +361,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print_review(summary["review"])
     if summary.get("transition") is not None:
         print_transition(summary["transition"])
+    if summary.get("monitor") is not None:
+        print_monitor(summary["monitor"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
     print("Results:  containers accepted/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
           f"results/date=<day>/*.jsonl in Azurite's data under {summary['azurite_data']}")

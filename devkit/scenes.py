@@ -112,6 +112,21 @@ def dataset(
     return items
 
 
+def camera_shot(label: Label, seed: int, *, make: str, model: str, exposure: float = 1.0,
+                size: tuple[int, int] | None = None) -> bytes:
+    """A JPEG of a scene as one camera takes it: its EXIF ``Make`` and ``Model``, and its ``exposure`` (0.5: every
+    pixel half as bright, a new camera whose images are darker). For monitoring's tests and demo: a drift planted in
+    one slice, seen by its image statistics and its EXIF camera."""
+    image = render(label, seed, size=size)
+    if exposure != 1.0:
+        image = image.point(lambda v: min(255, round(v * exposure)))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = make, model
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
 def normalize_labels(label: Label) -> tuple[str, ...]:
     """Labels as a sorted tuple of known classes; ValueError naming an unknown one."""
     labels = (label,) if isinstance(label, str) else tuple(label)
@@ -586,6 +601,7 @@ __all__ = [
     "CLASSES",
     "MULTILABEL_COMBOS",
     "SceneImage",
+    "camera_shot",
     "dataset",
     "generate",
     "normalize_labels",

@@ -21,6 +21,7 @@ from functions import routes, settings
 from functions.model_loader import CONTRACTS as MODEL_CONTRACTS
 from functions.naming import Location, check_disjoint
 from functions.policy import COMPUTER_VISION, CONTENT_SAFETY, MODERATION_APIS, Policy, load_policy
+from functions.records import MAX_SLICE_DEPTH
 
 __all__ = ["APP_ROOT", "AppConfig", "StorageConnection", "load_config", "relevant_environment", "route_location"]
 
@@ -91,6 +92,7 @@ class AppConfig:
     moderation_tps: float
     storage: StorageConnection
     model_contract: str = ""  # CVOPS_MODEL_CONTRACT: empty means recognised from the files
+    slice_depth: int = 1  # CVOPS_SLICE_DEPTH: folders of the blob name in a record's blob.slice
 
     @property
     def moderation_enabled(self) -> bool:
@@ -164,6 +166,15 @@ def _flag(name: str, env: Mapping[str, str]) -> bool:
         return False
     raise ConfigurationError(f"app setting {name}={value!r} is not true or false", setting=name,
                              hint=f"set {name} to true or false")
+
+
+def _slice_depth(env: Mapping[str, str]) -> int:
+    value = settings.read("CVOPS_SLICE_DEPTH", env)
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_SLICE_DEPTH):
+        raise ConfigurationError(f"app setting CVOPS_SLICE_DEPTH={value!r} is not a number of folders from 1 to "
+                                 f"{MAX_SLICE_DEPTH}", setting="CVOPS_SLICE_DEPTH",
+                                 hint="set it to how many leading folders of a blob name make its slice, e.g. 1")
+    return int(value)
 
 
 def _rate(name: str, env: Mapping[str, str]) -> float:
@@ -262,5 +273,6 @@ def load_config(environ: Mapping[str, str] | None = None, app_root: Path = APP_R
         moderation_tps=(_rate("CVOPS_MODERATION_TPS", env) if env.get("CVOPS_MODERATION_TPS", "").strip()
                         else DEFAULT_MODERATION_TPS[moderation_api]),
         storage=StorageConnection.from_environ(env),
+        slice_depth=_slice_depth(env),
         **locations,
     )

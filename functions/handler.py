@@ -313,7 +313,8 @@ def _process_blob(source: SourceRef, data: bytes, ctx: AppContext, refused: imag
             image=verdict.image,
             predictions=verdict.predictions, model=verdict.model, moderation=verdict.moderation,
             timings_ms={**verdict.timings_ms, "before_write": _ms(started)},
-            errors=[r.message for r in verdict.decision.reasons if verdict.decision.outcome == "quarantine"])
+            errors=[r.message for r in verdict.decision.reasons if verdict.decision.outcome == "quarantine"],
+            slice_depth=config.slice_depth)
         record_etag = store.create_record(config.results.container, record_name, record)
         if record_etag is None:
             duplicate = True

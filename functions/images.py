@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import simplejpeg
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageStat, UnidentifiedImageError
 
 from cvops import limits
 from functions import completeness, decode_cost, png_strips
@@ -42,11 +42,13 @@ __all__ = [
     "APP_FOOTPRINT_BYTES",
     "CONCURRENT_IMAGES",
     "CONVERTIBLE_FORMATS",
+    "EXIF_TEXT_CHARS",
     "HOST_ALLOWANCE_BYTES",
     "INSTANCE_MEMORY_BYTES",
     "MEMORY_BUDGET_BYTES",
     "MEMORY_POOL_BYTES",
     "MODEL_DECODE_GAP",
+    "STAT_PIXELS",
     "Limits",
     "MemoryEstimate",
     "NormalisedImage",
@@ -54,7 +56,9 @@ __all__ = [
     "Rejection",
     "decode_for_model",
     "estimate_memory",
+    "exif_camera",
     "input_too_large",
+    "luminance",
     "memory_plan",
     "model_decode_size",
     "normalise",
@@ -171,18 +175,29 @@ class NormalisedImage:
     decode_bytes: int | None = field(default=None, compare=False)
     """The planned peak memory of decoding ``data`` when it is the original (None after a conversion): what a second
     decode of it (an in-process model's) reserves, without parsing the file again."""
+    statistics: dict[str, float | str] = field(default_factory=dict, compare=False, repr=False)
+    """Luminance of the pixels validation decoded anyway (:func:`luminance`): filled by :func:`normalise`, or by
+    ``pending_check`` when the scan check is deferred (its decode is the one measured). Empty when nothing was decoded
+    (a PNG proved whole by its checksums alone, without an in-process model)."""
+    camera: dict[str, str] | None = field(default=None, compare=False)
+    """EXIF ``make`` and ``model`` from the header, where present (:func:`exif_camera`): escaped and capped."""
 
     @property
     def unchanged(self) -> bool:
         return not self.changes
 
     def summary(self) -> dict:
-        """Plain data for a result record."""
+        """Plain data for a result record. The luminance fields are None when no pixels were decoded (see
+        ``statistics``); ``exif`` is None when the header names no camera."""
         return {
             "format": self.format, "width": self.width, "height": self.height, "bytes": len(self.data),
             "original_format": self.original_format, "original_width": self.original_width,
             "original_height": self.original_height, "original_bytes": self.original_bytes,
             "changes": list(self.changes),
+            "luminance_mean": self.statistics.get("luminance_mean"),
+            "luminance_std": self.statistics.get("luminance_std"),
+            "luminance_from": self.statistics.get("luminance_from"),
+            "exif": dict(self.camera) if self.camera else None,
         }
 
 
@@ -387,6 +402,34 @@ class _MemoryGate:
 _GATE = _MemoryGate(MEMORY_POOL_BYTES)
 
 
+STAT_PIXELS = 1 << 18
+"""Pixels measured at most for an image's luminance: a larger picture is sampled first (every k-th pixel each way,
+nearest). A 1/8-scale decode of a 12 MP photo (500 x 375) is measured whole."""
+
+
+def luminance(picture: Image.Image, source: str) -> dict[str, float | str]:
+    """Mean and standard deviation of a picture's luminance (BT.601 luma, 0-255: Pillow's ``convert("L")``, and the Y
+    that libjpeg decodes a JPEG to in grey), from its 256-bin histogram: what a monitor compares between periods.
+
+    Only ever of a picture validation decoded anyway (``source`` says which, as ``luminance_from``): ``scan_check``,
+    a JPEG's 1/8-scale decode (each pixel an 8 x 8 block's mean: the mean is the image's, the spread leaves out
+    detail finer than a block); ``model_picture``, the picture an in-process model is fed; ``converted``, the
+    picture sent for prediction after a conversion; ``decoded``, a GIF's or BMP's whole decode. Compare like with
+    like: one deployment measures every JPEG the same way. Empty when the picture has no luminance Pillow can give.
+    """
+    try:
+        width, height = picture.size
+        step = math.ceil(math.sqrt(width * height / STAT_PIXELS)) if width * height > STAT_PIXELS else 1
+        sample = picture if step == 1 else picture.resize((max(1, width // step), max(1, height // step)),
+                                                          Image.Resampling.NEAREST)
+        grey = sample if sample.mode == "L" else sample.convert("L")
+        stat = ImageStat.Stat(grey.histogram())
+        mean, std = stat.mean[0], stat.stddev[0]
+    except (ValueError, OSError, ZeroDivisionError):
+        return {}
+    return {"luminance_mean": round(mean, 2), "luminance_std": round(std, 2), "luminance_from": source}
+
+
 @dataclass(frozen=True)
 class _Inspection:
     """What the header and the cheap structural checks said, before any pixel is decoded."""
@@ -437,6 +480,8 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
             problem = completeness.png_complete(data) if fmt == "PNG" else None
             if problem:
                 return problem
+            camera = exif_camera(image)
+            statistics: dict[str, float | str] = {}
             deferred = defer_scan_check and layout is not None and not needed
             decoded, warned = None, False
             if layout is not None and not needed and model_side is not None and _decodes_strictly(image):
@@ -445,21 +490,26 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                     return decoded
                 warned = decoded is None  # libjpeg has spoken: only the picture test is left to decide
             if layout is not None and not deferred and decoded is None:
-                problem = _picture_test(data, layout) if warned else _jpeg_scan_complete(data, layout)
+                problem = (_picture_test(data, layout, statistics) if warned
+                           else _jpeg_scan_complete(data, layout, statistics))
                 if problem:
                     return problem
             if not needed:
                 if model_side is not None and decoded is None:  # the model's picture, within this plan
                     decoded = _decode_model_picture(data, fmt, model_side)  # a whole decode proves the file whole
                 else:
-                    problem = _check_complete(data, fmt)
+                    problem = _check_complete(data, fmt, statistics)
                     if problem:
                         return problem
-                pending = _deferred_scan_check(data, layout, plan.peak_bytes) if deferred and layout else None
+                if decoded is not None and not statistics:
+                    statistics.update(luminance(decoded, "model_picture"))
+                pending = (_deferred_scan_check(data, layout, plan.peak_bytes, statistics) if deferred and layout
+                           else None)
                 return NormalisedImage(data=data, format=fmt, width=width, height=height, original_format=fmt,
                                        original_width=width, original_height=height, original_bytes=len(data),
-                                       pending_check=pending, decoded=decoded, decode_bytes=plan.peak_bytes)
-            return _convert(data, image, needed, plan, limits, model_side)
+                                       pending_check=pending, decoded=decoded, decode_bytes=plan.peak_bytes,
+                                       statistics=statistics, camera=camera)
+            return _convert(data, image, needed, plan, limits, model_side, camera)
         except _DECODE_ERRORS as exc:
             return _decode_failure(fmt, exc)
         finally:
@@ -637,13 +687,15 @@ def _strict_model_decode(data: bytes, side: int | PictureRule) -> Image.Image | 
         return None
 
 
-def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int) -> Callable[[], Rejection | None]:
-    """The scan check of :func:`normalise`, to run later: under the same memory gate, with the same answers."""
+def _deferred_scan_check(data: bytes, layout: _JpegLayout, reserve: int,
+                         statistics: dict[str, float | str]) -> Callable[[], Rejection | None]:
+    """The scan check of :func:`normalise`, to run later: under the same memory gate, with the same answers (and the
+    luminance of its decode put in ``statistics``, the image's own, when it proves the file whole)."""
 
     def check() -> Rejection | None:
         with _GATE.reserve(reserve):
             try:
-                return _jpeg_scan_complete(data, layout)
+                return _jpeg_scan_complete(data, layout, statistics)
             except _DECODE_ERRORS as exc:
                 return _decode_failure("JPEG", exc)
 
@@ -815,20 +867,66 @@ def _png_bit_depth(data: bytes) -> int | None:
 
 
 def _orientation(image: Image.Image) -> int | None:
-    """EXIF orientation from the header, without decoding: Pillow's ``getexif`` on a PNG decodes the whole image to
-    look for an eXIf chunk after the pixels (a 480 MB decode for a 10950 x 10950 RGBA PNG), so a PNG's EXIF counts
-    only when it comes before the image data."""
+    """EXIF orientation from the header, without decoding (:func:`_header_exif`)."""
+    if image.format == "TIFF":
+        return None  # Pillow (12) applies the Orientation tag itself when it loads the image (and reports the turned
+        # size); turning it again here rotated every oriented TIFF twice
+    exif = _header_exif(image)
+    return exif.get(_EXIF_ORIENTATION) if exif is not None else None
+
+
+def _header_exif(image: Image.Image) -> Image.Exif | None:
+    """The EXIF tags of an opened image, read from its header only: Pillow's ``getexif`` on a PNG decodes the whole
+    image to look for an eXIf chunk after the pixels (a 480 MB decode for a 10950 x 10950 RGBA PNG), so a PNG's EXIF
+    counts only when it comes before the image data. None for formats without EXIF (GIF, BMP)."""
     if image.format == "PNG":
         raw = image.info.get("exif")
         if not raw:
             return None
         exif = Image.Exif()
         exif.load(raw if raw.startswith(b"Exif") else b"Exif\x00\x00" + raw)
-        return exif.get(_EXIF_ORIENTATION)
-    if image.format in ("JPEG", "MPO", "WEBP"):
-        return image.getexif().get(_EXIF_ORIENTATION)
-    return None  # TIFF: Pillow (12) applies the Orientation tag itself when it loads the image (and reports the
-    # turned size); turning it again here rotated every oriented TIFF twice
+        return exif
+    if image.format in ("JPEG", "MPO", "WEBP", "TIFF"):
+        return image.getexif()
+    return None
+
+
+_EXIF_MAKE = 0x010F
+_EXIF_MODEL = 0x0110
+EXIF_TEXT_CHARS = 64
+"""Characters kept of an EXIF text field in a record: makes and models are short ("Canon", "iPhone 15 Pro"); the
+field itself may hold up to 64 KB of whatever the file's author wrote."""
+
+
+def exif_camera(image: Image.Image) -> dict[str, str] | None:
+    """EXIF ``make`` and ``model`` from the header (:func:`_header_exif`), where present, for a record: what a monitor
+    slices by camera on. Attacker-controlled text, so each is trimmed of NULs and spaces, cut to
+    :data:`EXIF_TEXT_CHARS` and escaped where not printable (a newline, a control or a bidi override becomes
+    ``\\n``, ``\\x1b``, ``\\u202e``): it cannot forge a line or hide text where the record is shown. None without either."""
+    try:
+        exif = _header_exif(image)
+        if exif is None:
+            return None
+        found = {key: _exif_text(exif.get(tag)) for key, tag in (("make", _EXIF_MAKE), ("model", _EXIF_MODEL))}
+    except _DECODE_ERRORS:  # a damaged EXIF block names no camera; the image is judged on its pixels
+        return None
+    return {key: text for key, text in found.items() if text} or None
+
+
+def _exif_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value[:4 * EXIF_TEXT_CHARS].decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    kept: list[str] = []
+    used = 0
+    for c in value[:4 * EXIF_TEXT_CHARS].strip("\x00 \t\r\n"):
+        piece = c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        if used + len(piece) > EXIF_TEXT_CHARS:  # whole escapes only: never half of one at the cut
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "".join(kept) or None
 
 
 def _changes_needed(data: bytes, image: Image.Image, limits: Limits) -> list[str]:
@@ -865,14 +963,17 @@ def _ends_cleanly(data: bytes, fmt: str) -> bool:
     return False
 
 
-def _check_complete(data: bytes, fmt: str) -> Rejection | None:
+def _check_complete(data: bytes, fmt: str, statistics: dict[str, float | str] | None = None) -> Rejection | None:
     """Prove a file that needs no change is whole. JPEG and PNG were proved already (:func:`_jpeg_scan_complete`,
-    :func:`_png_checksums`) unless a PNG lacks its end chunk; other formats (GIF, BMP: no end marker) are decoded."""
+    :func:`_png_checksums`) unless a PNG lacks its end chunk; other formats (GIF, BMP: no end marker) are decoded,
+    and that decode's luminance is put in ``statistics``."""
     if fmt == "JPEG" or _ends_cleanly(data, fmt):
         return None
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
+            if statistics is not None:
+                statistics.update(luminance(image, "decoded"))
     except _DECODE_ERRORS as exc:
         return _decode_failure(fmt, exc)
     return None
@@ -1008,7 +1109,8 @@ _EOI = b"\xff\xd9"
 _ZEROS = b"\x00" * 256
 
 
-def _jpeg_scan_complete(data: bytes, layout: _JpegLayout) -> Rejection | None:
+def _jpeg_scan_complete(data: bytes, layout: _JpegLayout,
+                        statistics: dict[str, float | str] | None = None) -> Rejection | None:
     """Prove the image data reaches the last block, though an end marker follows it whatever was cut before.
 
     libjpeg meets an end marker that comes too early with a warning ("premature end of data segment") Pillow does not
@@ -1024,32 +1126,40 @@ def _jpeg_scan_complete(data: bytes, layout: _JpegLayout) -> Rejection | None:
     extra bytes are ignored; a cut scan decodes them as more blocks and the picture changes. Its limit
     (tests/functions/test_fn_images.py generates it): a cut after every block's DC value (inside a progressive file's
     last scan, or the last MCU's AC coefficients) passes; its picture lacks only fine detail.
+
+    ``statistics``: when the file is whole, the luminance of the 1/8-scale picture either test decoded (each pixel an
+    8 x 8 block's mean) is put there (:func:`luminance`): the record's image statistics at no extra decode.
     """
-    strict = _strict_scan(data[:layout.eoi] + _EOI)
-    return _picture_test(data, layout) if strict is _UNDECIDED else strict
+    strict = _strict_scan(data[:layout.eoi] + _EOI, statistics)
+    return _picture_test(data, layout, statistics) if strict is _UNDECIDED else strict
 
 
-def _picture_test(data: bytes, layout: _JpegLayout) -> Rejection | None:
+def _picture_test(data: bytes, layout: _JpegLayout,
+                  statistics: dict[str, float | str] | None = None) -> Rejection | None:
     """The second half of :func:`_jpeg_scan_complete`, for a file libjpeg's strict decode could not decide."""
     body = data[:layout.eoi]
     try:
-        if not _last_pixel_is_fill(_decode_scaled(body + _EOI, 8)):
-            return None
-        reference = _decode_scaled(body + _EOI, 4).tobytes()
-        own = data[layout.last_scan_data:min(layout.eoi, layout.last_scan_data + 4096)]
-        for padding in (_ZEROS, own):
-            if padding and _decode_scaled(body + padding + _EOI, 4).tobytes() != reference:
-                return Rejection("corrupt", "JPEG image data stops before the image does, and an end marker follows "
-                                            "(a cut file with its end appended): the rest would decode as flat grey")
+        small = _decode_scaled(body + _EOI, 8)
+        measured = luminance(small, "scan_check") if statistics is not None else {}
+        if _last_pixel_is_fill(small):
+            reference = _decode_scaled(body + _EOI, 4).tobytes()
+            own = data[layout.last_scan_data:min(layout.eoi, layout.last_scan_data + 4096)]
+            for padding in (_ZEROS, own):
+                if padding and _decode_scaled(body + padding + _EOI, 4).tobytes() != reference:
+                    return Rejection("corrupt", "JPEG image data stops before the image does, and an end marker "
+                                                "follows (a cut file with its end appended): the rest would decode as "
+                                                "flat grey")
     except _DECODE_ERRORS as exc:
         return _decode_failure("JPEG", exc)
+    if statistics is not None:
+        statistics.update(measured)
     return None
 
 
 _UNDECIDED = object()
 
 
-def _strict_scan(data: bytes) -> Rejection | None | object:
+def _strict_scan(data: bytes, statistics: dict[str, float | str] | None = None) -> Rejection | None | object:
     """libjpeg-turbo's own word on a YCbCr or grey JPEG, from a strict 1/8-scale decode: None (no warning: whole), a
     ``corrupt`` rejection (it met a marker where scan data should be), or ``_UNDECIDED`` (another warning, another
     colour space, or no verdict: the picture test decides)."""
@@ -1058,11 +1168,13 @@ def _strict_scan(data: bytes) -> Rejection | None | object:
         if colorspace not in ("YCbCr", "Gray"):
             return _UNDECIDED
         # The smallest size (1/8) and grey only: every scan's data is still read, the least work is done with it.
-        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=1, min_height=1, strict=True)
+        grey = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=1, min_height=1, strict=True)
     except ValueError as exc:
         if _PREMATURE_END in str(exc):
             return _premature_end(exc)
         return _UNDECIDED
+    if statistics is not None:  # libjpeg's grey is the luma Y itself: BT.601, as Pillow's convert("L")
+        statistics.update(luminance(Image.fromarray(grey[:, :, 0], "L"), "scan_check"))
     return None
 
 
@@ -1095,7 +1207,8 @@ _TRANSPOSE_FOR_ORIENTATION = {
 
 
 def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEstimate,
-             limits: Limits, model_side: int | PictureRule | None = None) -> NormalisedImage | Rejection:
+             limits: Limits, model_side: int | PictureRule | None = None,
+             camera: dict[str, str] | None = None) -> NormalisedImage | Rejection:
     """Decode as the plan says and apply ``needed`` in the order that keeps memory lowest: decode (JPEGs at the
     planned scale), reduce to 8-bit grey what has no cheaper downscale, downscale, rotate, and only then convert
     modes on the smaller image. Each step releases the image before it. With ``model_side``, the model's picture is
@@ -1146,6 +1259,7 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
     if "shrink_bytes" in needed and not changes:
         changes.append(f"{len(data):,} bytes is above the {limits.max_bytes:,}-byte prediction limit")
     picture = _model_picture(work, model_side) if model_side is not None else None
+    statistics = luminance(work, "converted")  # the picture sent for prediction, before it is encoded
     encoded = _encode_within(work, fmt, limits, changes)
     if encoded is None:
         return Rejection("too_large",
@@ -1157,7 +1271,8 @@ def _convert(data: bytes, image: Image.Image, needed: list[str], plan: MemoryEst
         width, height = check.size
     return NormalisedImage(data=out, format=out_fmt, width=width, height=height, original_format=fmt,
                            original_width=original_size[0], original_height=original_size[1],
-                           original_bytes=len(data), changes=tuple(changes), decoded=picture)
+                           original_bytes=len(data), changes=tuple(changes), decoded=picture,
+                           statistics=statistics, camera=camera)
 
 
 def _replace(old: Image.Image, new: Image.Image) -> Image.Image:

@@ -16,9 +16,27 @@ from cvops import finite_json
 from cvops.redaction import redact, strip_query
 from functions.policy import Decision, Policy
 
-__all__ = ["RECORD_SCHEMA", "SourceRef", "build_record", "dumps_line"]
+__all__ = ["MAX_SLICE_DEPTH", "RECORD_SCHEMA", "SourceRef", "build_record", "dumps_line", "source_slice"]
 
-RECORD_SCHEMA = "cvops.result/1"
+RECORD_SCHEMA = "cvops.result/2"
+"""Version 2 added what monitoring reads (``cvops monitor``): ``blob.slice``, and in ``image`` the luminance mean and
+spread (``luminance_mean``, ``luminance_std``, ``luminance_from``) and the EXIF camera (``exif``). Every field of
+version 1 is where it was, so readers of version 1 read version 2; readers of version 2 treat the new fields as
+absent (None) in a version-1 record."""
+MAX_SLICE_DEPTH = 16
+"""The deepest slice (``CVOPS_SLICE_DEPTH``) a record names: folders of the blob name."""
+
+
+def source_slice(name: str, depth: int) -> str:
+    """The slice a blob's record belongs to: the first ``depth`` folders of its name, with the trailing slash
+    (``site-3/``, ``site-3/camera-b/``); "" for a name with no folder.
+
+    Why in the record: images from one camera, site or seller usually arrive under one prefix, and a drift there is
+    diluted to nothing in the total; a query engine groups by this field without parsing names. ``cvops monitor
+    --by prefix`` slices by the same rule (it reads the name, so any depth can be asked of old records too).
+    """
+    folders = name.split("/")[:-1]
+    return "/".join(folders[:depth]) + "/" if folders else ""
 
 
 @dataclass(frozen=True)
@@ -49,12 +67,14 @@ def build_record(
     timings_ms: Mapping[str, float] | None = None,
     errors: Sequence[str] = (),
     processed_at: datetime | None = None,
+    slice_depth: int = 1,
 ) -> dict[str, Any]:
     """One record as plain JSON-ready data. Field order is stable (people read these files too).
 
     ``placement`` says where and why a destination differs from the plain copy name: ``name_shortened`` (the escaped
     name did not fit Azure's 1,024 characters; the full name is ``blob.name``) or ``name_taken`` (another version of
     the blob already held the plain name, so this version has a name of its own: a routed copy is never replaced).
+    ``slice_depth``: folders of the blob name in ``blob.slice`` (:func:`source_slice`; ``CVOPS_SLICE_DEPTH``).
     """
     processed = (processed_at or datetime.now(UTC)).astimezone(UTC)
     return {
@@ -68,6 +88,7 @@ def build_record(
             "last_modified": source.last_modified.astimezone(UTC).isoformat(),
             "content_type": source.content_type,
             "uri": strip_query(source.uri),
+            "slice": source_slice(source.name, slice_depth),
         },
         "outcome": decision.outcome,
         "tags": list(decision.tags),

@@ -65,6 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CVOPS_MOVE_SOURCE", "true: delete the incoming blob after its copy is verified.", default="false"),
     Setting("CVOPS_PREDICTION_TPS", "Client-side pacing of prediction calls per second and instance (S0 allows 10/20).",
             default="10"),
+    Setting("CVOPS_SLICE_DEPTH", "Folders of the blob name each result record names as its slice (blob.slice: "
+            "'site-3/' at 1, 'site-3/camera-b/' at 2), what monitoring groups images by; 1 to 16.", default="1"),
     Setting("CVOPS_MODERATION_TPS", "Client-side pacing of moderation calls per second and instance; empty: the API's "
             "documented rate (Computer Vision S1: 10; Content Safety: 1,000 per 10 s, paced as 100)."),
 )

@@ -61,6 +61,11 @@ param policy string = 'policy.yaml'
 @description('true: the incoming blob is deleted once its copy is verified.')
 param moveSource bool = false
 
+@description('CVOPS_SLICE_DEPTH: folders of the blob name each result record names as its slice, what cvops monitor and queries group images by (site-3/ at 1, site-3/camera-b/ at 2).')
+@minValue(1)
+@maxValue(16)
+param sliceDepth int = 1
+
 @description('true: predictions are stored in the Custom Vision project (classify_image); false: no-store calls.')
 param storePredictions bool = false
 
@@ -272,6 +277,7 @@ module functionApp 'modules/functionapp.bicep' = {
     model: model
     modelContract: modelContract
     moveSource: moveSource
+    sliceDepth: sliceDepth
     predictionTps: tps
     moderationTps: moderationRate
     maximumInstanceCount: maximumInstanceCount

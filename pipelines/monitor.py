@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from functions.records import source_slice
+
 __all__ = ["ALL", "FEATURES", "MONITOR_SCHEMA", "Aggregate", "Feature", "Rules", "SliceStats", "judge",
            "ks_distance", "parse_rules", "period_of", "psi", "record_time", "slice_of"]
 
@@ -131,8 +133,9 @@ def _camera(record: Mapping[str, Any]) -> str:
 
 
 def _prefix(name: str, depth: int) -> str:
-    segments = name.split("/")[:-1]
-    return "/".join(segments[:depth]) + "/" if segments else "(no prefix)"
+    """The app's own slice rule (:func:`functions.records.source_slice`, a record's ``blob.slice``), recomputed from
+    the name so any depth can be asked, of version-1 records too."""
+    return source_slice(name, depth) or "(no prefix)"
 
 
 def slice_of(record: Mapping[str, Any], by: str, depth: int = 1) -> str:

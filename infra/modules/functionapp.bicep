@@ -81,6 +81,11 @@ param moveSource bool = false
 @description('Client-side pacing of prediction calls per second and instance.')
 param predictionTps string = '2.50'
 
+@description('CVOPS_SLICE_DEPTH: folders of the blob name each result record names as its slice (blob.slice).')
+@minValue(1)
+@maxValue(16)
+param sliceDepth int = 1
+
 @description('Which moderation API scores images: computer-vision (Image Analysis 3.2) or content-safety.')
 param moderationApi string = 'computer-vision'
 
@@ -176,6 +181,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CVOPS_MODEL_CONTRACT', value: modelContract }
         { name: 'CVOPS_MOVE_SOURCE', value: moveSource ? 'true' : 'false' }
         { name: 'CVOPS_PREDICTION_TPS', value: predictionTps }
+        { name: 'CVOPS_SLICE_DEPTH', value: string(sliceDepth) }
         { name: 'CVOPS_MODERATION_API', value: moderationApi }
         { name: 'CVOPS_MODERATION_TPS', value: moderationTps }
       ]

@@ -9,6 +9,7 @@ import pytest
 from fn_helpers import CLASSES
 
 from devkit import scenes
+from functions.records import RECORD_SCHEMA
 from pipelines.review import decisions, items
 from pipelines.review.items import ReviewConfig
 
@@ -49,7 +50,7 @@ def test_images_the_app_sent_to_review_are_decided_once_and_moved(function_env):
     assert len(accepted) == 3
     assert items.list_waiting(function_env.blob_service, config) == []
     # The app's result records are unchanged; the decisions sit beside them under reviews/.
-    assert [r for r in function_env.records() if "schema" in r and r["schema"] == "cvops.result/1"] == records_before
+    assert [r for r in function_env.records() if "schema" in r and r["schema"] == RECORD_SCHEMA] == records_before
     assert len([n for n in function_env.names("results") if n.startswith("reviews/")]) == 3
     # Delivering the same blobs again (the host's at-least-once) routes nothing new into review.
     for name in names:
