@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cvops import finite_json
+from functions.records import source_slice
 
 __all__ = ["MARKER", "OUTCOME_FIELDS", "log_outcome", "outcome_fields"]
 
@@ -44,15 +45,13 @@ OUTCOME_FIELDS = ("outcome", "tags", "top_score", "reasons", "slice", "model", "
 
 
 def _slice(record: Mapping[str, Any]) -> str:
-    """The record's own ``slice`` when it has one; otherwise its blob name's first folder (the default of
-    ``cvops monitor --by prefix``), or ``(no prefix)`` for a name at the container's root."""
-    own = record.get("slice")
-    if isinstance(own, str) and own:
-        return own
+    """The record's ``blob.slice`` (schema 2, ``CVOPS_SLICE_DEPTH``); for an older record, its blob name's first
+    folder by the same rule (:func:`functions.records.source_slice`); ``(no prefix)`` at the container's root."""
     blob = record.get("blob") if isinstance(record.get("blob"), Mapping) else {}
-    name = blob.get("name") if isinstance(blob.get("name"), str) else ""
-    segments = name.split("/")[:-1]
-    return f"{segments[0]}/" if segments else "(no prefix)"
+    own = blob.get("slice")
+    if not isinstance(own, str):
+        own = source_slice(blob.get("name") if isinstance(blob.get("name"), str) else "", 1)
+    return own or "(no prefix)"  # a name at the container's root, as cvops monitor names its slice
 
 
 def _top_score(record: Mapping[str, Any]) -> float | None:

@@ -46,6 +46,8 @@ def test_the_top_score_ignores_non_finite_and_non_numeric_probabilities():
 
 
 def test_a_records_own_slice_wins_and_a_root_name_has_no_prefix():
-    assert outcome_fields(_record(slice="Canon EOS"), duration_ms=1, duplicate=False)["slice"] == "Canon EOS"
+    deeper = _record(blob={"name": "cam-3/2026/x.jpg", "slice": "cam-3/2026/"})  # CVOPS_SLICE_DEPTH=2
+    assert outcome_fields(deeper, duration_ms=1, duplicate=False)["slice"] == "cam-3/2026/"
+    assert outcome_fields(_record(), duration_ms=1, duplicate=False)["slice"] == "cam-3/"  # a version 1 record
     root = _record(blob={"name": "x.jpg"})
     assert outcome_fields(root, duration_ms=1, duplicate=False)["slice"] == "(no prefix)"
