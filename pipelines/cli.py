@@ -1517,6 +1517,8 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
                  t["suggested"]] for t in report["tags"]])
         for t in report["tags"]:
             console.print(f"{printable(str(t['tag']))}: {t['note']}", markup=False, highlight=False)
+        for band in report.get("moderation", []):
+            console.print(f"moderation {printable(str(band['name']))}: {band['note']}", markup=False, highlight=False)
         for line in commands.malformed_lines(report):
             console.print(line, markup=False, highlight=False)
 
