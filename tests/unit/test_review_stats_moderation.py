@@ -71,3 +71,29 @@ def test_moderation_reviews_are_no_evidence_about_the_tags_review_band_but_appea
     assert [b["name"] for b in report["moderation"]] == ["adult"]
     both = reviewed("adult", 0.5, blocked=True, codes=("moderation_review", "review_band"))
     assert [o.tag for o in observations([both])] == ["clean"]     # the tag was in its own review band too
+
+
+def test_policy_suggest_moves_the_copied_bands_where_the_reviews_support_it_and_says_so_in_the_file():
+    from pathlib import Path
+
+    from functions.policy import load_policy, parse_policy
+    from pipelines.policy_suggest import Target, evidence_from, suggest, tune_moderation
+    from tests.unit.test_policy_suggest import evaluation, spec
+
+    repo = Path(__file__).resolve().parents[2]
+    report = review_stats(ADULT, target=0.8, min_support=4)
+    shipped = load_policy("policy.yaml", repo)
+    s = suggest(spec(), evidence_from(evaluation()), Target("precision", 0.8), moderation=shipped,
+                moderation_reviews=report["moderation"])
+
+    assert s.policy["moderation"]["adult"] == {"reject_above": 0.5, "review_from": 0.5}
+    assert s.policy["moderation"]["gore"] == {"reject_above": 0.7, "review_from": 0.4}     # no reviews: kept
+    assert "adult: reject_above 0.7 -> 0.5, review_from 0.4 -> 0.5" in " ".join(s.text.split())
+    assert "gore: no reviews of images this band stopped; kept" in s.text
+    parse_policy(s.policy, moderation_api="computer-vision")
+
+    # A suggestion that would empty the band is not taken: review_from 0.8 above reject_above 0.7.
+    tuned, notes = tune_moderation({"adult": {"reject_above": 0.7, "review_from": 0.4}},
+                                   [{"name": "adult", "scale": "score", "suggested_reject": None,
+                                     "suggested_review_from": 0.8, "note": "n"}])
+    assert tuned["adult"] == {"reject_above": 0.7, "review_from": 0.4} and notes == ("adult: kept (n)",)
