@@ -32,6 +32,7 @@ from PIL import Image
 from cvops.errors import CvopsError
 from devkit import scenes
 from devkit.demo_export import print_export, run_export_comparison
+from devkit.demo_moderation import print_moderation, run_moderation_stage
 from devkit.demo_review import print_review, run_review_loop
 from devkit.local_services import REPO_ROOT, running_azurite, running_local_custom_vision
 from functions import routes
@@ -231,6 +232,11 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
         print("\n== 6. Review: a person decides the unsure images in the page; the decisions go back into training")
         summary["review"] = run_review_loop(demo.cvops, demo.env, root, SCENES_SPEC, incoming, CLASSES, reports)
+
+        print("\n== 7. Moderation: uploads judged by a banned-symbol classifier and moderation with policy.yaml's bands")
+        uploads_run = Demo(root=root, size=size, env=dict(demo.env), timings=demo.timings)
+        summary["moderation"] = run_moderation_stage(uploads_run.cvops, uploads_run.env, blob_service, root, seed)
+        summary["problems"] += summary["moderation"]["problems"]
         summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     summary["azurite_data"] = str(root / "azurite")  # where --root put it, not where the default would
@@ -351,6 +357,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print_export(summary["export"])
     if summary.get("review") is not None:
         print_review(summary["review"])
+    if summary.get("moderation") is not None:
+        print_moderation(summary["moderation"])
     print("\nReports:  " + "  ".join(summary["reports"].values()))
     print("Results:  containers accepted/, review/, rejected/, quarantine/ (copies + JSON beside each) and "
           f"results/date=<day>/*.jsonl in Azurite's data under {summary['azurite_data']}")
