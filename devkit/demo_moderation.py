@@ -196,3 +196,9 @@ def print_moderation(summary: Mapping[str, Any]) -> None:
     for outcome, name, what, reasons in summary["lines"]:
         if outcome != "accepted":
             print(f"  {outcome:<9} {name} ({what}): {reasons}")
+    misjudged = sum(1 for outcome, _, what, reasons in summary["lines"]
+                    if what == "clean" and outcome != "accepted" and " score " in reasons)
+    if misjudged:
+        print(f"  {misjudged} drawn clean but stopped by moderation: the local stand-in measures colour, not content "
+              "(a warm scene can read as skin); people's decisions on such images are what `cvops review stats` "
+              "weighs per band")
