@@ -257,12 +257,15 @@ def moderation_observations(decisions: Iterable[Mapping[str, Any]]) -> list[Mode
 
 
 def _short_decimal_in(low: float | None, high: float, *, include_high: bool) -> float:
-    """The shortest decimal in ``(low, high]`` (or ``[low, high)`` when not ``include_high``: ``low`` may be reached)."""
+    """A shortest decimal in ``(low, high]``, the lowest of them (a review band starts as low as the evidence lets it:
+    images above the accepted ones are still seen); or in ``[low, high)`` when not ``include_high``, the highest of
+    them (a block band starts no lower than the evidence: unreviewed values under it are not blocked)."""
     for digits in range(1, 7):
         scale = 10 ** digits
         if include_high:
-            candidate = math.floor(high * scale + 1e-9) / scale
-            if low is None or candidate > low:
+            candidate = ((math.floor(low * scale + 1e-9) + 1) / scale if low is not None
+                         else math.floor(high * scale + 1e-9) / scale)
+            if candidate <= high + 1e-12:
                 return candidate
         else:
             candidate = (math.ceil(high * scale - 1e-9) - 1) / scale
