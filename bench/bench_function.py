@@ -40,7 +40,16 @@ into decode+resize and onnxruntime; storage writes and the rest), Azurite's CPU,
 on the scenes holdout against the service's classify_image_with_no_store (same top tag for every image; probabilities
 within 0.01, float16 within 0.02).
 
-Not a timed test. Run: ``python bench/bench_function.py [--model] [--images 1000] [--json]`` (about a minute).
+``--moderation content-safety`` (or ``computer-vision``, issue 18): the same run with moderation on, at the local
+service's stand-in on the same endpoint (one multi-service resource), each at its Azure quota: Content Safety 1,000
+calls per 10 s (the local service's ``--content-safety-limit 1000/10``), Computer Vision S1 10/s (``--vision-tps``).
+Every image is classified and then moderated, so the path runs at the slower of the two quotas: printed as
+``bound_by``, and ``quota_share`` is measured against it. The policy is policy.yaml with its bands on the API's scale
+(Content Safety's Sexual/Violence from docs/policy.md). Moderation time counts with prediction time (both are service
+calls, paced), not in "outside prediction".
+
+Not a timed test. Run: ``python bench/bench_function.py [--model] [--moderation content-safety] [--images 1000]
+[--json]`` (about a minute).
 """
 
 from __future__ import annotations
@@ -156,14 +165,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int | None) -> dict:
+MODERATION_QUOTA = {"computer-vision": 10.0, "content-safety": 100.0}
+"""Calls per second of each moderation API's paid tier (Computer Vision S1 10/s; Content Safety 1,000 per 10 s)."""
+CONTENT_SAFETY_BANDS = {"Sexual": {"reject_from": 4, "review_from": 2}, "Violence": {"reject_from": 4, "review_from": 2}}
+
+
+def moderation_settings(api: str, endpoint: str, key: str, tmp: Path) -> dict[str, str]:
+    """The app's moderation settings for ``api``, with policy.yaml's bands on that API's scale (a file in ``tmp``)."""
+    import yaml
+
+    policy = yaml.safe_load((Path(__file__).resolve().parents[1] / "policy.yaml").read_text())
+    if api == "content-safety":
+        policy["moderation"] = CONTENT_SAFETY_BANDS
+    path = tmp / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return {"VISION_MODERATION_ENDPOINT": endpoint, "VISION_MODERATION_KEY": key, "CVOPS_MODERATION_API": api,
+            "CVOPS_POLICY": str(path)}
+
+
+def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int | None,
+        moderation: str | None = None) -> dict:
     host = host_settings()
     workers = workers or min(32, (os.cpu_count() or 1) + 4, host["max_parallelism"])
     data = photo_of_about(image_bytes)
+    limits = {}
+    if moderation == "content-safety":
+        limits["content_safety_limit"] = f"{int(MODERATION_QUOTA[moderation] * 10)}/10"
+    elif moderation == "computer-vision":
+        limits["vision_tps"] = MODERATION_QUOTA[moderation]
     with tempfile.TemporaryDirectory(prefix="cvops-bench-fn-") as tmp, \
             running_azurite(log_dir=Path(tmp) / "logs") as azurite, \
             running_local_custom_vision(prediction_tps=tps, latency_ms=latency_ms,
-                                        log_dir=Path(tmp) / "logs") as service:
+                                        log_dir=Path(tmp) / "logs", **limits) as service:
         project_id, publish_name = train(service)
         os.environ.update({
             "CVOPS_STORAGE": azurite.connection_string,
@@ -175,6 +208,8 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
             "CVOPS_PREDICTION_TPS": str(tps),
             "CVOPS_POLICY": "policy.yaml",
         })
+        if moderation:
+            os.environ.update(moderation_settings(moderation, service.endpoint, service.prediction_key, Path(tmp)))
         lock = threading.Lock()
         ctx, requests_seen = counting_context(lock)
         pacer = ctx.prediction_pacer
@@ -210,12 +245,21 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
         keys = Counter(o.record["key"] for o in outcomes)
 
     accepted = [o for o in outcomes if o.record["outcome"] == "accepted"]
-    outside = [o.total_ms - o.prediction_ms for o in outcomes]
+    moderate_ms = [o.record["timings_ms"].get("moderate", 0.0) for o in outcomes]
+    outside = [o.total_ms - o.prediction_ms for o in outcomes]  # prediction_ms holds the moderation call too
+    bound = min(tps, MODERATION_QUOTA[moderation]) if moderation else tps
     result = {
         "images": images, "workers": workers, "quota_per_s": tps, "latency_ms": latency_ms, "image_bytes": len(data),
+        **({"moderation": moderation, "moderation_quota_per_s": MODERATION_QUOTA[moderation],
+            "bound_by": (f"prediction ({tps:g}/s) is the slower quota; {moderation} allows "
+                         f"{MODERATION_QUOTA[moderation]:g}/s") if tps <= MODERATION_QUOTA[moderation] else
+                        (f"{moderation} ({MODERATION_QUOTA[moderation]:g}/s) is the slower quota; prediction allows "
+                         f"{tps:g}/s"),
+            "moderate_ms_p50": round(statistics.median(moderate_ms), 1) if moderate_ms else None,
+            "moderated": sum(1 for o in outcomes if o.record.get("moderation"))} if moderation else {}),
         "wall_s": round(wall, 2),
         "images_per_s": round(images / wall, 2),
-        "quota_share": round(images / wall / tps, 3),
+        "quota_share": round(images / wall / bound, 3),
         "pacer": {"rate_per_s": round(tps * (1 - pacer.headroom), 2), "headroom": pacer.headroom,
                   "burst": pacer.burst, "rate_at_end_per_s": round(pacer.rate, 2)},
         "throttled_429_retried": sum(o.throttled for o in outcomes),
@@ -246,6 +290,8 @@ def run(images: int, tps: float, latency_ms: int, image_bytes: int, workers: int
         "storage calls per accepted image <= 4": (result["storage_calls_per_accepted_image"] or 1e9) <= 4,
         "none lost or duplicated": result["lost"] == 0 and result["duplicated"] == 0,
     }
+    if moderation:
+        result["targets"]["every image moderated"] = result["moderated"] == images
     return result
 
 
@@ -487,11 +533,13 @@ def main() -> int:
                         help="classify in-process with the local service's ONNX export of a compact-domain iteration "
                              "(CVOPS_MODEL): no prediction endpoint, no pacing; --tps and --latency-ms are ignored")
     parser.add_argument("--parity-per-class", type=int, default=20, help="--model: holdout scenes per class")
+    parser.add_argument("--moderation", choices=sorted(MODERATION_QUOTA), default=None,
+                        help="moderate every image with this API at the local service, at its Azure quota")
     args = parser.parse_args()
     if args.model:
         result = run_model(args.images, args.image_bytes, args.workers, args.parity_per_class)
     else:
-        result = run(args.images, args.tps, args.latency_ms, args.image_bytes, args.workers)
+        result = run(args.images, args.tps, args.latency_ms, args.image_bytes, args.workers, args.moderation)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -32,6 +32,7 @@ from PIL import Image
 from cvops.errors import CvopsError
 from devkit import scenes
 from devkit.demo_export import print_export, run_export_comparison
+from devkit.demo_moderation import print_moderation, run_moderation_stage
 from devkit.demo_monitor import print_monitor, run_monitor_stage
 from devkit.demo_review import print_review, run_review_loop
 from devkit.demo_transition import print_transition, run_transition
@@ -234,9 +235,13 @@ def run(root: Path, size: DemoSize, seed: int) -> dict[str, Any]:
         print("\n== 6. Review: a person decides the unsure images in the page; the decisions go back into training")
         summary["review"] = run_review_loop(demo.cvops, demo.env, root, SCENES_SPEC, incoming, CLASSES, reports)
 
-        print("\n== 7. Leave Custom Vision: back up scenes, restore it as a second project, train, compare; AutoML export")
+        print("\n== 7. Moderation: uploads judged by a banned-symbol classifier and moderation with policy.yaml's bands")
+        uploads_run = Demo(root=root, size=size, env=dict(demo.env), timings=demo.timings)
+        summary["moderation"] = run_moderation_stage(uploads_run.cvops, uploads_run.env, blob_service, root, seed)
+        summary["problems"] += summary["moderation"]["problems"]
+        print("\n== 8. Leave Custom Vision: back up scenes, restore it as a second project, train, compare; AutoML export")
         summary["transition"] = run_transition(demo.cvops, root, SCENES_SPEC, "scenes")
-        print("\n== 8. Monitoring: images keep arriving, some from a new and darker camera; cvops monitor flags it")
+        print("\n== 9. Monitoring: images keep arriving, some from a new and darker camera; cvops monitor flags it")
         summary["monitor"] = run_monitor_stage(demo.cvops, demo.env, blob_service, reports, classes=CLASSES, seed=seed)
         summary["problems"] += summary["monitor"]["problems"]
         summary["timings"] = {k: round(v, 1) for k, v in demo.timings.items()}
@@ -359,6 +364,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print_export(summary["export"])
     if summary.get("review") is not None:
         print_review(summary["review"])
+    if summary.get("moderation") is not None:
+        print_moderation(summary["moderation"])
     if summary.get("transition") is not None:
         print_transition(summary["transition"])
     if summary.get("monitor") is not None:

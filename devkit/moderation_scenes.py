@@ -81,7 +81,32 @@ def generate(kind: Kind, band: Band, *, size: tuple[int, int] = (320, 240), seed
     return out.getvalue()
 
 
-__all__ = ["BANDS", "BASE_SCENE", "SHARES", "Band", "Kind", "generate", "measure_table", "render"]
+SYMBOL_YELLOW = (236, 200, 28)
+SYMBOL_BLACK = (18, 18, 18)
+
+
+def banned_symbol(label: str, seed: int, *, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> bytes:
+    """A dev kit scene with a made-up "banned symbol" painted on it: a yellow disc, a thick black ring and a black bar
+    across it, at a seeded place and size (a quarter to a third of the short side as radius). The symbol means nothing;
+    it is what the demo's ``uploads`` classifier learns to find, as a platform trains one for a real symbol. Its colours
+    stay outside the moderation stand-in's skin and blood-red clusters, so it scores nothing there."""
+    image = scenes.render(label, seed, size=size).convert("RGB")
+    w, h = image.size
+    rng = np.random.default_rng(10_000 + seed)
+    radius = float(rng.uniform(0.25, 0.33)) * min(w, h)
+    cx = float(rng.uniform(radius, w - radius))
+    cy = float(rng.uniform(radius, h - radius))
+    draw = ImageDraw.Draw(image)
+    box = (cx - radius, cy - radius, cx + radius, cy + radius)
+    draw.ellipse(box, fill=SYMBOL_YELLOW, outline=SYMBOL_BLACK, width=max(3, int(radius * 0.18)))
+    bar = radius * 0.62
+    draw.line((cx - bar, cy + bar, cx + bar, cy - bar), fill=SYMBOL_BLACK, width=max(3, int(radius * 0.2)))
+    out = io.BytesIO()
+    image.save(out, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+__all__ = ["BANDS", "BASE_SCENE", "SHARES", "Band", "Kind", "banned_symbol", "generate", "measure_table", "render"]
 
 
 def measure_table(seeds: int = 25) -> list[str]:

@@ -24,10 +24,14 @@ param tags object = {
 @allowed(['F0', 'S0'])
 param visionSku string = 'S0'
 
-@description('true: also create a Computer Vision account for adult/racy/gore moderation scores.')
+@description('true: also create a moderation account (moderationApi says which kind) and switch moderation on.')
 param moderation bool = false
 
-@description('Computer Vision pricing tier: F0 or S1.')
+@description('CVOPS_MODERATION_API: computer-vision (a Computer Vision account, Image Analysis 3.2 adult/racy/gore scores; retires 2028-09-25) or content-safety (an Azure AI Content Safety account, severities per category; its successor). The policy\'s bands must be on that API\'s scale (docs/policy.md).')
+@allowed(['computer-vision', 'content-safety'])
+param moderationApi string = 'computer-vision'
+
+@description('Moderation pricing tier: F0, or paid (S1 for Computer Vision, S0 for Content Safety).')
 @allowed(['F0', 'S1'])
 param moderationSku string = 'S1'
 
@@ -80,7 +84,7 @@ param modelContract string = ''
 param predictionTps string = ''
 
 
-@description('Computer Vision calls per second per instance; empty: the tier\'s quota (F0: 20 a minute, S1: 10/s) shared by maximumInstanceCount instances.')
+@description('Moderation calls per second per instance; empty: the API\'s quota shared by maximumInstanceCount instances (Computer Vision F0: 20 a minute, S1: 10/s; Content Safety: 1,000 per 10 s on F0 and S0).')
 param moderationTps string = ''
 
 
@@ -136,6 +140,7 @@ var names = {
   training: 'cvt-${namePrefix}-${token}'
   prediction: 'cvp-${namePrefix}-${token}'
   moderation: 'cv-${namePrefix}-${token}'
+  contentSafety: 'cs-${namePrefix}-${token}'
   workspace: 'log-${namePrefix}-${token}'
   appInsights: 'appi-${namePrefix}-${token}'
   plan: 'plan-${namePrefix}-${token}'
@@ -146,14 +151,15 @@ var names = {
 var keyless = visionAuth == 'keyless'
 // Keys can be switched off only when the Function App does not need them.
 var keysOff = disableLocalAuth && keyless
-var moderationName = moderation ? moderationAccount.outputs.name : ''
-var moderationEndpoint = moderation ? moderationAccount.outputs.endpoint : ''
+var contentSafety = moderationApi == 'content-safety'
+var moderationName = moderation ? (contentSafety ? contentSafetyAccount.outputs.name : moderationAccount.outputs.name) : ''
+var moderationEndpoint = moderation ? (contentSafety ? contentSafetyAccount.outputs.endpoint : moderationAccount.outputs.endpoint) : ''
 // Each instance paces itself (CVOPS_PREDICTION_TPS), so the quota is shared: every instance gets quota / instances,
 // written with two decimals (Bicep has no floats). Stored predictions allow 10/s on S0, no-store 20/s: 10 is safe for both.
 var predictionHundredths = max(1, (visionSku == 'F0' ? 200 : 1000) / maximumInstanceCount)
 var tps = !empty(predictionTps) ? predictionTps : '${predictionHundredths / 100}.${padLeft(string(predictionHundredths % 100), 2, '0')}'
-// Computer Vision F0 allows 20 calls a minute (0.33/s), S1 10/s.
-var moderationHundredths = max(1, (moderationSku == 'F0' ? 33 : 1000) / maximumInstanceCount)
+// Computer Vision F0 allows 20 calls a minute (0.33/s), S1 10/s; Content Safety 1,000 per 10 s (100/s) on F0 and S0.
+var moderationHundredths = max(1, (contentSafety ? 10000 : (moderationSku == 'F0' ? 33 : 1000)) / maximumInstanceCount)
 var moderationRate = !empty(moderationTps) ? moderationTps : '${moderationHundredths / 100}.${padLeft(string(moderationHundredths % 100), 2, '0')}'
 
 
@@ -203,13 +209,28 @@ module vision 'modules/vision.bicep' = {
   }
 }
 
-module moderationAccount 'modules/moderation.bicep' = if (moderation) {
+module moderationAccount 'modules/moderation.bicep' = if (moderation && !contentSafety) {
   name: 'moderation'
   params: {
     location: location
     tags: tags
     name: names.moderation
+    kind: 'ComputerVision'
     sku: moderationSku
+    disableLocalAuth: keysOff
+  }
+}
+
+// Beside the Computer Vision one: switching moderationApi creates this account and points the app at it; the
+// Computer Vision account of an earlier deployment stays until it is deleted (docs/retirement.md, step by step).
+module contentSafetyAccount 'modules/moderation.bicep' = if (moderation && contentSafety) {
+  name: 'content-safety'
+  params: {
+    location: location
+    tags: tags
+    name: names.contentSafety
+    kind: 'ContentSafety'
+    sku: moderationSku == 'F0' ? 'F0' : 'S0'
     disableLocalAuth: keysOff
   }
 }
@@ -279,6 +300,7 @@ module functionApp 'modules/functionapp.bicep' = {
     moveSource: moveSource
     sliceDepth: sliceDepth
     predictionTps: tps
+    moderationApi: moderationApi
     moderationTps: moderationRate
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant

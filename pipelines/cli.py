@@ -1023,6 +1023,9 @@ def policy() -> None:
               help="Where an image goes when no tag reaches its threshold or band.")
 @click.option("--moderation-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Copy the moderation bands of this policy file (e.g. policy.yaml).")
+@click.option("--moderation-reviews", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --moderation-from: move the copied bands' limits where people's reviews support it (the "
+                   "JSON of `cvops review stats --json`).")
 @click.option("--policy-version", default=None, help="The policy's version (default: <project>-<iteration>).")
 @click.option("--iteration", "iteration_ref", default=None,
               help="Without --evaluation: iteration id or name (default: newest Completed).")
@@ -1033,7 +1036,7 @@ def policy() -> None:
 def policy_suggest(run: Run, out: str, evaluation_file: str | None, target_precision: float | None,
                    target_recall: float | None, review_band: float | None, review_precision: float | None,
                    review_recall: float | None, no_tag_passes: str, moderation_from: str | None,
-                   policy_version: str | None, iteration_ref: str | None, holdout: str | None,
+                   moderation_reviews: str | None, policy_version: str | None, iteration_ref: str | None, holdout: str | None,
                    concurrency: int) -> None:
     """Write a routing policy for the spec's tags from an evaluation: per tag, the threshold that meets a target
     precision or recall, a review band under it, and the numbers behind each in comments. The file is validated
@@ -1054,12 +1057,13 @@ def policy_suggest(run: Run, out: str, evaluation_file: str | None, target_preci
     review = ps.review_from(target, width=review_band, precision=review_precision, recall=review_recall)
     moderation = (load_policy(str(Path(moderation_from).resolve()), Path.cwd(), setting="--moderation-from")
                   if moderation_from else None)
+    reviews = ps.read_moderation_reviews(moderation_reviews, moderation_from) if moderation_reviews else None
     if evaluation_file:
         evidence = ps.read_evaluation(evaluation_file)
     else:
         evidence = _measure_for_policy(run, iteration_ref=iteration_ref, holdout=holdout, concurrency=concurrency)
     suggestion = ps.suggest(spec, evidence, target, review, no_tag_passes=no_tag_passes,  # type: ignore[arg-type]
-                            version=policy_version, moderation=moderation)
+                            version=policy_version, moderation=moderation, moderation_reviews=reviews)
     Path(out).write_text(suggestion.text, encoding="utf-8")
     for line in suggestion.warnings():
         click.echo(f"cvops: warning: {line}", err=True)
@@ -1069,6 +1073,8 @@ def policy_suggest(run: Run, out: str, evaluation_file: str | None, target_preci
             measured = c.measured(c.at) if c.at else "not measured"
             verdict = "met" if c.met else ("NOT met" if c.at else "spec threshold")
             console.print(f"{c.tag}: threshold {c.threshold:g}, review band {c.review_band:g}; {measured}; {verdict}")
+        for note in suggestion.moderation_notes:
+            console.print(f"moderation {note}", markup=False, highlight=False)
         console.print(f"wrote {out} (version {suggestion.policy['version']}; target {target.describe()}, "
                       f"measured on {suggestion.source})")
 
@@ -1517,6 +1523,8 @@ def review_stats(run: Run, since: str | None, target: float, min_support: int, p
                  t["suggested"]] for t in report["tags"]])
         for t in report["tags"]:
             console.print(f"{printable(str(t['tag']))}: {t['note']}", markup=False, highlight=False)
+        for band in report.get("moderation", []):
+            console.print(f"moderation {printable(str(band['name']))}: {band['note']}", markup=False, highlight=False)
         for line in commands.malformed_lines(report):
             console.print(line, markup=False, highlight=False)
 

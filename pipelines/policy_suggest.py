@@ -369,6 +369,8 @@ class Suggestion:
     review: Review
     source: str
     text: str = field(repr=False, default="")
+    moderation_notes: tuple[str, ...] = ()
+    """Per moderation band, what the reviews changed or why they did not (``--moderation-reviews``)."""
 
     @property
     def unmet(self) -> tuple[TagChoice, ...]:
@@ -393,12 +395,15 @@ def _match(evidence: Evidence, name: str) -> TagEvidence | None:
 
 def suggest(spec: ProjectSpec, evidence: Evidence, target: Target, review: Review | None = None, *,
             no_tag_passes: Literal["review", "rejected"] = "review", version: str | None = None,
-            moderation: Policy | None = None) -> Suggestion:
+            moderation: Policy | None = None,
+            moderation_reviews: Sequence[Mapping[str, Any]] | None = None) -> Suggestion:
     """The routing policy for ``spec``'s tags (and any other tag the evaluation names) from ``evidence``.
 
     Per tag: the threshold :func:`pipelines.metrics.choose_threshold` picks for ``target`` (when the target is not
     met, its best point, said in the file); a tag with no labelled image keeps the spec's threshold. ``moderation``:
-    a policy whose moderation bands are copied (no evaluation measures them). The result is validated by
+    a policy whose moderation bands are copied (no evaluation measures them); ``moderation_reviews`` (the
+    ``moderation`` list of ``cvops review stats --json``) moves their limits where people's decisions support it
+    (:func:`tune_moderation`). The result is validated by
     ``functions.policy.parse_policy`` and its YAML text read back to the same data.
     """
     review = review or Review(width=DEFAULT_REVIEW_BAND)
@@ -425,12 +430,66 @@ def suggest(spec: ProjectSpec, evidence: Evidence, target: Target, review: Revie
         # Either scale: Computer Vision's 0-1 bands or Content Safety's severity bands (functions.policy).
         data["moderation"] = {name: {k: v for k, v in vars(band).items() if v is not None}
                               for name, band in moderation.moderation.items()}
+    notes: tuple[str, ...] = ()
+    if moderation_reviews is not None and "moderation" in data:
+        data["moderation"], notes = tune_moderation(data["moderation"], moderation_reviews)
     parse_policy(data, origin="the suggested policy")
-    suggestion = Suggestion(data, tuple(choices), target, review, evidence.source)
+    suggestion = Suggestion(data, tuple(choices), target, review, evidence.source, moderation_notes=notes)
     text = render(suggestion, spec, evidence)
     if strict_yaml.safe_load(text) != data:  # the comments and quoting must not change a value
         raise AssertionError("the suggested policy's YAML does not read back to the same data")
-    return Suggestion(data, tuple(choices), target, review, evidence.source, text)
+    return Suggestion(data, tuple(choices), target, review, evidence.source, text, notes)
+
+
+def read_moderation_reviews(path: str, moderation_from: str | None) -> list[dict[str, Any]]:
+    """The per-band list of a ``cvops review stats --json`` file, or a clear error naming the option."""
+    if not moderation_from:
+        raise ConfigurationError("--moderation-reviews tunes the bands --moderation-from copies, and none is given",
+                                 setting="--moderation-reviews", hint="add --moderation-from policy.yaml")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"--moderation-reviews {path} is not readable JSON ({exc})",
+                                 setting="--moderation-reviews",
+                                 hint="write it with `cvops review stats --json > reviews.json`") from exc
+    bands = data.get("moderation") if isinstance(data, dict) else None
+    if not isinstance(bands, list):
+        raise ConfigurationError(f"--moderation-reviews {path} has no moderation list (is it `cvops review stats "
+                                 "--json` output?)", setting="--moderation-reviews",
+                                 hint="write it with `cvops review stats --json > reviews.json`")
+    return [b for b in bands if isinstance(b, dict)]
+
+
+def tune_moderation(bands: Mapping[str, Mapping[str, Any]],
+                    reviews: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+    """The moderation bands with the limits people's reviews support (``cvops review stats``: per name its
+    ``suggested_reject`` and ``suggested_review_from``), and one note per band saying what moved and why, or why not.
+
+    A limit moves only when the result is still a band (review_from not above reject_above, below reject_from) and it
+    is on the band's own scale; a name the reviews do not mention keeps its limits. Pure."""
+    out = {name: dict(band) for name, band in bands.items()}
+    notes = []
+    by_name = {str(r.get("name")): r for r in reviews if isinstance(r, Mapping)}
+    for name, band in out.items():
+        found = by_name.get(name)
+        if found is None:
+            notes.append(f"{name}: no reviews of images this band stopped; kept")
+            continue
+        before = dict(band)
+        reject_key = "reject_from" if "reject_from" in band or found.get("scale") == "severity" else "reject_above"
+        severity = reject_key == "reject_from"
+        for key, value in ((reject_key, found.get("suggested_reject")), ("review_from", found.get("suggested_review_from"))):
+            if not is_finite_number(value):
+                continue
+            value = int(value) if severity else float(value)
+            trial = {**band, key: value}
+            low, high = trial.get("review_from"), trial.get(reject_key)
+            if low is not None and high is not None and (low >= high if severity else low > high):
+                continue  # would empty the band: the other limit must move first
+            band[key] = value
+        moved = [f"{k} {before.get(k)} -> {band[k]}" for k in band if before.get(k) != band[k]]
+        notes.append(f"{name}: " + (", ".join(moved) if moved else "kept") + f" ({found.get('note', '')})")
+    return out, tuple(notes)
 
 
 # --- writing -------------------------------------------------------------------------------------------------------
@@ -509,7 +568,12 @@ def render(suggestion: Suggestion, spec: ProjectSpec, evidence: Evidence) -> str
         out.append(f"  {_scalar(choice.tag)}: {{threshold: {_scalar(float(rule['threshold']))}, "
                    f"review_band: {_scalar(float(rule['review_band']))}}}")
     if "moderation" in data:
-        out += ["# Moderation bands, copied (no evaluation measures them):", "moderation:"]
+        out += ["# Moderation bands, copied (no evaluation measures them)"
+                + (", tuned from people's reviews (cvops review stats):" if suggestion.moderation_notes else ":")]
+        for note in suggestion.moderation_notes:
+            out += textwrap.wrap(note, width=116, initial_indent="#   ", subsequent_indent="#       ",
+                                 break_long_words=False, break_on_hyphens=False)
+        out.append("moderation:")
         for name, band in data["moderation"].items():
             out.append(f"  {name}: {{" + ", ".join(f"{k}: {_scalar(v if isinstance(v, int) else float(v))}"
                                                     for k, v in band.items()) + "}")

@@ -467,3 +467,25 @@ def test_event_subscription_and_scripts_name_the_blob_triggered_function():
         "the webhook URL's functionName=Host.Functions.<name> must name the blob-triggered function"
     for script in ("deploy.sh", "verify.sh"):
         assert f'function_name="{name}"' in (INFRA / script).read_text(encoding="utf-8"), script
+
+
+def test_content_safety_account_is_created_for_its_api_with_the_apps_role_and_settings():
+    """moderationApi content-safety: an account of kind ContentSafety beside the Computer Vision one, its name given to
+    the roles module (Cognitive Services User for the app's identity) and its endpoint and API to the app."""
+    main = BicepFile(MAIN)
+    code = main.code
+    assert main.param_default("moderationApi") == "computer-vision"   # an existing deployment keeps its scale
+    assert re.search(r"module contentSafetyAccount 'modules/moderation.bicep' = if \(moderation && contentSafety\)",
+                     code)
+    assert "kind: 'ContentSafety'" in code and "kind: 'ComputerVision'" in code
+    assert "contentSafety ? contentSafetyAccount.outputs.name" in str(main.var("moderationName"))
+    assert "contentSafety ? contentSafetyAccount.outputs.endpoint" in str(main.var("moderationEndpoint"))
+    assert main.properties("moderationAccountName") == [Expr("moderationName"), Expr("moderationName")]  # vault, roles
+    assert main.properties("moderationApi") == [Expr("moderationApi")]
+    values = app_settings()
+    assert values["CVOPS_MODERATION_API"] == Expr("moderationApi")
+    assert values["VISION_MODERATION_ENDPOINT"] == Expr("moderationEndpoint")
+    roles = (INFRA / "modules" / "roles.bicep").read_text()
+    assert re.search(r"scope: moderation\s+name: guid\([^)]*roles\.cognitiveServicesUser\)", roles)
+    module = BicepFile(INFRA / "modules" / "moderation.bicep")
+    assert module.property("kind") == Expr("kind")

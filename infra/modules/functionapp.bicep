@@ -50,7 +50,7 @@ param predictionResourceId string
 @description('Key Vault reference for the prediction key, or empty for keyless access.')
 param predictionKeyReference string = ''
 
-@description('Computer Vision endpoint for moderation; empty switches moderation off.')
+@description('Moderation endpoint (Computer Vision or Content Safety, as moderationApi says); empty switches moderation off.')
 param moderationEndpoint string = ''
 
 @description('Key Vault reference for the Computer Vision key, or empty for keyless access.')
@@ -87,9 +87,10 @@ param predictionTps string = '2.50'
 param sliceDepth int = 1
 
 @description('Which moderation API scores images: computer-vision (Image Analysis 3.2) or content-safety.')
+@allowed(['computer-vision', 'content-safety'])
 param moderationApi string = 'computer-vision'
 
-@description('Client-side pacing of Computer Vision (moderation) calls per second and instance.')
+@description('Client-side pacing of moderation calls per second and instance.')
 param moderationTps string = '2.50'
 
 @description('Most instances the app scales out to. With predictionTps, this bounds the calls per second.')

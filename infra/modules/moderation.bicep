@@ -1,4 +1,5 @@
-// The optional Computer Vision account whose Image Analysis 3.2 adult/racy/gore scores feed the routing policy.
+// The optional moderation account whose answers feed the routing policy: Computer Vision (Image Analysis 3.2
+// adult/racy/gore scores, retiring 2028-09-25) or Azure AI Content Safety (severities per category, its successor).
 // A module of its own so that main.bicep can leave it out with one condition.
 
 param location string
@@ -7,8 +8,12 @@ param tags object = {}
 @description('Name and custom subdomain of the account (keyless access needs the subdomain).')
 param name string
 
-@description('Pricing tier: F0 or S1.')
-@allowed(['F0', 'S1'])
+@description('ComputerVision or ContentSafety.')
+@allowed(['ComputerVision', 'ContentSafety'])
+param kind string = 'ComputerVision'
+
+@description('Pricing tier: F0, S1 (Computer Vision) or S0 (Content Safety).')
+@allowed(['F0', 'S0', 'S1'])
 param sku string = 'S1'
 
 @description('true: keys are switched off, every caller must use Microsoft Entra ID (Cognitive Services User role).')
@@ -20,7 +25,7 @@ resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   name: name
   location: location
   tags: tags
-  kind: 'ComputerVision'
+  kind: kind
   sku: {
     name: sku
   }

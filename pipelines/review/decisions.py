@@ -151,6 +151,7 @@ def build_decision(item: ReviewItem, config: ReviewConfig, *, reviewer: str, tag
         "model": {"top_tag": item.top_tag, "top_score": item.top_score, "threshold": _threshold(item),
                   "suggested": list(item.suggested),
                   "scores": [[tag, score] for tag, score in item.scores], "reason_codes": list(item.reason_codes),
+                  "moderation": _moderation_bands(item), "moderation_api": item.moderation_api,
                   **{k: v for k, v in item.model.items() if k in ("iteration_id", "publish_name", "project_id")}},
         "agreed": (not reject) and item.top_tag in tags,
         "source": {"container": blob.get("container"), "name": item.source_name, "etag": blob.get("etag")},
@@ -159,6 +160,22 @@ def build_decision(item: ReviewItem, config: ReviewConfig, *, reviewer: str, tag
         "destinations": destinations,
         "placement": [],
     }
+
+
+def _moderation_bands(item: ReviewItem) -> list[dict[str, Any]]:
+    """The moderation bands that sent the image here, as the record's reasons state them: name (``adult``,
+    ``Sexual``...), band (``review`` or ``reject``), the value the service answered and the band's limit. What
+    ``review stats`` weighs people's decisions against, per band."""
+    bands = []
+    for reason in item.record.get("reasons") or []:
+        if not isinstance(reason, dict) or reason.get("code") not in ("moderation_review", "moderation_reject"):
+            continue
+        value, limit = reason.get("score"), reason.get("limit")
+        if isinstance(reason.get("tag"), str) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                      for v in (value, limit)):
+            bands.append({"name": reason["tag"], "band": reason["code"].removeprefix("moderation_"),
+                          "value": value, "limit": limit})
+    return bands
 
 
 def _threshold(item: ReviewItem) -> float | None:

@@ -14,6 +14,7 @@ page's job; nothing here builds HTML.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -27,6 +28,7 @@ from azure.storage.blob import BlobServiceClient
 
 from functions import naming, routes
 from functions.naming import Location
+from functions.policy import MODERATION_SCORES, SEVERITY_CATEGORIES
 from functions.store import BlobStore
 
 __all__ = ["KEY_PATTERN", "SAFE_IMAGE_TYPES", "ItemCache", "ListedCopy", "ReviewConfig", "ReviewItem", "check_key",
@@ -137,6 +139,10 @@ class ReviewItem:
     reason_codes: tuple[str, ...] = ()
     suggested: tuple[str, ...] = ()
     known_tags: tuple[str, ...] = ()
+    moderation: tuple[tuple[str, float], ...] = ()
+    """The moderation answer the app recorded: (name, value) per score (Computer Vision's 0-1 ``adult``...) or
+    severity (Content Safety's 0/2/4/6 ``Sexual``...), in the API's order; empty when moderation was off."""
+    moderation_api: str | None = None
     record: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problem: str | None = None
     """Why this item cannot be reviewed (its record is malformed), else None. Such an item is listed and shown with
@@ -167,6 +173,24 @@ def _score(value: Any) -> float | None:
         return None
     number = float(value)
     return number if 0.0 <= number <= 1.0 else None
+
+
+MODERATION_NAMES = (*MODERATION_SCORES, *SEVERITY_CATEGORIES)
+"""The scores (Computer Vision 3.2) and severities (Content Safety) a record's ``moderation`` may hold, in the order the
+page shows them."""
+
+
+def moderation_of(record: Mapping[str, Any]) -> tuple[tuple[tuple[str, float], ...], str | None]:
+    """The recorded moderation scores or severities and the API's name; finite numbers only (a malformed value is left
+    out: the reasons still say what the policy did with it). Pure."""
+    moderation = record.get("moderation")
+    if not isinstance(moderation, dict):
+        return (), None
+    values = tuple((name, float(value)) for name in MODERATION_NAMES
+                   if isinstance(value := moderation.get(name), int | float) and not isinstance(value, bool)
+                   and math.isfinite(value))
+    api = moderation.get("api")
+    return values, api if isinstance(api, str) else None
 
 
 def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
@@ -212,6 +236,7 @@ def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
     problems += [f"suggested tag {naming.printable(t)[:80]} has no score" for t in suggested if t not in scores]
     policy = record.get("policy") if isinstance(record.get("policy"), dict) else {}
     kind = policy.get("classification_type")
+    moderation, moderation_api = moderation_of(record)
     return ReviewItem(
         key=key, copy=copy, source_name=source_name, etag=etag, content_type=content_type,
         arrived=parse_time(blob.get("last_modified")), scores=ordered,
@@ -221,6 +246,7 @@ def item_from_record(record: Mapping[str, Any], *, copy: str, etag: str,
         top_tag=ordered[0][0] if ordered else None, top_score=ordered[0][1] if ordered else None,
         reason_codes=tuple(str(r["code"]) for r in reasons if isinstance(r.get("code"), str)),
         suggested=suggested, known_tags=tuple(sorted(set(scores) | set(suggested))), record=dict(record),
+        moderation=moderation, moderation_api=moderation_api,
         problem="the record beside this copy is malformed: " + "; ".join(problems) if problems else None)
 
 

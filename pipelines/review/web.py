@@ -81,6 +81,7 @@ from werkzeug.wrappers import Request, Response
 from cvops.errors import ConfigurationError, CvopsError
 from cvops.redaction import RedactingFilter, redact, register_secret
 from functions.naming import printable
+from functions.policy import MODERATION_SCORES
 from pipelines.review import access
 from pipelines.review.server import ConnectionHandler, Limits, PageServer
 
@@ -347,6 +348,8 @@ class ItemView:
     suggested: tuple[str, ...]
     multilabel: bool
     problem: str | None = None
+    moderation: str = ""
+    """The moderation answer as one line (``computer-vision: adult 0.552 · racy 0.930 · gore 0.000``), or empty."""
 
     @classmethod
     def of(cls, item: Any) -> ItemView:
@@ -362,7 +365,17 @@ class ItemView:
             suggested=tuple(item.suggested),
             multilabel=item.classification_type == "multilabel",
             problem=getattr(item, "problem", None),
+            moderation=_moderation_line(getattr(item, "moderation", ()), getattr(item, "moderation_api", None)),
         )
+
+
+def _moderation_line(values: Sequence[tuple[str, float]], api: str | None) -> str:
+    """Scores with three decimals, severities (Content Safety: whole numbers) as ``severity N``."""
+    if not values:
+        return ""
+    shown = " · ".join(f"{name} {value:.3f}" if name in MODERATION_SCORES else f"{name} severity {value:g}"
+                       for name, value in values)
+    return f"{api}: {shown}" if api else shown
 
 
 def _when(value: Any) -> str:
@@ -853,7 +866,7 @@ def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous
         '<main class="item"><section class="picture"><img src="/image/{key}" alt="the image under review"></section>'
         '<aside><p class="position">{position} of {total} <span class="nav">{nav}</span></p>'
         '<h1 class="name" dir="ltr">{name}</h1>'
-        '<dl><dt>Why review</dt><dd class="reason">{reason}</dd>{suggested}'
+        '<dl><dt>Why review</dt><dd class="reason">{reason}</dd>{moderation}{suggested}'
         '<dt>Arrived</dt><dd><time>{arrived}</time></dd><dt>Model</dt><dd class="model">{model}</dd></dl>'
         '<form method="post" action="/item/{key}/decide" id="decide" data-multilabel="{multilabel}">'
         '<input type="hidden" name="csrf" value="{csrf}">'
@@ -863,6 +876,8 @@ def _item_body(view: ItemView, *, csrf: str, position: int, total: int, previous
         '</aside></main>').format(
             key=view.key, position=position, total=total, nav=nav, name=printable(view.name),
             reason=printable(view.reason),
+            moderation=Markup('<dt>Moderation</dt><dd class="moderation">{}</dd>').format(printable(view.moderation))
+            if view.moderation else Markup(""),
             suggested=suggested, arrived=view.arrived, model=printable(view.model),
             multilabel="true" if view.multilabel else "false",
             csrf=csrf, hint="Several tags may apply: pick them, then confirm." if view.multilabel else "Pick the tag:",

@@ -55,8 +55,11 @@ class ReviewWorld:
 
     def add(self, name: str, scores: dict[str, float], *, classification_type: str = "multiclass",
             data: bytes | None = None, arrived: datetime | None = None, content_type: str = "image/jpeg",
-            suggested: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Put ``name`` in review as the app does; returns the result record."""
+            suggested: tuple[str, ...] = (), moderation: dict[str, Any] | None = None,
+            decision: Decision | None = None) -> dict[str, Any]:
+        """Put ``name`` in review as the app does; returns the result record. ``moderation`` (the record's field, as
+        ``Moderation.to_dict`` writes it) and ``decision`` (the policy's, e.g. a moderation review) replace the
+        default: a top tag in the review band."""
         data = data if data is not None else image_bytes(len(self.written) + 1)
         arrived = arrived or datetime(2026, 11, 30, 3, 0, len(self.written) % 60, tzinfo=UTC)
         etag = f'"0x8DD{uuid.uuid4().hex[:12].upper()}"'
@@ -66,7 +69,7 @@ class ReviewWorld:
         policy = parse_policy({"version": "t-1", "classification_type": classification_type,
                                "default_threshold": 0.8, "review_band": 0.3, "no_tag_passes": "review"})
         top_tag, top = max(scores.items(), key=lambda kv: kv[1])
-        decision = Decision("review", suggested, (Reason("in_review_band", f"{top_tag} {top:.2f} is in the review "
+        decision = decision or Decision("review", suggested, (Reason("in_review_band", f"{top_tag} {top:.2f} is in the review "
                                                           "band below 0.80", top_tag, top, 0.8),))
         review = self.config.review
         copy = naming.copy_name(review, name)
@@ -74,7 +77,8 @@ class ReviewWorld:
             key=key, source=source, decision=decision, policy=policy, destinations=[f"{review.container}/{copy}"],
             predictions=[{"tag": t, "tag_id": str(uuid.uuid4()), "probability": p}
                          for t, p in sorted(scores.items(), key=lambda kv: -kv[1])],
-            model={"project_id": str(uuid.uuid4()), "publish_name": "prod", "iteration_id": str(uuid.uuid4())})
+            model={"project_id": str(uuid.uuid4()), "publish_name": "prod", "iteration_id": str(uuid.uuid4())},
+            moderation=moderation)
         store = BlobStore(self.blob_service)
         record_name = naming.result_blob_name(self.config.results, what, etag, arrived)
         assert store.create_record(self.config.results.container, record_name, record)

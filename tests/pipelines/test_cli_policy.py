@@ -51,6 +51,41 @@ def test_suggest_from_an_evaluation_file_checks_by_hand_and_says_an_unmet_target
     assert lines[-1].startswith("wrote policy.yaml (version hand-iteration-7")
 
 
+def test_suggest_moves_the_copied_moderation_bands_with_review_stats_json_and_needs_moderation_from(
+        tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+    from pipelines.review.stats import review_stats
+
+    monkeypatch.chdir(tmp_path)
+    hand_evaluation(tmp_path / "eval.json")
+    spec = write_spec(tmp_path / "p.yaml", "hand", classification_type="Multilabel", training={"folder": "x"})
+    # Ten reviews of images the adult band sent to people: all accepted up to 0.45, all blocked from 0.6.
+    decisions = [{"decision": "rejected" if v >= 0.6 else "accepted", "tags": [] if v >= 0.6 else ["beach"],
+                  "model": {"top_tag": "beach", "top_score": 0.9, "scores": [["beach", 0.9]],
+                            "reason_codes": ["moderation_review"], "moderation_api": "computer-vision",
+                            "moderation": [{"name": "adult", "band": "review", "value": v, "limit": 0.4}]}}
+                 for v in (0.41, 0.42, 0.43, 0.44, 0.45, 0.6, 0.62, 0.64, 0.66, 0.68)]
+    (tmp_path / "reviews.json").write_text(json.dumps({"ok": True, **review_stats(decisions, target=0.95,
+                                                                                  min_support=5)}))
+    shipped = str(pytest.importorskip("pathlib").Path(__file__).resolve().parents[2] / "policy.yaml")
+    args = ["policy", "suggest", "--spec", str(spec), "--evaluation", "eval.json", "--target-precision", "0.8",
+            "--out", "policy.yaml", "--moderation-reviews", "reviews.json"]
+    env = {"CVOPS_SPEC": "", "CVOPS_PROJECT": ""}
+
+    alone = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert alone.exit_code == 2 and "--moderation-from" in alone.stderr
+
+    result = CliRunner().invoke(cli, [*args, "--moderation-from", shipped], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    policy = load_policy("policy.yaml", tmp_path, moderation_api="computer-vision")
+    adult = policy.moderation["adult"]
+    assert (adult.reject_above, adult.review_from) == (0.5, 0.5)     # blocked from 0.6 up; accepted up to 0.45
+    assert policy.moderation["gore"].reject_above == 0.7              # no reviews: kept
+    assert "moderation adult: reject_above 0.7 -> 0.5, review_from 0.4 -> 0.5" in result.stdout
+
+
 def test_an_unreadable_evaluation_or_a_review_option_of_the_other_metric_is_exit_2(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
