@@ -141,6 +141,9 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("BOMB GIF one comment of 1 M one-byte sub-blocks", lambda: dc.gif_comments(0, 1_000_000)),
     ("BOMB PNG 2.5 M empty chunks", lambda: _png_many_chunks(2_500_000)),
     ("BOMB BMP RLE8 one-pixel runs, 16 MB", lambda: _bmp_rle_single_runs((4000, 2000))),
+    # accepted, last so that a --keep folder of an earlier run keeps its numbering: issue 17's PNG, which the model
+    # path decodes in strips (functions/png_strips.py), the costliest accepted PNG there
+    ("PNG RGBA 10240x10240 (issue 17's; model path in strips)", lambda: mc.png((10240, 10240), 6)),
 )
 
 _CHILD = r"""
