@@ -143,7 +143,8 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("BOMB BMP RLE8 one-pixel runs, 16 MB", lambda: _bmp_rle_single_runs((4000, 2000))),
     # accepted, last so that a --keep folder of an earlier run keeps its numbering: issue 17's PNG, which the model
     # path decodes in strips (functions/png_strips.py), the costliest accepted PNG there
-    ("PNG RGBA 10240x10240 (issue 17's; model path in strips)", lambda: mc.png((10240, 10240), 6)),
+    ("PNG RGBA 10240x10240 (issue 17's; model path in strips)",
+     next(case.make for case in mc.CASES if case.name == "RGBA PNG 10240x10240 (issue 17, model path)")),
 )
 
 _CHILD = r"""
