@@ -12,11 +12,6 @@ blob's coordinates and the worker hands the function a ``BlobClient``, which
 :func:`functions.blob_reader.read_new_blob` reads in ranges: a blob above the input limit is refused by its size
 alone, and only what will be classified is read, pinned to one version.
 
-Why the handed client is used for its coordinates only: the extension builds a new client (and so a new connection)
-for every invocation; the bytes are read through the app's own ``BlobServiceClient`` (``ctx.blob_service``, the one
-that writes the copies and records), whose connection pool is kept across invocations. Same connection setting, same
-container and name, the same ETag-pinned ranges: what is read is the blob the host named, one version of it.
-
 Failures: transient ones propagate, so the host retries the blob and after ``poisonBlobThreshold`` attempts puts it
 on ``webjobs-blobtrigger-poison``; a configuration error propagates too (the image is fine, the app is not). Bad
 images are quarantined by the handler and the invocation succeeds. A blob deleted before the trigger could read it is
@@ -45,7 +40,6 @@ def route_new_blob(client: sdk_blob.BlobClient) -> None:
     ctx = context.current()
     if refuse_unaddressable(ctx, ctx.config.incoming.container, client.blob_name):
         return  # a name that would reach another blob: recorded, never read (functions.naming.unaddressable)
-    blob = ctx.blob_service.get_blob_client(client.container_name, client.blob_name)  # pooled: see the module's doc
-    found = read_new_blob(blob)
+    found = read_new_blob(client)
     if found is not None:
         process_blob(found.source, found.data, ctx, refused=found.refused)
