@@ -10,8 +10,11 @@ scan check inline) and the in-process model path (``normalise(data, model_side=2
 ``decode_for_model``, when the check did not already give the picture, as ``ExportedModel.predict_checked`` does).
 The child reports its CPU seconds (``time.process_time``, every thread) around that work and its peak resident set
 above what it held before (VmHWM after resetting it). Prints one line per file and path; flags anything over 2 s of
-CPU or 200 MiB. Asserts nothing (tests/functions/test_fn_decode_cost.py does). Run: ``python bench/bench_decode_cost.py``
-(``--keep DIR`` reuses generated files; ``--only WORD`` runs the cases whose name contains it).
+CPU or 200 MiB. Then the eight costliest accepted files of each path are validated at once in one process, on eight
+threads as eight invocations of the app would be: CPU seconds, wall seconds and peak resident set of the lot (against
+the instance's 2,048 MiB). Asserts nothing (tests/functions/test_fn_decode_cost.py does).
+Run: ``python bench/bench_decode_cost.py`` (``--keep DIR`` reuses generated files; ``--only WORD`` runs the cases
+whose name contains it).
 """
 
 from __future__ import annotations
@@ -138,6 +141,10 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("BOMB GIF one comment of 1 M one-byte sub-blocks", lambda: dc.gif_comments(0, 1_000_000)),
     ("BOMB PNG 2.5 M empty chunks", lambda: _png_many_chunks(2_500_000)),
     ("BOMB BMP RLE8 one-pixel runs, 16 MB", lambda: _bmp_rle_single_runs((4000, 2000))),
+    # accepted, last so that a --keep folder of an earlier run keeps its numbering: issue 17's PNG, which the model
+    # path decodes in strips (functions/png_strips.py), the costliest accepted PNG there
+    ("PNG RGBA 10240x10240 (issue 17's; model path in strips)",
+     next(case.make for case in mc.CASES if case.name == "RGBA PNG 10240x10240 (issue 17, model path)")),
 )
 
 _CHILD = r"""
@@ -173,6 +180,52 @@ print(json.dumps({"cpu": cpu, "peak": peak, "verdict": verdict}))
 """
 
 
+_CHILD_AT_ONCE = r"""
+import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, sys.argv[1])
+from functions.images import NormalisedImage, decode_for_model, normalise
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(key)
+
+def validate(path):
+    data = open(path, "rb").read()
+    if sys.argv[2] == "model":
+        result = normalise(data, model_side=224)
+        if isinstance(result, NormalisedImage) and result.decoded is None:
+            with decode_for_model(result.data, 224) as picture:
+                picture.convert("RGB").resize((224, 224))
+    else:
+        result = normalise(data)
+    return isinstance(result, NormalisedImage)
+
+with open("/proc/self/clear_refs", "w") as reset:
+    reset.write("5")
+base = status("VmRSS")
+started, wall = time.process_time(), time.perf_counter()
+with ThreadPoolExecutor(max_workers=len(sys.argv) - 3) as pool:
+    accepted = sum(pool.map(validate, sys.argv[3:]))
+print(json.dumps({"cpu": time.process_time() - started, "wall": time.perf_counter() - wall,
+                  "peak": status("VmHWM") - base, "process_peak": status("VmHWM"), "accepted": accepted}))
+"""
+AT_ONCE = 8
+"""The costliest accepted files validated at once: the Functions host's default concurrency on one instance."""
+
+
+def measure_at_once(paths: list[Path], mode: str, timeout: float = 1800) -> dict:
+    """The files validated at once on as many threads of one fresh process: CPU s, wall s, peak RSS."""
+    command = [sys.executable, "-c", _CHILD_AT_ONCE, str(ROOT), mode, *map(str, paths)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        return {"cpu": None, "wall": None, "peak": None, "failed": f"child failed ({done.returncode}): "
+                                                                     f"{done.stderr[-300:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def measure(path: Path, mode: str, timeout: float = 900) -> dict:
     command = [sys.executable, "-c", _CHILD, str(ROOT), mode, str(path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
@@ -192,6 +245,8 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     worst_cpu = worst_peak = 0.0
+    costliest: dict[str, list[tuple[float, Path]]] = {"api": [], "model": []}
+    titles: dict[Path, str] = {}
     for index, (name, make) in enumerate(CASES):
         if args.only and args.only.lower() not in name.lower():
             continue
@@ -210,12 +265,25 @@ def main() -> int:
                 flags += "  OVER 200 MiB"
             if cpu is not None and "accepted" in result["verdict"]:
                 worst_cpu, worst_peak = max(worst_cpu, cpu), max(worst_peak, peak)
+                costliest[mode].append((cpu, path))
+                titles[path] = name
             cpu_text = "-" if cpu is None else f"{cpu:.3f}"
             peak_text = "-" if peak is None else f"{peak / MiB:,.0f}"
             print(f"{name:<58} {path.stat().st_size:>11,} {mode:<5} {cpu_text:>7} {peak_text:>8}  "
                   f"{result['verdict']}{flags}", flush=True)
     print(f"\nworst accepted: {worst_cpu:.2f} s of CPU, {worst_peak / MiB:,.0f} MiB peak "
           f"(targets {CPU_TARGET_SECONDS:g} s, {MEMORY_BUDGET_BYTES // MiB} MiB); files in {folder}")
+    for mode, found in costliest.items():
+        paths = [path for _, path in sorted(found, key=lambda item: item[0], reverse=True)[:AT_ONCE]]
+        if len(paths) < 2:
+            continue
+        result = measure_at_once(paths, mode)
+        if result["cpu"] is None:
+            print(f"{len(paths)} costliest accepted at once, {mode} path: {result['failed']}")
+            continue
+        print(f"{len(paths)} costliest accepted at once, {mode} path: {result['cpu']:.2f} s of CPU in "
+              f"{result['wall']:.2f} s, {result['peak'] / MiB:,.0f} MiB peak above the process's start "
+              f"({result['process_peak'] / MiB:,.0f} MiB process); {'; '.join(titles[p] for p in paths)}")
     return 0
 
 
