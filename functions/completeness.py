@@ -161,6 +161,11 @@ _SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless
         0xCE: "arithmetic differential progressive", 0xCF: "arithmetic differential lossless"}
 
 
+_LOSSLESS = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
+_LOSSLESS_PRECISIONS = frozenset(range(2, 17))
+"""T.81: a DCT frame's samples are 8 or 12 bits; a lossless frame's 2 to 16."""
+
+
 def jpeg_precision(data: bytes) -> tuple[int, int] | None:
     """(SOF marker, sample precision in bits) of a JPEG's frame header, from its marker segments; None when the
     file is not a JPEG or has no readable frame header."""
@@ -181,7 +186,10 @@ def jpeg_precision(data: bytes) -> tuple[int, int] | None:
             return None
         length = int.from_bytes(data[pos + 2:pos + 4], "big")
         if marker in _SOF:
-            return (marker, data[pos + 4]) if pos + 4 < len(data) else None
+            # Only a whole frame header counts: a file cut inside it (and maybe closed with an end marker) holds a
+            # "precision" byte that is whatever came next, which is damage, not a variant.
+            whole = length >= 8 and pos + 2 + length <= len(data)
+            return (marker, data[pos + 4]) if whole else None
         pos += 2 + length
     return None
 
@@ -193,6 +201,8 @@ def unsupported_jpeg(data: bytes) -> Rejection | None:
     if found is None or found[1] == 8:
         return None
     marker, bits = found
+    if bits not in (_LOSSLESS_PRECISIONS if marker in _LOSSLESS else (12,)):
+        return None  # not a precision T.81 allows for this frame type: a damaged header, for the decoders to call
     return Rejection("unsupported_format",
                      f"JPEG image with {bits}-bit samples ({_SOF[marker]} frame, SOF{marker - 0xC0}) is not "
                      "supported: Custom Vision and this app decode 8-bit JPEG only; convert it to an 8-bit JPEG or "

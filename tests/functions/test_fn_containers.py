@@ -253,6 +253,17 @@ def _same_or_refused(fmt: str, damaged: bytes, model_side: int | None) -> None:
     assert _picture(result) == expected, f"{fmt} cut to {len(damaged)} bytes accepted as a different picture"
 
 
+def test_a_jpeg_cut_inside_its_frame_header_is_damaged_not_an_unsupported_variant():
+    """Found by the generated cut test in CI: a cut inside the SOF segment, closed with an end marker, left a byte
+    after the cut where the sample precision is read (217 bits), and the file was called ``unsupported_format``."""
+    data = ORIGINALS["JPEG"]
+    sof = next(data.index(bytes([0xFF, m])) for m in (0xC0, 0xC2) if bytes([0xFF, m]) in data)
+    for cut in range(sof + 2, sof + 12):
+        for damaged in (data[:cut], _closed("JPEG", data, cut)):
+            result = normalise(damaged)
+            assert isinstance(result, Rejection) and result.reason != "unsupported_format", (cut, result)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(where=st.floats(0.0, 1.0), closed=st.booleans(), model=st.booleans())
 @pytest.mark.parametrize("fmt", sorted(ORIGINALS))
