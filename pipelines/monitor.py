@@ -416,7 +416,8 @@ def _findings(period: date, row: Mapping[str, Any], stats: SliceStats, base: Sli
                             "baseline": round(base_share, 4), "limit": rules.review_share_ratio,
                             "images": stats.images,
                             "message": f"review share in slice {row['slice']} ({period}) is {share:.1%}, "
-                                       f"{share / floor:.1f} x the baseline's {base_share:.1%}"})
+                                       f"{share / floor:.1f} x the baseline's {base_share:.1%}"
+                                       + (" (counted as 1%)" if base_share < floor else "")})
     if stats.reviews >= rules.min_reviews and stats.agreement is not None and stats.agreement < rules.agreement_below:
         out.append({"rule": "agreement", **where, "value": round(stats.agreement, 4), "limit": rules.agreement_below,
                     "reviews": stats.reviews,
