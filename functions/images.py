@@ -476,8 +476,10 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                          "bomb, or an image far larger than prediction needs); downscale it before uploading")
     with _GATE.reserve(plan.peak_bytes):
         try:
-            # After the plan: a bomb is refused by its header before its data is inflated (that costs CPU).
-            problem = completeness.png_complete(data) if fmt == "PNG" else None
+            # After the plan: a bomb is refused by its header before its data is inflated (that costs CPU). A PNG
+            # the model path decodes by strips has its image data inflated once, by that decode, which says the same.
+            by_strips = fmt == "PNG" and model_side is not None and not needed and png_strips.applicable(data)
+            problem = completeness.png_complete(data, image_data=not by_strips) if fmt == "PNG" else None
             if problem:
                 return problem
             camera = exif_camera(image)
@@ -496,7 +498,14 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
                     return problem
             if not needed:
                 if model_side is not None and decoded is None:  # the model's picture, within this plan
-                    decoded = _decode_model_picture(data, fmt, model_side)  # a whole decode proves the file whole
+                    try:  # a whole decode proves the file whole
+                        decoded = _decode_model_picture(data, fmt, model_side)
+                    except png_strips.ImageDataError as exc:
+                        problem = completeness.png_image_data(data, exc.produced, exc.ended, exc.zlib_error,
+                                                                  bad_filter=exc.bad_filter)
+                        if problem is None:
+                            raise
+                        return problem
                 else:
                     problem = _check_complete(data, fmt, statistics)
                     if problem:

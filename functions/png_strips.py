@@ -5,12 +5,15 @@ no reduced decode for PNG (``draft`` is JPEG's). Custom Vision accepts such a fi
 path never decodes it; the model path must, and either refused it or held 400 MiB for a 224 x 224 input.
 
 How, with Pillow's own decoder and no pixel arithmetic in Python: the image data is inflated as a stream, a strip of
-rows at a time. Each strip is wrapped in a small PNG of its own (the same header with the strip's height, its rows
-stored uncompressed) whose first row is the previous strip's last row, unfiltered (filter type 0): the strip's first
-row may be filtered against it (Up, Average, Paeth). Pillow unfilters the strip exactly as it would have in the whole
-image, and its raw bytes give the next strip its previous row. Rows of 1-, 2- and 4-bit images are unfiltered as
-8-bit grey rows of the same byte length (the filters work on bytes, one byte per "pixel" below 8 bits), then unpacked
-with Pillow's own raw mode for the format.
+rows at a time, and the rows go, still filtered, to Pillow's PNG row decoder for an image of the strip's height (fed
+as zlib stored blocks: a copy, never a compression), preceded by the previous strip's last row unfiltered (filter
+type 0), which the strip's first row may be filtered against (Up, Average, Paeth). Pillow unfilters the strip
+exactly as it would have in the whole image. Rows of 1-, 2- and 4-bit images are unfiltered as 8-bit grey rows of
+the same byte length (the filters work on bytes, one byte per "pixel" below 8 bits), then unpacked with Pillow's own
+raw mode for the format. The inflate is the file's only one on this path: its count of bytes is the completeness
+verdict (:class:`ImageDataError`), so the file check does not inflate it first. CPU for the 10240 x 10240 RGBA PNG,
+validation and the model's picture: 2.6 s with each strip wrapped in a PNG of its own and the image data inflated
+twice, 1.4 s now (``python bench/bench_decode_cost.py --only PNG``).
 
 What it handles: non-interlaced PNGs of 1 to 8 bits per sample (what the app sends unchanged; 16-bit PNGs are
 converted, and decoded whole under their own plan). :func:`applicable` says whether a file is one.
@@ -18,7 +21,6 @@ converted, and decoded whole under their own plan). :func:`applicable` says whet
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 import zlib
@@ -26,15 +28,31 @@ from collections.abc import Iterator
 
 from PIL import Image, PngImagePlugin
 
-__all__ = ["STRIP_BYTES_PER_PIXEL", "applicable", "strips"]
+from functions import completeness
+
+__all__ = ["STRIP_BYTES_PER_PIXEL", "ImageDataError", "applicable", "strips"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
-STRIP_BYTES_PER_PIXEL = 48
-"""Memory of one strip per pixel at most (4 bytes a pixel per copy, for RGBA): the inflated rows as they arrive and as
-a strip (2 copies, and one more while they are sliced), the rows with their previous row, their stored-zlib copy and
-the small PNG built from it (3), Pillow's decode of it, the unpacked strip and its RGB copy (3); the measured peak of
-a 6500 x 6500 RGBA PNG's strips (tests/functions/test_fn_memory_budget.py) fits it."""
+STRIP_BYTES_PER_PIXEL = 24
+"""Memory of one strip per pixel at most (4 bytes a pixel per copy, Pillow's storage of RGB and RGBA): the inflated
+rows of the strip as they arrive (at most the strip), the decoder's image of them, its copy without the previous
+strip's row, and the RGB copy the caller narrows (4 copies; 1-, 2- and 4-bit rows add their unpacked copy, smaller);
+the measured peak of the model path's PNGs (tests/functions/test_fn_memory_budget.py) fits it."""
+
+
+class ImageDataError(ValueError):
+    """The image data is not the rows the header declares: ``produced`` bytes inflated (counted to one past what the
+    rows need), whether the zlib stream ``ended``, the ``zlib_error`` that stopped it, or the (row, type) of a row
+    whose filter type PNG does not define. The caller names it as the file check would
+    (:func:`functions.completeness.png_image_data`)."""
+
+    def __init__(self, produced: int, ended: bool, zlib_error: str | None = None, *,
+                 bad_filter: tuple[int, int] | None = None) -> None:
+        super().__init__(f"PNG image data: {produced:,} bytes inflated, stream {'ended' if ended else 'not ended'}"
+                         + (f", zlib: {zlib_error}" if zlib_error else "")
+                         + (f", row {bad_filter[0]} has filter type {bad_filter[1]}" if bad_filter else ""))
+        self.produced, self.ended, self.zlib_error, self.bad_filter = produced, ended, zlib_error, bad_filter
 
 
 def _header(data: bytes) -> tuple[int, int, int, int, int] | None:
@@ -53,13 +71,6 @@ def applicable(data: bytes) -> bool:
     return interlace == 0 and (depth, color_type) in PngImagePlugin._MODES and depth <= 8
 
 
-def _chunk(kind: bytes, body: bytes) -> list[bytes]:
-    """A chunk as its parts (joined once by the caller: a strip's rows are copied as few times as possible). IDAT's
-    CRC is left zero: Pillow's decoder never reads it (it checks the others), and it cost a tenth of the decode."""
-    crc = 0 if kind == b"IDAT" else zlib.crc32(body, zlib.crc32(kind))
-    return [struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)]
-
-
 def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
     view = memoryview(data)
     pos = 8
@@ -72,31 +83,62 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
         pos += 12 + length
 
 
-def _inflated_rows(data: bytes, row_bytes: int, rows: int) -> Iterator[bytes]:
-    """The IDAT stream inflated ``rows`` filtered rows (``row_bytes`` each, filter byte included) at a time."""
-    inflater = zlib.decompressobj()
-    pending = b""
-    want = row_bytes * rows
-    for kind, body in _chunks(data):
-        if kind != b"IDAT":
-            continue
-        tail = bytes(body)
-        while tail:
-            pending += inflater.decompress(tail, max(1, want - len(pending)))
-            tail = inflater.unconsumed_tail
-            while len(pending) >= want:
-                yield pending[:want]
-                pending = pending[want:]
-    pending += inflater.flush()
-    while pending:
-        yield pending[:want]
-        pending = pending[want:]
+_STORED_MAX = 0xFFFF
+_ZLIB_HEADER = b"\x78\x01"
+
+
+def _stored(piece: bytes | memoryview) -> Iterator[bytes | memoryview]:
+    """``piece`` as deflate stored blocks (none marked final): a 5-byte header, then up to 65,535 bytes of it as they
+    are. No copy is made: the decoder reads the slices of ``piece`` itself."""
+    view = memoryview(piece)
+    for start in range(0, len(view), _STORED_MAX):
+        part = view[start:start + _STORED_MAX]
+        yield struct.pack("<BHH", 0, len(part), len(part) ^ 0xFFFF)
+        yield part
+
+
+class _Strip:
+    """One strip's decode: a Pillow PNG row decoder ("zip", the one ``PngImagePlugin`` uses) fed a zlib stream of
+    stored blocks, that is the filtered rows exactly as they were inflated from the file.
+
+    Why stored blocks and no checksum: the decoder inflates its input itself (it knows no other input), and stored
+    blocks cost a copy, not a compression. It stops at its image's last row, before the stream's end and its Adler-32
+    would be read, so none is written (computing one cost a tenth of the decode)."""
+
+    def __init__(self, mode: str, rawmode: str, width: int, lines: int) -> None:
+        self.image = Image.new(mode, (width, lines))
+        self._decoder = Image._getdecoder(mode, "zip", (rawmode,))
+        self._decoder.setimage(self.image.im, (0, 0, width, lines))
+        self._done = False
+        self.feed(_ZLIB_HEADER)
+
+    def feed(self, piece: bytes | memoryview) -> None:
+        if self._done:
+            raise ValueError("PNG image data holds more bytes than its rows need")
+        consumed, error = self._decoder.decode(piece)
+        if error < 0:
+            raise ValueError(f"PNG image data could not be decoded (Pillow decoder error {error})")
+        self._done = consumed < 0
+
+    def rows(self, piece: bytes | memoryview) -> None:
+        for part in _stored(piece):
+            self.feed(part)
+
+    def finish(self) -> Image.Image:
+        if not self._done:
+            raise ValueError("PNG image data ended inside a strip")
+        self._decoder.cleanup()
+        return self.image
 
 
 def strips(data: bytes, rows: int) -> Iterator[Image.Image]:
     """The image as strips of ``rows`` rows (the last one shorter), in the mode Pillow would open it in (palette and
     all): pasting them one under another gives Pillow's whole decode exactly. Raises ValueError when the image data
-    does not hold the rows the header declares (:func:`functions.completeness.png_complete` says so first)."""
+    does not hold the rows the header declares, or more (:func:`functions.completeness.png_complete` says so first).
+
+    The IDAT stream is inflated here, a strip's bytes at a time (``max_length``: nothing beyond the strip is held),
+    and the filtered rows go to Pillow's own row decoder (:class:`_Strip`), preceded by the previous strip's last row
+    unfiltered (filter type 0), which the strip's first row may be filtered against (Up, Average, Paeth)."""
     header = _header(data)
     if header is None or not applicable(data):
         raise ValueError("not a non-interlaced PNG of at most 8 bits per sample")
@@ -105,30 +147,57 @@ def strips(data: bytes, rows: int) -> Iterator[Image.Image]:
     stride = math.ceil(width * _CHANNELS[color_type] * depth / 8)
     palette = next((bytes(body) for kind, body in _chunks(data) if kind == b"PLTE"), None)
     # Rows below 8 bits per pixel are unfiltered as 8-bit grey rows of ``stride`` bytes (1 byte a "pixel", as the
-    # filters see them); 8-bit rows as themselves.
-    fake_width, fake_type = (stride, 0) if _CHANNELS[color_type] == 1 else (width, color_type)
+    # filters see them), then unpacked with the format's raw mode; 8-bit rows are decoded as what they are.
+    packed = _CHANNELS[color_type] == 1 and depth < 8
+    decode_mode, decode_rawmode, decode_width = ("L", "L", stride) if packed else (mode, rawmode, width)
+    filters = completeness.PngRows(data)
+    inflater = zlib.decompressobj()
+    idat = (body for kind, body in _chunks(data) if kind == b"IDAT")
+    tail: bytes | memoryview = b""
     previous: bytes | None = None
-    done = 0
-    for block in _inflated_rows(data, stride + 1, rows):
-        count = len(block) // (stride + 1)
-        if count == 0 or len(block) % (stride + 1) or done + count > height:
-            raise ValueError(f"PNG image data holds {done * (stride + 1) + len(block):,} bytes where its rows "
-                             f"need {height * (stride + 1):,}")
-        body = (b"\x00" + previous if previous is not None else b"") + block
-        lines = count + (previous is not None)
-        header = struct.pack(">IIBBBBB", fake_width, lines, 8, fake_type, 0, 0, 0)
-        small = b"".join([_SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"IDAT", zlib.compress(body, 0)),
-                          *_chunk(b"IEND", b"")])
-        with Image.open(io.BytesIO(small), formats=["PNG"]) as decoded:
-            raw = decoded.tobytes()
-        del small, body
-        previous = raw[-stride:]
-        own = raw[stride:] if lines > count else raw
-        strip = Image.frombytes(mode, (width, count), own, "raw", rawmode, stride, 1)
-        if palette is not None and mode == "P":
-            strip.putpalette(palette, "RGB")
-        done += count
-        yield strip
-    if done != height:
-        raise ValueError(f"PNG image data holds {done:,} of its {height:,} rows")
+    produced = 0
 
+    def inflate(wanted: int) -> bytes:
+        nonlocal tail
+        try:
+            while not inflater.eof:
+                if not tail:
+                    tail = next(idat, b"")
+                    if not tail:
+                        return inflater.flush()[:wanted]
+                piece = inflater.decompress(tail, wanted)
+                tail = inflater.unconsumed_tail
+                if piece:
+                    return piece
+        except zlib.error as exc:
+            raise ImageDataError(produced, False, str(exc)) from exc
+        return b""
+
+    for top in range(0, height, rows):
+        count = min(rows, height - top)
+        strip = _Strip(decode_mode, decode_rawmode, decode_width, count + (previous is not None))
+        if previous is not None:
+            strip.rows(b"\x00" + previous)
+        wanted = count * (stride + 1)
+        while wanted:
+            piece = inflate(wanted)
+            if not piece:
+                raise ImageDataError(produced, inflater.eof)
+            bad_filter = filters.bad_filter(piece, produced)
+            if bad_filter:
+                raise ImageDataError(produced, inflater.eof, bad_filter=bad_filter)
+            strip.rows(piece)
+            produced += len(piece)
+            wanted -= len(piece)
+        decoded = strip.finish()
+        lines = decoded.height
+        previous = decoded.crop((0, lines - 1, decode_width, lines)).tobytes()
+        own = decoded.crop((0, lines - count, decode_width, lines)) if lines > count else decoded
+        if packed:
+            own = Image.frombytes(mode, (width, count), own.tobytes(), "raw", rawmode, stride, 1)
+        if palette is not None and mode == "P":
+            own.putpalette(palette, "RGB")
+        yield own
+    extra = inflate(1)
+    if extra or not inflater.eof:
+        raise ImageDataError(produced + len(extra), inflater.eof)

@@ -362,3 +362,104 @@ def test_a_png_decoded_strip_by_strip_gives_pillows_whole_decode_exactly(depth, 
         expected = whole.convert("RGB").resize((16, 16), Image.Resampling.BICUBIC).tobytes()
     monkeypatch.setattr(images, "_STRIP_PIXELS", 37 * 4)
     assert normalise(data, model_side=16).decoded.tobytes() == expected
+
+
+def _idat_split(data: bytes, sizes: list[int]) -> bytes:
+    """The same PNG with its image data in IDAT chunks of ``sizes`` bytes (then one for the rest)."""
+    idat, parts = _idat(data), []
+    for size in sizes:
+        parts.append(idat[:size])
+        idat = idat[size:]
+    head = [c for c in _png_chunks(data) if c[0] not in (b"IDAT", b"IEND")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(k, v) for k, v in head) + \
+        b"".join(_chunk(b"IDAT", part) for part in [*parts, idat] if part) + _chunk(b"IEND", b"")
+
+
+def test_rows_longer_than_a_stored_block_and_data_split_anywhere_still_decode_by_strips_exactly():
+    """The strip decoder feeds Pillow's row decoder stored blocks of at most 65,535 bytes: a 22,000-pixel RGB row is
+    66,001 bytes, so every row spans two; the image data comes in chunks of 1, 2 and 7 bytes (inside the zlib header)
+    and then large ones, so strips end in the middle of a chunk."""
+    from functions import png_strips
+
+    data = _idat_split(_filtered_png((22000, 7), 8, 2, seed=11), [1, 2, 7, 40000, 90001])
+    with Image.open(io.BytesIO(data)) as whole:
+        whole.load()
+        for rows in (1, 3, 7):
+            assembled = Image.new(whole.mode, whole.size)
+            top = 0
+            for strip in png_strips.strips(data, rows=rows):
+                assembled.paste(strip, (0, top))
+                top += strip.height
+            assert top == 7 and assembled.tobytes() == whole.tobytes(), rows
+
+
+def test_the_model_path_inflates_a_pngs_image_data_once_and_the_api_path_checks_it(monkeypatch):
+    """The strip decode's own inflate is the completeness verdict on the model path (it cost 0.37 s a second time for
+    a 10240 x 10240 RGBA PNG); the Prediction API path, which decodes nothing, still inflates it to check it."""
+    data = _filtered_png((64, 40), 8, 6, seed=5)
+    with Image.open(io.BytesIO(data)) as whole:
+        expected = whole.convert("RGB").resize((16, 16), Image.Resampling.BICUBIC).tobytes()
+    calls = []
+    real = completeness._inflates_whole
+    monkeypatch.setattr(completeness, "_inflates_whole",
+                        lambda chunks, limit, *rest: calls.append(limit) or real(chunks, limit, *rest))
+    model = normalise(data, model_side=16)
+    assert isinstance(model, NormalisedImage) and calls == []
+    assert model.decoded.tobytes() == expected
+    assert isinstance(normalise(data), NormalisedImage) and calls == [completeness.png_expected_size(data)]
+
+
+def _png_raw(size: tuple[int, int], rows: int) -> tuple[bytes, bytes]:
+    """A 3-channel PNG header of ``size`` and ``rows`` rows of filtered data (filter None, random samples)."""
+    width, height = size
+    rng = random.Random(rows)
+    raw = b"".join(b"\x00" + bytes(rng.getrandbits(8) for _ in range(width * 3)) for _ in range(rows))
+    head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return head, raw
+
+
+def _damaged_png(damage: str) -> bytes:
+    end = _chunk(b"IEND", b"")
+    if damage == "extra-rows":
+        head, raw = _png_raw((50, 30), 33)
+        return head + _chunk(b"IDAT", zlib.compress(raw)) + end
+    if damage == "no-stream-end":  # every row there, the zlib stream never closed (no final block, no checksum)
+        head, raw = _png_raw((50, 30), 30)
+        packer = zlib.compressobj()
+        return head + _chunk(b"IDAT", packer.compress(raw) + packer.flush(zlib.Z_SYNC_FLUSH)) + end
+    if damage == "cut-closed":
+        head, raw = _png_raw((50, 30), 30)
+        return head + _chunk(b"IDAT", zlib.compress(raw)[:900]) + end
+    if damage in ("filter-type-7", "interlaced-filter-type-9"):  # a row whose filter byte PNG does not define
+        interlaced = damage.startswith("interlaced")
+        width, height = 50, 30
+        rows = [bytes(1 + width * 3) for _ in range(height + (55 if interlaced else 0))]
+        rows[17] = bytes([9 if interlaced else 7]) + rows[17][1:]
+        head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlaced))
+        if interlaced:  # Adam7 rows are shorter: recompute the data from the pass sizes, all zero but one filter byte
+            rows, count = [], 0
+            for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                                   (0, 1, 1, 2)):
+                pass_width, pass_height = -(-(width - x0) // dx), -(-(height - y0) // dy)
+                for _ in range(pass_height):
+                    rows.append(bytes([9 if count == 17 else 0]) + bytes(pass_width * 3))
+                    count += 1
+        return head + _chunk(b"IDAT", zlib.compress(b"".join(rows))) + end
+    if damage == "cut-unclosed":
+        head, raw = _png_raw((50, 30), 30)
+        return head + _chunk(b"IDAT", zlib.compress(raw)[:900])
+    return _bad_deflate_png()
+
+
+@pytest.mark.parametrize("damage", ["extra-rows", "no-stream-end", "cut-closed", "cut-unclosed", "bad-deflate",
+                                    "filter-type-7", "interlaced-filter-type-9"])
+def test_a_damaged_pngs_verdict_is_word_for_word_the_same_on_both_paths(damage):
+    """The model path counts the image data in its strip decode, the API path in the file check: one verdict."""
+    data = _damaged_png(damage)
+    api, model = normalise(data), normalise(data, model_side=MODEL_SIDE)
+    assert isinstance(api, Rejection) and api.reason in ("corrupt", "truncated"), api
+    assert model == api
+    if "filter-type" in damage:  # Pillow's decoder refuses the file: no verdict may let it through to be decoded
+        assert "row 17 of its image data has filter type" in api.message
+        with pytest.raises(OSError), Image.open(io.BytesIO(data)) as image:
+            image.load()
