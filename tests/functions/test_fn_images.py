@@ -285,6 +285,40 @@ def test_no_cut_jpeg_with_an_end_marker_appended_passes_as_whole(kind, seed, cut
         assert result.reason in ("corrupt", "truncated"), result
 
 
+def _picture_test_jpeg(kind: tuple[int, int, int, int, bool], seed: int, cmyk: bool) -> bytes:
+    """A sequential JPEG that libjpeg's strict decode cannot decide, so the picture test does: CMYK (TurboJPEG does
+    not decode it), or YCbCr with stray bytes before its scan (a warning that is not a cut)."""
+    data = _jpeg(kind, seed)
+    if cmyk:
+        return samples.encode(Image.open(io.BytesIO(data)).convert("CMYK"), "JPEG", quality=kind[2])
+    scan = data.index(b"\xff\xda")
+    return data[:scan] + b"\x55" * 8 + data[scan:]
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=_JPEG_KINDS.map(lambda kind: (*kind[:4], False)), cmyk=st.booleans(), seed=st.integers(0, 2**16),
+       cut=st.floats(0.05, 0.995))
+def test_no_cut_sequential_jpeg_the_picture_test_decides_passes_as_whole(kind, cmyk, seed, cut):
+    """The picture test's own cases (CMYK, or another warning before a cut): a cut passes only inside the last MCU's
+    AC coefficients, where only the last 16 x 16 pixels differ. Its padded decodes stay at 1/4 scale, not the 1/8
+    it has already made: these files' blocks average mid grey, so every 1/8 picture (DC only) is flat 128 and a cut
+    one looked whole (found by this test when the 1/8 decode was tried as a saving)."""
+    data = _picture_test_jpeg(kind, seed, cmyk)
+    header_end = data.index(b"\xff\xda")
+    at = header_end + 12 + int((len(data) - header_end - 14) * cut)
+    result = normalise(data[:at] + b"\xff\xd9")
+    if isinstance(result, NormalisedImage):
+        whole, cut_image = Image.open(io.BytesIO(data)).convert("RGB"), opened(result).convert("RGB")
+        width, height = whole.size
+        for box in ((0, 0, width, max(0, height - 24)), (0, 0, max(0, width - 24), height)):
+            if box[2] and box[3]:
+                assert whole.crop(box).tobytes() == cut_image.crop(box).tobytes(), (kind, cmyk, cut)
+    else:
+        assert result.reason in ("corrupt", "truncated"), result
+    whole = normalise(data)
+    assert isinstance(whole, NormalisedImage), whole
+
+
 @settings(max_examples=40, deadline=None)
 @given(kind=_JPEG_KINDS, seed=st.integers(0, 2**16))
 def test_every_whole_jpeg_passes_the_scan_check(kind, seed):
