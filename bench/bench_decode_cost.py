@@ -56,15 +56,46 @@ def _noise_jpeg(size: tuple[int, int], quality: int, *, corner: int | None = Non
 
 def _worst_path(jpeg: bytes) -> bytes:
     """A grey last block and a libjpeg warning: the scan check's strict decode cannot decide, the picture test finds
-    the fill value and decodes three more times (five decodes before any conversion)."""
+    the fill value and decodes twice more. Junk before the last scan: for a one-scan file that is header garbage,
+    which the strict decode no longer reads (it decides alone); for a progressive one it is between scans."""
     return _with_warning(jpeg)
 
 
 def _with_warning(jpeg: bytes) -> bytes:
-    """Junk before the last scan: libjpeg warns ("extraneous bytes before marker"), so the strict decode cannot decide
-    and the picture test decodes the file four more times (the costliest path of the scan check)."""
+    """Junk before the last scan: libjpeg warns ("extraneous bytes before marker 0xda")."""
     last = jpeg.rindex(b"\xff\xda")
     return jpeg[:last] + b"\x12" * 100 + jpeg[last:]
+
+
+def _padded_before_end(jpeg: bytes) -> bytes:
+    """Junk in front of the end marker: libjpeg warns only after the last block, which proves the file whole."""
+    end = jpeg.rindex(b"\xff\xd9")
+    return jpeg[:end] + b"\x12" * 100 + jpeg[end:]
+
+
+def _late_restart_warning(size: tuple[int, int], quality: int) -> bytes:
+    """The costliest JPEG path: noise with restart markers and a flat grey last corner, one restart marker near the
+    end numbered wrong. libjpeg's strict decode reads nearly all the data before it warns ("found marker 0xd. instead
+    of RST."), then the picture test reads it three more times (its 1/4-scale decode finds the fill value, so two
+    padded decodes follow), then the conversion decodes it once more."""
+    import numpy as np
+
+    pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[-64:, -64:, :] = 128
+    data = bytearray(mc._save(Image.fromarray(pixels, "RGB"), "JPEG", quality=quality, restart_marker_blocks=64))
+    late = [i for i in range(len(data) - 200_000, len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+    data[late[0] + 1] = 0xD0 + (data[late[0] + 1] - 0xD0 + 3) % 8
+    return bytes(data)
+
+
+def _cmyk_noise_jpeg(size: tuple[int, int], quality: int) -> bytes:
+    """CMYK noise at the input limit with a last corner at the fill value (Adobe CMYK stores it inverted: 127 is a
+    zero coefficient): TurboJPEG does not decode CMYK, so the picture test decides, with both padded decodes."""
+    import numpy as np
+
+    pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 4), dtype=np.uint8)
+    pixels[-64:, -64:, :] = 127
+    return mc._save(Image.fromarray(pixels, "CMYK"), "JPEG", quality=quality)
 
 
 def _png_many_chunks(chunks: int) -> bytes:
@@ -100,7 +131,7 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
                                                                           subsampling=0)),
     ("JPEG progressive grey 8000x8000, 1+22 scans (visit cap)",
      lambda: dc.many_scan_jpeg((8000, 8000), _LIMIT.max_jpeg_block_visits // _GREY_8000_BLOCKS - 2)),
-    ("JPEG grey 8000x8000, 1+22 scans, libjpeg warning (5 decodes)",
+    ("JPEG grey 8000x8000, 1+22 scans, libjpeg warning (4 decodes)",
      lambda: _with_warning(dc.many_scan_jpeg((8000, 8000), _LIMIT.max_jpeg_block_visits // _GREY_8000_BLOCKS - 2))),
     (f"JPEG progressive grey 1720x1720, {_LIMIT.max_jpeg_scans} scans (scan cap)",
      lambda: dc.many_scan_jpeg((1720, 1720), _LIMIT.max_jpeg_scans - 1)),
@@ -126,6 +157,11 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("WEBP lossy 4000x3000", lambda: _webp((4000, 3000), quality=80)),
     ("WEBP animated 1500x1500, 40 frames", lambda: mc.webp_animated((1500, 1500), 40)),
     ("photo JPEG ~1 MB", mc.photo_jpeg),
+    ("JPEG baseline noise 7000x5000 q90, padded before its end marker",
+     lambda: _padded_before_end(_noise_jpeg((7000, 5000), 90, corner=128))),
+    ("JPEG baseline noise 7000x5000 q88, restarts, a late one misnumbered (the costliest JPEG path)",
+     lambda: _late_restart_warning((7000, 5000), 88)),
+    ("JPEG CMYK noise 5000x3500 q60 at the input limit, fill-valued corner", lambda: _cmyk_noise_jpeg((5000, 3500), 60)),
     # refused: the bombs of issue 17
     ("REFUSED JPEG progressive noise 6000x4400 q90 (21.6 MB)", lambda: _noise_jpeg((6000, 4400), 90,
                                                                                   progressive=True)),

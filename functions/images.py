@@ -487,7 +487,7 @@ def normalise(data: bytes, limits: Limits = Limits(), *,  # noqa: B008 - frozen 
             deferred = defer_scan_check and layout is not None and not needed
             decoded, warned = None, False
             if layout is not None and not needed and model_side is not None and _decodes_strictly(image):
-                decoded = _strict_model_decode(data, model_side)
+                decoded = _strict_model_decode(data, layout, model_side)
                 if isinstance(decoded, Rejection):
                     return decoded
                 warned = decoded is None  # libjpeg has spoken: only the picture test is left to decide
@@ -681,18 +681,26 @@ def _simplejpeg_decode(data: bytes, side: int | PictureRule, *, strict: bool) ->
 
 
 _PREMATURE_END = "premature end of data segment"  # libjpeg's JWRN_HIT_MARKER: a marker where scan data should be
+_EXTRANEOUS_BEFORE_END = "extraneous bytes before marker 0xd9"
+"""libjpeg's JWRN_EXTRANEOUS_DATA when the marker it finally found is the end of the image: it had read every scan's
+data to the last block before it warned (a cut would have warned "premature end" first, and a strict decode stops at
+its first warning), so the file is whole and the bytes were padding (some encoders write it)."""
 
 
-def _strict_model_decode(data: bytes, side: int | PictureRule) -> Image.Image | Rejection | None:
-    """The model's picture when libjpeg decodes the whole file without a warning; a rejection when it met a marker
-    where scan data should be (a cut file with an end marker appended: caught wherever the cut is, inside a
+def _strict_model_decode(data: bytes, layout: _JpegLayout, side: int | PictureRule) -> Image.Image | Rejection | None:
+    """The model's picture when libjpeg decodes the whole file without a warning, or with none before the bytes it
+    skips in front of the end marker (:func:`_strict_input` drops those in the header); a rejection when it met a
+    marker where scan data should be (a cut file with an end marker appended: caught wherever the cut is, inside a
     progressive file's last scan and the last block's AC data too, which the scan check lets pass); None for any other
-    warning (a stray byte, an odd code), when the caller's scan check decides as for everyone else."""
+    warning (a stray byte between scans, an odd code), when the caller's scan check decides as for everyone else."""
+    strict = _strict_input(data, layout)
     try:
-        return _simplejpeg_decode(data, side, strict=True)
+        return _simplejpeg_decode(strict, side, strict=True)
     except ValueError as exc:
         if _PREMATURE_END in str(exc):
             return _premature_end(exc)
+        if _EXTRANEOUS_BEFORE_END in str(exc):  # every block was read first: whole
+            return _simplejpeg_decode(strict, side, strict=False)
         return None
 
 
@@ -1014,6 +1022,10 @@ class _JpegLayout:
     progressive: bool
     coefficient_bytes: int
     last_scan_data: int
+    header: tuple[tuple[int, int], ...] = ()
+    """Where the header's markers and segments are, up to the first scan's marker, when bytes that are neither lay
+    between them (decoders skip them with a warning); empty when there were none."""
+    first_scan: int = 0
 
 
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -1045,11 +1057,14 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
     components: dict[int, tuple[int, int]] = {}
     width = height = 0
     refined: dict[int, set[int]] = {}
+    header: list[tuple[int, int]] = [(0, 2)]
+    garbage, first_scan = False, 0
     while True:
         if pos + 1 >= n:
             return Rejection("truncated", f"JPEG image is truncated: the file ends at byte {n:,} before its end "
                                           "marker (an interrupted upload?)")
         if data[pos] != 0xFF:  # garbage between segments: decoders skip it, so do we
+            garbage = garbage or not scans
             found = data.find(b"\xff", pos)
             if found < 0:
                 pos = n
@@ -1063,6 +1078,8 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
         if marker == 0xD9:
             break
         if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            if not scans:
+                header.append((pos, pos + 2))
             pos += 2
             continue
         if pos + 4 > n:
@@ -1074,6 +1091,8 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
             return Rejection("truncated", f"JPEG image is truncated: a segment at byte {pos:,} runs past the end of "
                                           "the file (an interrupted upload?)")
         body = data[pos + 4:end]
+        if not scans and marker != 0xDA:
+            header.append((pos, end))
         if marker in _SOF_MARKERS and len(body) >= 6:
             progressive = marker in (0xC2, 0xC6, 0xCA, 0xCE)
             height, width = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big")
@@ -1084,6 +1103,7 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
         if marker == 0xDA:
             if not components:
                 return Rejection("corrupt", "JPEG image is damaged: image data comes before the frame header")
+            first_scan = first_scan or pos
             scans += 1
             count = body[0] if body else 0
             ids = [body[1 + 2 * i] for i in range(count) if 1 + 2 * i < len(body)]
@@ -1111,7 +1131,16 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
         mcus_x, mcus_y = math.ceil(width / (8 * h_max)), math.ceil(height / (8 * v_max))
         coefficient_bytes = sum(mcus_x * h * mcus_y * v * 128 for h, v in components.values())
     return _JpegLayout(eoi=pos, scans=scans, progressive=progressive, coefficient_bytes=coefficient_bytes,
-                       last_scan_data=last_scan_data)
+                       last_scan_data=last_scan_data, header=tuple(header) if garbage else (), first_scan=first_scan)
+
+
+def _strict_input(data: bytes, layout: _JpegLayout) -> bytes:
+    """The file as libjpeg's strict decode should read it: up to its end marker, and without bytes between the
+    header's segments, which decoders skip with a warning (some writers leave them) that would stop a strict decode
+    before it proved anything, and send a whole file to the picture test's four decodes."""
+    if not layout.header:
+        return data[:layout.eoi] + _EOI
+    return b"".join(data[start:end] for start, end in layout.header) + data[layout.first_scan:layout.eoi] + _EOI
 
 
 _EOI = b"\xff\xd9"
@@ -1139,7 +1168,7 @@ def _jpeg_scan_complete(data: bytes, layout: _JpegLayout,
     ``statistics``: when the file is whole, the luminance of the 1/8-scale picture either test decoded (each pixel an
     8 x 8 block's mean) is put there (:func:`luminance`): the record's image statistics at no extra decode.
     """
-    strict = _strict_scan(data[:layout.eoi] + _EOI, statistics)
+    strict = _strict_scan(_strict_input(data, layout), statistics)
     return _picture_test(data, layout, statistics) if strict is _UNDECIDED else strict
 
 
@@ -1148,10 +1177,15 @@ def _picture_test(data: bytes, layout: _JpegLayout,
     """The second half of :func:`_jpeg_scan_complete`, for a file libjpeg's strict decode could not decide."""
     body = data[:layout.eoi]
     try:
-        small = _decode_scaled(body + _EOI, 8)
-        measured = luminance(small, "scan_check") if statistics is not None else {}
-        if _last_pixel_is_fill(small):
-            reference = _decode_scaled(body + _EOI, 4).tobytes()
+        # One 1/4-scale decode is the picture tested, the reference for the padded decodes and (halved: each pixel
+        # an 8 x 8 block's mean, as a 1/8 decode gives) the statistics: three full reads of the data at most, where a
+        # 1/8 decode first and a 1/4 reference after it made four (2.0 s of CPU for a 32 MB JPEG; the limit is 2).
+        quarter = _decode_scaled(body + _EOI, 4)
+        measured = luminance(quarter.reduce(2), "scan_check") if statistics is not None else {}
+        fill = _last_pixel_is_fill(quarter)
+        reference = quarter.tobytes() if fill else b""
+        quarter.close()
+        if fill:
             own = data[layout.last_scan_data:min(layout.eoi, layout.last_scan_data + 4096)]
             for padding in (_ZEROS, own):
                 if padding and _decode_scaled(body + padding + _EOI, 4).tobytes() != reference:
@@ -1169,9 +1203,9 @@ _UNDECIDED = object()
 
 
 def _strict_scan(data: bytes, statistics: dict[str, float | str] | None = None) -> Rejection | None | object:
-    """libjpeg-turbo's own word on a YCbCr or grey JPEG, from a strict 1/8-scale decode: None (no warning: whole), a
-    ``corrupt`` rejection (it met a marker where scan data should be), or ``_UNDECIDED`` (another warning, another
-    colour space, or no verdict: the picture test decides)."""
+    """libjpeg-turbo's own word on a YCbCr or grey JPEG, from a strict 1/8-scale decode: None (no warning, or none
+    before the padding in front of the end marker: whole), a ``corrupt`` rejection (it met a marker where scan data
+    should be), or ``_UNDECIDED`` (another warning, another colour space, or no verdict: the picture test decides)."""
     try:
         colorspace = simplejpeg.decode_jpeg_header(data)[2]
         if colorspace not in ("YCbCr", "Gray"):
@@ -1181,7 +1215,12 @@ def _strict_scan(data: bytes, statistics: dict[str, float | str] | None = None) 
     except ValueError as exc:
         if _PREMATURE_END in str(exc):
             return _premature_end(exc)
-        return _UNDECIDED
+        if _EXTRANEOUS_BEFORE_END not in str(exc):
+            return _UNDECIDED
+        if statistics is None:
+            return None
+        # Whole: a second decode, without the stop on the warning, gives the statistics (two reads, not five)
+        grey = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=1, min_height=1, strict=False)
     if statistics is not None:  # libjpeg's grey is the luma Y itself: BT.601, as Pillow's convert("L")
         statistics.update(luminance(Image.fromarray(grey[:, :, 0], "L"), "scan_check"))
     return None
@@ -1201,9 +1240,14 @@ def _decode_scaled(data: bytes, scale: int) -> Image.Image:
 
 
 def _last_pixel_is_fill(image: Image.Image) -> bool:
-    """libjpeg's fill for missing blocks: all-zero coefficients, i.e. sample value 128 in every component."""
+    """libjpeg's fill for missing blocks: all-zero coefficients, i.e. sample value 128 in every component. Through
+    the colour transforms that is 128 grey in RGB and L; in CMYK, 127 or 128 in each channel (Adobe's inverted CMYK
+    gives 127, YCCK's K passes 128 through): any of those counts, so a cut is never missed; only a whole file whose
+    last pixel happens to be one of them takes the padded decodes."""
     pixel = image.getpixel((image.width - 1, image.height - 1))
     values = pixel if isinstance(pixel, tuple) else (pixel,)
+    if image.mode == "CMYK":
+        return all(value in (127, 128) for value in values)
     fill = {"RGB": (128, 128, 128), "L": (128,)}.get(image.mode)
     return fill is None or tuple(values) == fill
 
