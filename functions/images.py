@@ -1137,7 +1137,7 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | Rejection:
 def _strict_input(data: bytes, layout: _JpegLayout) -> bytes:
     """The file as libjpeg's strict decode should read it: up to its end marker, and without bytes between the
     header's segments, which decoders skip with a warning (some writers leave them) that would stop a strict decode
-    before it proved anything, and send a whole file to the picture test's four decodes."""
+    before it proved anything, and send a whole file to the picture test's three reads."""
     if not layout.header:
         return data[:layout.eoi] + _EOI
     return b"".join(data[start:end] for start, end in layout.header) + data[layout.first_scan:layout.eoi] + _EOI
@@ -1154,19 +1154,21 @@ def _jpeg_scan_complete(data: bytes, layout: _JpegLayout,
     libjpeg meets an end marker that comes too early with a warning ("premature end of data segment") Pillow does not
     pass on, and fills the rest of the picture with mid grey: a truncated upload with FFD9 appended decodes "fine". So
     a YCbCr or grey JPEG is first decoded at 1/8 scale by libjpeg-turbo through simplejpeg with warnings as errors
-    (:func:`_strict_scan`): no warning proves the data whole, that warning proves it cut, wherever the cut is.
+    (:func:`_strict_scan`): no warning proves the data whole, that warning proves it cut, wherever the cut is. Bytes
+    between the header's segments are left out of that decode (:func:`_strict_input`), and a warning about bytes in
+    front of the end marker, which libjpeg gives only after the last block, proves it whole too.
 
-    Any other warning (a stray byte before a marker, which cameras write and viewers accept), and CMYK/YCCK files,
-    take the picture test: decode at 1/8 scale with Pillow (each pixel one block's DC value; the whole stream is still
-    read). A complete file's last block is rarely exactly the fill value, which ends the check with one decode. When it
-    is, decode at 1/4 scale (DC and the first AC coefficients) as is and with more data inserted before the end
+    Any other warning (a stray byte between scans, an odd code), and CMYK/YCCK files, take the picture test: decode at
+    1/4 scale with Pillow (DC and the first AC coefficients; the whole stream is still read). A complete file's last
+    block is rarely exactly the fill value, which ends the check with one decode. When it is, decode at 1/4 scale
+    again with more data inserted before the end
     marker: zero bytes, then the start of the scan's own data (codes valid for its tables). After complete data the
     extra bytes are ignored; a cut scan decodes them as more blocks and the picture changes. Its limit
     (tests/functions/test_fn_images.py generates it): a cut after every block's DC value (inside a progressive file's
     last scan, or the last MCU's AC coefficients) passes; its picture lacks only fine detail.
 
-    ``statistics``: when the file is whole, the luminance of the 1/8-scale picture either test decoded (each pixel an
-    8 x 8 block's mean) is put there (:func:`luminance`): the record's image statistics at no extra decode.
+    ``statistics``: when the file is whole, the luminance of the 1/8-scale picture (each pixel an 8 x 8 block's mean:
+    the strict decode's, or the picture test's 1/4 decode halved) is put there (:func:`luminance`): the record's image statistics at no extra decode.
     """
     strict = _strict_scan(_strict_input(data, layout), statistics)
     return _picture_test(data, layout, statistics) if strict is _UNDECIDED else strict
