@@ -1161,14 +1161,15 @@ def _jpeg_scan_complete(data: bytes, layout: _JpegLayout,
     Any other warning (a stray byte between scans, an odd code), and CMYK/YCCK files, take the picture test: decode at
     1/4 scale with Pillow (DC and the first AC coefficients; the whole stream is still read). A complete file's last
     block is rarely exactly the fill value, which ends the check with one decode. When it is, decode at 1/4 scale
-    again with more data inserted before the end
-    marker: zero bytes, then the start of the scan's own data (codes valid for its tables). After complete data the
+    again with more data inserted before the end marker: zero bytes, then the start of the scan's own data (codes
+    valid for its tables). After complete data the
     extra bytes are ignored; a cut scan decodes them as more blocks and the picture changes. Its limit
     (tests/functions/test_fn_images.py generates it): a cut after every block's DC value (inside a progressive file's
     last scan, or the last MCU's AC coefficients) passes; its picture lacks only fine detail.
 
     ``statistics``: when the file is whole, the luminance of the 1/8-scale picture (each pixel an 8 x 8 block's mean:
-    the strict decode's, or the picture test's 1/4 decode halved) is put there (:func:`luminance`): the record's image statistics at no extra decode.
+    the strict decode's, or the picture test's 1/4 decode halved) is put there (:func:`luminance`): the record's
+    image statistics at no extra decode.
     """
     strict = _strict_scan(_strict_input(data, layout), statistics)
     return _picture_test(data, layout, statistics) if strict is _UNDECIDED else strict
