@@ -16,7 +16,7 @@ from typing import Any
 
 from functions.automl_model import CONTRACT as AUTOML
 from functions.automl_model import AutoMLModel
-from functions.exported_model import ExportedModel, ModelRefused, read_capped
+from functions.exported_model import MAX_FILE_BYTES, ExportedModel, ModelRefused
 
 CUSTOM_VISION = "custom-vision"
 CONTRACTS = (CUSTOM_VISION, AUTOML)
@@ -28,11 +28,18 @@ def _names(source: str | Path | bytes) -> tuple[str, set[str]]:
         path = Path(source)
         if path.is_dir():
             return str(path), {p.name for p in path.iterdir()}
-        data = read_capped(path)
-        if zipfile.is_zipfile(io.BytesIO(data)):
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                return str(path), {Path(n).name for n in archive.namelist()}
-        return str(path), {p.name for p in path.parent.iterdir()}
+        # The names only: a zip's central directory, not the file (up to 513 MiB), which the loader reads once later
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise ModelRefused(f"{path} is {size:,} bytes, above the runner's limit of {MAX_FILE_BYTES:,} for a "
+                                   "model file")
+            if zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as archive:
+                    return str(path), {Path(n).name for n in archive.namelist()}
+            return str(path), {p.name for p in path.parent.iterdir()}
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ModelRefused(f"cannot read the model file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     if zipfile.is_zipfile(io.BytesIO(bytes(source))):
         with zipfile.ZipFile(io.BytesIO(bytes(source))) as archive:
             return "<bytes>", {Path(n).name for n in archive.namelist()}

@@ -72,6 +72,24 @@ def test_the_contract_is_recognised_from_the_files(tmp_path):
     assert folder.labels == LABELS
 
 
+def test_recognising_a_zip_reads_its_directory_and_loading_reads_the_file_once(tmp_path, monkeypatch):
+    """The contract is told from the zip's member names: the file (up to 513 MiB) was read whole for that, then again
+    by the loader."""
+    from pathlib import Path
+
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip())
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    assert model_loader.recognise(path) == "azureml-automl" and reads == []
+    model_loader.load_model(path)
+    assert reads == ["export.zip"]
+    path.write_bytes(b"PK\x03\x04 not a zip at all")
+    with pytest.raises(ModelRefused, match=r"export\.zip"):
+        model_loader.load_model(path)
+
+
 def _zip(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
