@@ -1278,8 +1278,8 @@ def _gates(run: Run, min_precision: float | None, min_recall: float | None, min_
 
 # retrain ----------------------------------------------------------------------------------------------------------
 @cli.command("retrain")
-@click.option("--since", default=None, help="Review decisions from this date or time (default: the last trained "
-                                            "iteration's time).")
+@click.option("--since", default=None, help="Review decisions from this date or time (default: an hour before the "
+                                            "last trained iteration started).")
 @click.option("--holdout", default=None, help="Held-out labelled images (default: the spec's data.holdout).")
 @click.option("--margin", type=FiniteFloatRange(0, 1), default=0.01, show_default=True,
               help="How much worse than the champion the challenger may be on holdout mAP, micro precision and micro "

@@ -199,9 +199,12 @@ def list_decisions(blob_service: BlobServiceClient, config: ReviewConfig, *, sin
     (its blob name in the results container, why): the caller names it to the operator."""
     folder = config.results.blob(DECISIONS_FOLDER) + "/"
     container = blob_service.get_container_client(config.results.container)
+    # Last-Modified has whole seconds: a record written at 12:00:00.9 lists as 12:00:00, before a ``since`` of
+    # 12:00:00.7. The listing only narrows what is read; ``decided_at`` decides.
+    floor = since.replace(microsecond=0) if since is not None else None
     names = [blob.name for blob in container.list_blobs(name_starts_with=folder)
-             if blob.name.endswith(".json") and (since is None or blob.last_modified is None
-                                                 or blob.last_modified >= since)]
+             if blob.name.endswith(".json") and (floor is None or blob.last_modified is None
+                                                 or blob.last_modified >= floor)]
     store = BlobStore(blob_service)
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = list(pool.map(lambda name: store.read_json(config.results.container, name), names))
