@@ -18,6 +18,7 @@ from hypothesis import settings
 from devkit.local_services import (
     Azurite,
     LocalCustomVision,
+    start_azurite,
     start_local_custom_vision,
 )
 
@@ -29,25 +30,29 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-# The session's services are the ones devkit's pytest plugin (devkit/pytest_plugin.py, installed with cvops) gives a
-# team's own tests: one Azurite and one local service per run, whichever name a test asks for.
-
 @pytest.fixture(scope="session")
-def azurite(cvops_azurite: Azurite) -> Azurite:
-    """Azurite's blob and queue services, in memory, for the whole session (the plugin's ``cvops_azurite``)."""
-    return cvops_azurite
-
-
-@pytest.fixture(scope="session")
-def blob_service(cvops_blob_service: BlobServiceClient) -> BlobServiceClient:
-    return cvops_blob_service
+def azurite(tmp_path_factory) -> Iterator[Azurite]:
+    """Azurite's blob service, in memory, for the whole session."""
+    service = start_azurite(log_dir=tmp_path_factory.mktemp("azurite-log"))
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="session")
-def local_cv(cvops_custom_vision: LocalCustomVision) -> LocalCustomVision:
-    """The local Custom Vision service, in memory, with no latency, rate limit or faults, for the whole session (the
-    plugin's ``cvops_custom_vision``)."""
-    return cvops_custom_vision
+def blob_service(azurite: Azurite) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(azurite.connection_string)
+
+
+@pytest.fixture(scope="session")
+def local_cv(tmp_path_factory) -> Iterator[LocalCustomVision]:
+    """The local Custom Vision service, in memory, with no latency, rate limit or faults, for the whole session."""
+    service = start_local_custom_vision(log_dir=tmp_path_factory.mktemp("custom-vision-log"))
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 @pytest.fixture
