@@ -158,16 +158,21 @@ def strips(data: bytes, rows: int) -> Iterator[Image.Image]:
     produced = 0
 
     def inflate(wanted: int) -> bytes:
+        """Up to ``wanted`` more bytes of the image data; b"" when there are no more. An empty IDAT chunk is legal
+        and ends nothing; output zlib still holds after the last chunk is asked for with no input, never cut off."""
         nonlocal tail
         try:
             while not inflater.eof:
-                if not tail:
-                    tail = next(idat, b"")
-                    if not tail:
-                        return inflater.flush()[:wanted]
+                last = False
+                while not tail:
+                    following = next(idat, None)
+                    if following is None:
+                        last = True
+                        break
+                    tail = following
                 piece = inflater.decompress(tail, wanted)
                 tail = inflater.unconsumed_tail
-                if piece:
+                if piece or last:
                     return piece
         except zlib.error as exc:
             raise ImageDataError(produced, False, str(exc)) from exc

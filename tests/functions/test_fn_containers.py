@@ -393,6 +393,23 @@ def test_rows_longer_than_a_stored_block_and_data_split_anywhere_still_decode_by
             assert top == 7 and assembled.tobytes() == whole.tobytes(), rows
 
 
+def test_empty_idat_chunks_end_nothing_on_the_model_path():
+    """A zero-length IDAT chunk is legal (Pillow and the file check read past it): the strip decode took it for the
+    end of the image data and called a whole file ``corrupt`` on the model path only."""
+    data = _filtered_png((40, 30), 8, 2, seed=3)
+    idat = _idat(data)
+    head = [c for c in _png_chunks(data) if c[0] not in (b"IDAT", b"IEND")]
+    split = b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(k, v) for k, v in head) + b"".join(
+        _chunk(b"IDAT", part) for part in (b"", idat[:100], b"", b"", idat[100:], b"")) + _chunk(b"IEND", b"")
+    with Image.open(io.BytesIO(split)) as whole:
+        whole.load()
+        expected = whole.convert("RGB").resize((16, 16), Image.Resampling.BICUBIC).tobytes()
+    assert isinstance(normalise(split), NormalisedImage)
+    model = normalise(split, model_side=16)
+    assert isinstance(model, NormalisedImage), model
+    assert model.decoded.tobytes() == expected
+
+
 def test_the_model_path_inflates_a_pngs_image_data_once_and_the_api_path_checks_it(monkeypatch):
     """The strip decode's own inflate is the completeness verdict on the model path (it cost 0.37 s a second time for
     a 10240 x 10240 RGBA PNG); the Prediction API path, which decodes nothing, still inflates it to check it."""
