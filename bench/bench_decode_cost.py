@@ -185,39 +185,6 @@ CASES: tuple[tuple[str, Callable[[], bytes]], ...] = (
 
 _CHILD = r"""
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from functions.images import NormalisedImage, decode_for_model, normalise
-
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(key)
-
-data = open(sys.argv[3], "rb").read()
-with open("/proc/self/clear_refs", "w") as reset:
-    reset.write("5")
-base = status("VmRSS")
-started = time.process_time()
-if sys.argv[2] == "model":
-    result = normalise(data, model_side=224)
-    if isinstance(result, NormalisedImage) and result.decoded is None:
-        with decode_for_model(result.data, 224) as picture:
-            picture.convert("RGB").resize((224, 224))
-else:
-    result = normalise(data)
-cpu = time.process_time() - started
-peak = status("VmHWM") - base
-if isinstance(result, NormalisedImage):
-    verdict = "accepted" + (" (" + "; ".join(result.changes)[:60] + ")" if result.changes else "")
-else:
-    verdict = result.reason
-print(json.dumps({"cpu": cpu, "peak": peak, "verdict": verdict}))
-"""
-
-
-_CHILD_AT_ONCE = r"""
-import json, sys, time
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
 from functions.images import NormalisedImage, decode_for_model, normalise
@@ -237,37 +204,43 @@ def validate(path):
                 picture.convert("RGB").resize((224, 224))
     else:
         result = normalise(data)
-    return isinstance(result, NormalisedImage)
+    if isinstance(result, NormalisedImage):
+        return "accepted" + (" (" + "; ".join(result.changes)[:60] + ")" if result.changes else "")
+    return result.reason
 
 with open("/proc/self/clear_refs", "w") as reset:
     reset.write("5")
 base = status("VmRSS")
 started, wall = time.process_time(), time.perf_counter()
 with ThreadPoolExecutor(max_workers=len(sys.argv) - 3) as pool:
-    accepted = sum(pool.map(validate, sys.argv[3:]))
+    verdicts = list(pool.map(validate, sys.argv[3:]))
 print(json.dumps({"cpu": time.process_time() - started, "wall": time.perf_counter() - wall,
-                  "peak": status("VmHWM") - base, "process_peak": status("VmHWM"), "accepted": accepted}))
+                  "peak": status("VmHWM") - base, "process_peak": status("VmHWM"), "verdicts": verdicts}))
 """
+"""Validates the files named after the mode on as many threads of this fresh process (one file: one thread), and
+reports CPU seconds, wall seconds, peak RSS above the start and each file's verdict."""
 AT_ONCE = 8
 """The costliest accepted files validated at once: the Functions host's default concurrency on one instance."""
 
 
-def measure_at_once(paths: list[Path], mode: str, timeout: float = 1800) -> dict:
-    """The files validated at once on as many threads of one fresh process: CPU s, wall s, peak RSS."""
-    command = [sys.executable, "-c", _CHILD_AT_ONCE, str(ROOT), mode, *map(str, paths)]
+def _run_child(paths: list[Path], mode: str, timeout: float) -> dict:
+    command = [sys.executable, "-c", _CHILD, str(ROOT), mode, *map(str, paths)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
     if done.returncode != 0:
-        return {"cpu": None, "wall": None, "peak": None, "failed": f"child failed ({done.returncode}): "
-                                                                     f"{done.stderr[-300:]}"}
+        return {"cpu": None, "wall": None, "peak": None,
+                "failed": f"child failed ({done.returncode}): {done.stderr[-300:]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_at_once(paths: list[Path], mode: str, timeout: float = 1800) -> dict:
+    """The files validated at once on as many threads of one fresh process: CPU s, wall s, peak RSS."""
+    return _run_child(paths, mode, timeout)
 
 
 def measure(path: Path, mode: str, timeout: float = 900) -> dict:
-    command = [sys.executable, "-c", _CHILD, str(ROOT), mode, str(path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        return {"cpu": None, "peak": None, "verdict": f"child failed ({done.returncode}): {done.stderr[-300:]}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """One file validated in a fresh process: CPU s, peak RSS, verdict."""
+    result = _run_child([path], mode, timeout)
+    return {**result, "verdict": result.get("failed") or result["verdicts"][0]}
 
 
 def main() -> int:
