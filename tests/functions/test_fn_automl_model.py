@@ -128,17 +128,23 @@ def test_a_stated_contract_is_used_when_the_files_cannot_say():
         model_loader.load_model(data, contract="onnx")
 
 
-def test_the_app_routes_by_an_automl_model_with_cvops_model_and_records_the_contract(function_env, tmp_path):
-    model = build_zip()
-    (tmp_path / "automl.zip").write_bytes(model)
-    policy = tmp_path / "multilabel.yaml"
-    policy.write_text("version: automl-1\nclassification_type: multilabel\ndefault_threshold: 0.5\n"
-                      "review_band: 0.1\nno_tag_passes: review\ntags: {}\n")
+def _routed_by_automl(function_env, tmp_path, classification: str, name: str, data: bytes) -> dict:
+    """``data`` uploaded as ``name`` and routed by the app with an AutoML export as CVOPS_MODEL and a policy of
+    ``classification``: the result record."""
+    (tmp_path / "automl.zip").write_bytes(build_zip())
+    policy = tmp_path / f"{classification}.yaml"
+    policy.write_text(f"version: automl-{classification}\nclassification_type: {classification}\n"
+                      "default_threshold: 0.5\nreview_band: 0.1\nno_tag_passes: review\ntags: {}\n")
     function_env.set(CVOPS_MODEL=str(tmp_path / "automl.zip"), CVOPS_POLICY=str(policy),
                      VISION_PREDICTION_ENDPOINT="http://127.0.0.1:9/", VISION_PROJECT_ID="", VISION_PUBLISH_NAME="")
+    function_env.upload(name, data)
+    return function_env.deliver(name).record
+
+
+def test_the_app_routes_by_an_automl_model_with_cvops_model_and_records_the_contract(function_env, tmp_path):
+    model = build_zip()
     data = _png((400, 300), seed=5)
-    function_env.upload("cams/a.png", data)
-    record = function_env.deliver("cams/a.png").record
+    record = _routed_by_automl(function_env, tmp_path, "multilabel", "cams/a.png", data)
     assert record["model"]["exported_model"] == {"sha256": hashlib.sha256(model).hexdigest(),
                                                  "labels": list(LABELS), "contract": "azureml-automl",
                                                  "task": "multilabel"}
@@ -152,15 +158,8 @@ def test_the_app_routes_by_an_automl_model_with_cvops_model_and_records_the_cont
 
 def test_the_app_with_a_multiclass_policy_takes_softmax_of_an_automl_model_within_1e_4(function_env, tmp_path):
     # The multilabel test above shows sigmoid; a Multiclass policy must give softmax (the probabilities sum to 1).
-    (tmp_path / "automl.zip").write_bytes(build_zip())
-    policy = tmp_path / "multiclass.yaml"
-    policy.write_text("version: automl-mc\nclassification_type: multiclass\ndefault_threshold: 0.5\n"
-                      "review_band: 0.1\nno_tag_passes: review\ntags: {}\n")
-    function_env.set(CVOPS_MODEL=str(tmp_path / "automl.zip"), CVOPS_POLICY=str(policy),
-                     VISION_PREDICTION_ENDPOINT="http://127.0.0.1:9/", VISION_PROJECT_ID="", VISION_PUBLISH_NAME="")
     data = _png((300, 500), seed=8)
-    function_env.upload("cams/mc.png", data)
-    record = function_env.deliver("cams/mc.png").record
+    record = _routed_by_automl(function_env, tmp_path, "multiclass", "cams/mc.png", data)
     assert record["model"]["exported_model"]["contract"] == "azureml-automl"
     assert record["model"]["exported_model"]["task"] == "multiclass"
     want = reference_probabilities(data, multilabel=False)
