@@ -31,7 +31,7 @@ from PIL import Image
 
 from cvops.errors import CvopsError
 from devkit import scenes
-from devkit.demo_export import print_export, run_export_comparison
+from devkit.demo_export import print_export, run_export_comparison, the_record
 from devkit.demo_moderation import print_moderation, run_moderation_stage
 from devkit.demo_monitor import print_monitor, run_monitor_stage
 from devkit.demo_review import print_review, run_review_loop
@@ -299,11 +299,9 @@ def summarize(demo: Demo, blob_service: BlobServiceClient, incoming: list[tuple[
     quarantined: list[tuple[str, str]] = []
     notable: list[tuple[str, str, str, str]] = []
     for name, _, what in incoming:
-        found = by_name.get(name, [])
-        if len(found) != 1:
-            problems.append(f"{name}: {len(found)} result records (expected exactly 1)")
+        record = the_record(by_name, name, problems)
+        if record is None:
             continue
-        record = found[0]
         outcomes[record["outcome"]] += 1
         tags.update(record["tags"])
         reasons = "; ".join(r.get("message", "") for r in record["reasons"])

@@ -42,6 +42,16 @@ def read_records(blob_service: BlobServiceClient, container: str) -> dict[str, l
     return by_name
 
 
+def the_record(by_name: Mapping[str, list[dict[str, Any]]], name: str, problems: list[str]) -> dict[str, Any] | None:
+    """The one result record of ``name`` (routed exactly once); None, with the problem added, when there are none
+    or several."""
+    found = by_name.get(name, [])
+    if len(found) != 1:
+        problems.append(f"{name}: {len(found)} result records (expected exactly 1)")
+        return None
+    return found[0]
+
+
 def top_tag(record: Mapping[str, Any]) -> str | None:
     """The tag with the highest probability, or None for a record with no predictions (quarantined files)."""
     predictions = record.get("predictions") or []

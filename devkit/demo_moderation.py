@@ -27,7 +27,7 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 
 from devkit import scenes
-from devkit.demo_export import read_records
+from devkit.demo_export import read_records, the_record
 from devkit.local_services import REPO_ROOT
 from devkit.moderation_scenes import banned_symbol
 from devkit.moderation_scenes import generate as moderation_image
@@ -92,11 +92,9 @@ def tally(records: Mapping[str, list[dict[str, Any]]], items: Sequence[Upload]) 
     lines: list[tuple[str, str, str, str]] = []
     problems: list[str] = []
     for name, _, what in items:
-        found = records.get(name, [])
-        if len(found) != 1:
-            problems.append(f"{name}: {len(found)} result records (expected exactly 1)")
+        record = the_record(records, name, problems)
+        if record is None:
             continue
-        record = found[0]
         outcome = record["outcome"]
         outcomes[outcome] += 1
         if outcome == "accepted":
